@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11, no GPU):
+#   make run    installs everything and runs the whole pipeline on the built-in default
+#   make test   installs everything plus the test tools and runs the test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(abspath $(VENV)/bin)
+export PATH := $(BIN):$(PATH)
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: install run repro test benchmarks mlflow-ui clean
+
+$(VENV)/.installed: pyproject.toml envs/requirements.txt envs/constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) -c envs/constraints.txt -r envs/requirements.txt
+	$(BIN)/pip install $(PIP_FLAGS) -c envs/constraints.txt --no-build-isolation -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	snakemake --cores all
+
+repro: install
+	gendeg track -- dvc repro
+
+test: install
+	pytest -q
+
+benchmarks: install
+	python benchmarks/pipeline_time.py
+
+mlflow-ui: install
+	mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)
+
+clean:
+	rm -rf .snakemake logs checkpoints resolved_params

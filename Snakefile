@@ -1,0 +1,29 @@
+# GenDeg: prepare -> train GenDeg -> synthesize (per degradation) -> merge
+#         -> train restorers (per training set) -> evaluate OOD -> report
+#
+#   snakemake --cores all                      # the whole pipeline, preset from params.yaml
+#   snakemake --profile profiles/slurm         # the same on a SLURM cluster
+#
+# Every rule calls the `gendeg` CLI and nothing else; dvc.yaml declares the same stages.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+validate(config, "workflow/schemas/params.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/gendeg.smk"
+include: "workflow/rules/restorers.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "reports",
+    default_target: True

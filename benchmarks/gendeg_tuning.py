@@ -1,0 +1,210 @@
+"""Which tiny-GenDeg settings learn intensity control on a CPU in the default step budget?
+
+Trains the tiny GenDeg model for a fixed number of steps on ~1000 physics-degraded pairs
+(the six `gendeg.degradations` generators on 64x64 crops of scikit-image's bundled
+photos), then asks it to degrade crops of two held-out photos at the (mu, sigma) of real
+physics pairs made on them, and measures per degradation:
+
+* r_mu:   Pearson r between requested and realised mu (does intensity control work?)
+* ratio:  median realised / requested mu (does it hit the level, or overshoot?)
+* r_sigma
+* type_accuracy: a degradation classifier (gendeg.classifier, trained on the physics
+  pairs only) recognises the requested degradation in the generated image.
+
+Usage (each variant runs in its own process; one torch thread each):
+
+    python benchmarks/gendeg_tuning.py run --variant default [--steps 700]
+    python benchmarks/gendeg_tuning.py merge      # -> benchmarks/results/gendeg_tuning.json
+
+Seconds per training step and per sampled image are recorded too; on a shared machine
+they are indicative only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import skimage
+from gendeg import DEGRADATIONS
+from gendeg.atomic import write_json
+from gendeg.classifier import predict, train_classifier
+from gendeg.diffusion import GenDegModel, generate, training_loss
+
+RESULTS = Path(__file__).parent / "results"
+PARTS = RESULTS / "gendeg_tuning_parts"
+PHOTOS = Path(skimage.__file__).parent / "data"
+TRAIN_PHOTOS = ["astronaut.png", "chelsea.png", "motorcycle_left.png", "ihc.png", "retina.jpg",
+                "hubble_deep_field.jpg", "motorcycle_right.png"]
+HELD_OUT_PHOTOS = ["coffee.png", "rocket.jpg"]
+SIZE = 64
+
+# Candidate model configs (differences from GenDegModel's DEFAULT_CONFIG).
+VARIANTS: dict[str, dict] = {
+    "default": {},  # time_embedding + smoothed + residual + v_prediction
+    "onehot": {"intensity_encoding": "onehot"},
+    "no_residual": {"residual": False},
+    "cross_attention": {"route": "cross_attention"},
+    "paper": {"route": "cross_attention", "intensity_encoding": "onehot", "residual": False,
+              "prediction_type": "epsilon"},
+    "residual_x3": {"residual_scale": 3.0},
+}
+TRAINING = {"batch_size": 16, "lr": 3e-4, "projection_lr": 3e-3, "ema_decay": 0.995, "seed": 0}
+SAMPLING = {"num_steps": 10, "image_guidance": 1.5, "sampler": "dpmsolver++"}
+TEXT_GUIDANCES = (3.0, 7.5)
+
+
+def photo(name: str, short_side: int) -> np.ndarray:
+    with Image.open(PHOTOS / name) as image:
+        image = image.convert("RGB")
+        scale = short_side / min(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+        return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def make_pairs(photos: list[str], per_degradation: int, seed: int) -> dict[str, np.ndarray]:
+    """Random 64x64 crops (from photos resized to a random short side) and their physics degradations."""
+    rng = np.random.default_rng(seed)
+    sides = (96, 128, 192)
+    library = {(name, side): photo(name, side) for name in photos for side in sides}
+    clean, degraded, ids = [], [], []
+    for index, name in enumerate(DEGRADATIONS):
+        apply = importlib.import_module(f"gendeg.degradations.{name}").apply
+        for _ in range(per_degradation):
+            source = library[(photos[rng.integers(len(photos))], sides[rng.integers(len(sides))])]
+            y, x = rng.integers(source.shape[0] - SIZE + 1), rng.integers(source.shape[1] - SIZE + 1)
+            crop = np.ascontiguousarray(source[y:y + SIZE, x:x + SIZE])
+            clean.append(crop)
+            degraded.append(apply(crop, rng, float(rng.uniform(0.05, 1.0))))
+            ids.append(index)
+    clean, degraded = np.stack(clean), np.stack(degraded)
+    difference = np.abs(clean - degraded).reshape(len(clean), -1)
+    return {"clean": clean, "degraded": degraded, "ids": np.array(ids),
+            "mu": difference.mean(1), "sigma": difference.std(1)}
+
+
+def tensors(pairs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {"clean": torch.from_numpy(pairs["clean"]).permute(0, 3, 1, 2).contiguous(),
+            "degraded": torch.from_numpy(pairs["degraded"]).permute(0, 3, 1, 2).contiguous(),
+            "ids": torch.from_numpy(pairs["ids"]).long(),
+            "mu": torch.from_numpy(pairs["mu"]).float(), "sigma": torch.from_numpy(pairs["sigma"]).float()}
+
+
+def train(model: GenDegModel, data: dict[str, torch.Tensor], steps: int) -> tuple[list[float], float]:
+    from diffusers.training_utils import EMAModel
+
+    generator = torch.Generator().manual_seed(TRAINING["seed"])
+    optimizer = torch.optim.AdamW([
+        {"params": model.main_parameters(), "lr": TRAINING["lr"]},
+        {"params": model.projection_parameters(), "lr": TRAINING["projection_lr"]},
+    ])
+    ema = EMAModel(list(model.trainable_parameters()), decay=TRAINING["ema_decay"])
+    losses, start = [], time.perf_counter()
+    for _ in range(steps):
+        batch = torch.randint(len(data["ids"]), (TRAINING["batch_size"],), generator=generator)
+        loss = training_loss(model, data["clean"][batch], data["degraded"][batch], data["ids"][batch],
+                             data["mu"][batch], data["sigma"][batch], generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ema.step(list(model.trainable_parameters()))
+        losses.append(loss.item())
+    seconds_per_step = (time.perf_counter() - start) / steps
+    ema.copy_to(list(model.trainable_parameters()))
+    return losses, seconds_per_step
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+
+
+def evaluate(model: GenDegModel, test: dict[str, torch.Tensor], classifier, text_guidance: float) -> dict:
+    model.eval()
+    generators = [torch.Generator().manual_seed(1000 + i) for i in range(len(test["ids"]))]
+    start = time.perf_counter()
+    outputs = torch.cat([
+        generate(model, test["clean"][s], test["ids"][s], test["mu"][s], test["sigma"][s],
+                 [generators[i] for i in range(s.start, min(s.stop, len(generators)))],
+                 text_guidance=text_guidance, **SAMPLING)
+        for s in (slice(i, i + 64) for i in range(0, len(generators), 64))
+    ])
+    seconds_per_image = (time.perf_counter() - start) / len(generators)
+    difference = (outputs - test["clean"]).abs().flatten(1)
+    realised_mu, realised_sigma = difference.mean(1).numpy(), difference.std(1, unbiased=False).numpy()
+    predicted = predict(classifier, outputs).argmax(1).numpy()
+    per_degradation = {}
+    for index, name in enumerate(DEGRADATIONS):
+        rows = test["ids"].numpy() == index
+        requested_mu, requested_sigma = test["mu"].numpy()[rows], test["sigma"].numpy()[rows]
+        per_degradation[name] = {
+            "r_mu": pearson(requested_mu, realised_mu[rows]),
+            "r_sigma": pearson(requested_sigma, realised_sigma[rows]),
+            "mu_ratio": float(np.median(realised_mu[rows] / np.maximum(requested_mu, 1e-4))),
+            "type_accuracy": float((predicted[rows] == index).mean()),
+        }
+    mean = {k: float(np.nanmean([v[k] for v in per_degradation.values()])) for k in next(iter(per_degradation.values()))}
+    return {"text_guidance": text_guidance, "mean": mean, "per_degradation": per_degradation,
+            "seconds_per_image": seconds_per_image}
+
+
+def run(variant: str, steps: int, pairs_per_degradation: int, tests_per_degradation: int) -> None:
+    torch.set_num_threads(1)
+    train_pairs = tensors(make_pairs(TRAIN_PHOTOS, pairs_per_degradation, seed=0))
+    test_pairs = tensors(make_pairs(HELD_OUT_PHOTOS, tests_per_degradation, seed=1))
+    classifier, _ = train_classifier(train_pairs["degraded"], train_pairs["ids"], num_classes=len(DEGRADATIONS))
+    physics_accuracy = float((predict(classifier, test_pairs["degraded"]).argmax(1) == test_pairs["ids"]).float().mean())
+
+    torch.manual_seed(TRAINING["seed"])  # weight init of diffusers modules uses the global RNG
+    model = GenDegModel.from_config(VARIANTS[variant])
+    losses, seconds_per_step = train(model, train_pairs, steps)
+    result = {
+        "variant": variant, "config_overrides": VARIANTS[variant], "model_config": model.config,
+        "training": {**TRAINING, "steps": steps, "pairs": len(train_pairs["ids"])}, "sampling": SAMPLING,
+        "parameters": sum(p.numel() for p in model.trainable_parameters()),
+        "seconds_per_step": seconds_per_step,
+        "loss_first_50": float(np.mean(losses[:50])), "loss_last_50": float(np.mean(losses[-50:])),
+        "classifier_accuracy_on_held_out_physics": physics_accuracy,
+        "evaluations": [evaluate(model, test_pairs, classifier, g) for g in TEXT_GUIDANCES],
+    }
+    write_json(result, PARTS / f"{variant}.json")
+    print(json.dumps({k: result[k] for k in ("variant", "seconds_per_step", "loss_first_50", "loss_last_50")}))
+    for evaluation in result["evaluations"]:
+        print(evaluation["text_guidance"], json.dumps(evaluation["mean"]), round(evaluation["seconds_per_image"], 3))
+
+
+def merge() -> None:
+    parts = {p.stem: json.loads(p.read_text()) for p in sorted(PARTS.glob("*.json"))}
+    summary = {
+        name: {f"sT={e['text_guidance']}": e["mean"] for e in part["evaluations"]}
+        | {"seconds_per_step": part["seconds_per_step"], "loss_last_50": part["loss_last_50"]}
+        for name, part in parts.items()
+    }
+    write_json({"summary": summary, "variants": parts}, RESULTS / "gendeg_tuning.json")
+    print(json.dumps(summary, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run")
+    run_parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
+    run_parser.add_argument("--steps", type=int, default=700)
+    run_parser.add_argument("--pairs-per-degradation", type=int, default=168)
+    run_parser.add_argument("--tests-per-degradation", type=int, default=24)
+    sub.add_parser("merge")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.variant, args.steps, args.pairs_per_degradation, args.tests_per_degradation)
+    else:
+        merge()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""`gendeg <stage> ...`: the one entry point Snakemake rules and DVC stages call.
+
+Each subcommand reads its resolved stage config (resolved_params/<stage>.json), takes its
+input and output paths as arguments, and calls one stage function.  Nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from gendeg.config import ConfigError, read_stage_config, write_resolved
+from gendeg.ingest import IngestError
+from gendeg.intensity import IntensityStatsError
+from gendeg.manifest import ManifestError
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def cmd_resolve_params(args) -> None:
+    for path in write_resolved(args.params, args.out):
+        print(f"updated {path}")
+
+
+def cmd_prepare(args) -> None:
+    from gendeg.stages.prepare import prepare
+
+    prepare(read_stage_config(args.config), args.out)
+
+
+def cmd_train_gendeg(args) -> None:
+    from gendeg.stages.train_gendeg import train_gendeg
+
+    train_gendeg(read_stage_config(args.config), args.prepared, args.out, args.checkpoints)
+
+
+def cmd_synthesize(args) -> None:
+    from gendeg.stages.synthesize import synthesize
+
+    synthesize(read_stage_config(args.config), args.prepared, args.model, args.degradation, args.out, args.work)
+
+
+def cmd_merge(args) -> None:
+    from gendeg.stages.merge import merge
+
+    config = read_stage_config(args.config)
+    merge(config, args.prepared, [args.synthetic_root / d for d in config["degradations"]], args.out)
+
+
+def cmd_train_restorer(args) -> None:
+    from gendeg.stages.train_restorer import train_restorer
+
+    train_restorer(read_stage_config(args.config), args.train_set, args.data, args.out, args.checkpoints)
+
+
+def cmd_evaluate(args) -> None:
+    from gendeg.stages.evaluate import evaluate
+
+    evaluate(read_stage_config(args.config), args.train_set, args.model, args.prepared, args.out_json, args.out_csv)
+
+
+def cmd_report(args) -> None:
+    from gendeg.stages.report import report
+
+    config = read_stage_config(args.config)
+    sets = list(config["training_sets"])
+    report(config, {s: args.metrics_dir / f"{s}.json" for s in sets}, {s: args.models_dir / s for s in sets},
+           args.prepared, args.out)
+
+
+def cmd_tracking(args) -> None:
+    from gendeg import tracking
+
+    if args.action == "init":
+        print(tracking.init_store())
+    elif args.action == "start-parent":
+        print(tracking.start_parent(args.name))
+    elif args.action == "end-parent":
+        tracking.end_parent(args.run_id, success=args.status == "FINISHED")
+
+
+def cmd_track(args) -> int:
+    """Run a command (e.g. `dvc repro`) under one parent MLflow run, as Snakemake's onstart does."""
+    from gendeg import tracking
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise SystemExit("usage: gendeg track -- COMMAND ...")
+    run_id = tracking.start_parent(" ".join(command))
+    code = subprocess.call(command, env={**os.environ, tracking.PARENT_ENV: run_id})
+    tracking.end_parent(run_id, success=code == 0)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gendeg", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (Snakemake passes {threads})")
+    sub = parser.add_subparsers(dest="command_name", required=True)
+
+    def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        if name not in ("resolve-params", "tracking", "track"):
+            p.add_argument("--config", type=Path, required=True, help="resolved stage config (resolved_params/<stage>.json)")
+        return p
+
+    p = stage("resolve-params", cmd_resolve_params, "apply the preset and write resolved_params/<stage>.json")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--out", type=Path, default=Path("resolved_params"))
+
+    p = stage("prepare", cmd_prepare, "build or ingest the existing pairs, clean pool, test and OOD sets")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = stage("train-gendeg", cmd_train_gendeg, "train the degradation-synthesis diffusion model")
+    p.add_argument("--prepared", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, default=None)
+
+    p = stage("synthesize", cmd_synthesize, "generate degraded images for one degradation")
+    p.add_argument("--prepared", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--degradation", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--work", type=Path, required=True, help="resumable work folder (not an output)")
+
+    p = stage("merge", cmd_merge, "existing + filtered generated pairs = GenDS")
+    p.add_argument("--prepared", type=Path, required=True)
+    p.add_argument("--synthetic-root", type=Path, required=True, help="folder holding one output per degradation")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = stage("train-restorer", cmd_train_restorer, "train an all-in-one restorer on one training set")
+    p.add_argument("--train-set", required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, default=None)
+
+    p = stage("evaluate", cmd_evaluate, "PSNR/SSIM of a restorer on the OOD and in-distribution sets")
+    p.add_argument("--train-set", required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--prepared", type=Path, required=True)
+    p.add_argument("--out-json", type=Path, required=True)
+    p.add_argument("--out-csv", type=Path, required=True)
+
+    p = stage("report", cmd_report, "tables, plots and sample grids")
+    p.add_argument("--metrics-dir", type=Path, required=True, help="holds <training set>.json")
+    p.add_argument("--models-dir", type=Path, required=True, help="holds one restorer folder per training set")
+    p.add_argument("--prepared", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = stage("tracking", cmd_tracking, "MLflow store and parent runs")
+    p.add_argument("action", choices=["init", "start-parent", "end-parent"])
+    p.add_argument("--name", default="pipeline")
+    p.add_argument("--run-id")
+    p.add_argument("--status", choices=["FINISHED", "FAILED"], default="FINISHED")
+
+    p = stage("track", cmd_track, "run a command under one MLflow parent run: gendeg track -- dvc repro")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _set_threads(args.threads)
+    try:
+        return args.func(args) or 0
+    except (ConfigError, ManifestError, IngestError, IntensityStatsError) as error:
+        print(f"gendeg {args.command_name}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""params.yaml -> validated, preset-resolved configuration, and one resolved file per stage.
+
+Why resolved files: Snakemake and DVC must agree on what a parameter change invalidates.
+Each stage reads `resolved_params/<stage>.json` (its own sections, preset applied) and both
+orchestrators declare that file as a dependency.  The file is rewritten only when its
+content changes, so editing a restorer parameter touches only `train_restorer.json` and
+re-runs only the restorer, evaluation and report stages, under either tool.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from gendeg.atomic import atomic_path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+RESOLVED_DIR = "resolved_params"
+
+# Which top-level sections each stage depends on.  Keep in step with dvc.yaml `params:`
+# (tests/test_workflow_drift.py checks it).
+STAGE_SECTIONS: dict[str, list[str]] = {
+    "prepare": ["seed", "degradations", "data"],
+    "train_gendeg": ["seed", "degradations", "gendeg"],
+    "synthesize": ["seed", "degradations", "synthesis"],
+    "merge": ["degradations", "merge"],
+    "train_restorer": ["seed", "degradations", "restorer"],
+    "evaluate": ["evaluate"],
+    "report": ["training_sets", "report"],
+}
+
+
+class ConfigError(ValueError):
+    """params.yaml is malformed; the message names the key and the value."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively overlay `override` on a copy of `base` (lists and scalars replace)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
+
+
+def validate(params: dict, source: str) -> None:
+    """Raise ConfigError listing every schema violation, each with its dotted key."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"  {_key_path(e)}: {e.message}" for e in errors]
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
+
+
+def resolve(params: dict, source: str = "params.yaml") -> dict:
+    """Apply the selected preset to the base sections and validate the result."""
+    validate(params, source)
+    preset = params["preset"]
+    presets = params.get("presets", {})
+    if preset not in presets:
+        raise ConfigError(f"{source}: preset: {preset!r} is not defined under presets: (have {sorted(presets)})")
+    base = {k: v for k, v in params.items() if k != "presets"}
+    resolved = deep_merge(base, presets[preset] or {})
+    validate({**resolved, "presets": presets}, f"{source} (preset {preset!r} applied)")
+    return resolved
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"parameter file not found: {path}")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(params).__name__}")
+    return resolve(params, str(path))
+
+
+def stage_config(resolved: dict, stage: str) -> dict:
+    return {"preset": resolved["preset"], **{key: resolved[key] for key in STAGE_SECTIONS[stage]}}
+
+
+def write_resolved(params_path: str | Path = "params.yaml", out_dir: str | Path = RESOLVED_DIR) -> list[Path]:
+    """Write resolved_params/<stage>.json for every stage; untouched when unchanged."""
+    resolved = load_params(params_path)
+    written = []
+    for stage in STAGE_SECTIONS:
+        path = Path(out_dir) / f"{stage}.json"
+        text = json.dumps(stage_config(resolved, stage), indent=2, sort_keys=True) + "\n"
+        if not path.exists() or path.read_text() != text:
+            with atomic_path(path) as tmp:
+                tmp.write_text(text)
+            written.append(path)
+    return written
+
+
+def read_stage_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"resolved stage config not found: {path} (run `gendeg resolve-params`)")
+    return json.loads(path.read_text())

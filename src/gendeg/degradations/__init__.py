@@ -1,0 +1,60 @@
+"""Physics-based degradation generators.
+
+Training generators (one per degradation) stand in for the formula-made existing datasets;
+the `ood_*` generators differ from them in *kind* (another depth cue, streak renderer, noise
+model, ...) and are used only by the held-out OOD sets.
+
+Every generator is `apply(clean, rng, severity, depth=None, config=None) -> degraded`
+(float32 HxWx3 in [0, 1]; severity in [0, 1]; all randomness from the numpy Generator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from gendeg.degradations import (
+    haze,
+    low_light,
+    motion_blur,
+    ood_blur,
+    ood_haze,
+    ood_low_light,
+    ood_rain,
+    ood_raindrop,
+    ood_snow,
+    rain,
+    raindrop,
+    snow,
+)
+
+Generator = Callable[..., np.ndarray]
+
+# name -> (apply function, its DEFAULTS)
+GENERATORS: dict[str, tuple[Generator, Mapping[str, Any]]] = {
+    "haze": (haze.apply, haze.DEFAULTS),
+    "rain": (rain.apply, rain.DEFAULTS),
+    "snow": (snow.apply, snow.DEFAULTS),
+    "motion_blur": (motion_blur.apply, motion_blur.DEFAULTS),
+    "low_light": (low_light.apply, low_light.DEFAULTS),
+    "raindrop": (raindrop.apply, raindrop.DEFAULTS),
+    "ood_haze": (ood_haze.apply, ood_haze.DEFAULTS),
+    "ood_rain": (ood_rain.apply, ood_rain.DEFAULTS),
+    "ood_snow": (ood_snow.apply, ood_snow.DEFAULTS),
+    "ood_blur": (ood_blur.apply, ood_blur.DEFAULTS),
+    "ood_low_light": (ood_low_light.apply, ood_low_light.DEFAULTS),
+    "ood_raindrop": (ood_raindrop.apply, ood_raindrop.DEFAULTS),
+}
+TRAINING_GENERATORS = ("haze", "rain", "snow", "motion_blur", "low_light", "raindrop")
+OOD_GENERATORS = ("ood_haze", "ood_rain", "ood_snow", "ood_blur", "ood_low_light", "ood_raindrop")
+
+
+def generate(name: str, clean: np.ndarray, seed: int, severity: float, depth: np.ndarray | None = None,
+             config: Mapping[str, Any] | None = None) -> np.ndarray:
+    """Run generator `name` with a fresh Generator from `seed`: same seed, same random draws."""
+    if name not in GENERATORS:
+        raise KeyError(f"unknown degradation generator {name!r}; known: {sorted(GENERATORS)}")
+    apply, _ = GENERATORS[name]
+    return apply(clean, np.random.default_rng(seed), severity, depth=depth, config=config)

@@ -1,0 +1,22 @@
+"""The GenDeg conditional latent-diffusion model: conditioning, codecs, network, loss, sampler."""
+
+from gendeg.diffusion.codecs import AutoencoderKLCodec, PixelUnshuffleCodec, build_codec
+from gendeg.diffusion.conditioning import encode_intensity
+from gendeg.diffusion.model import DEFAULT_CONFIG, GenDegModel, merge_config
+from gendeg.diffusion.objective import DEFAULT_DROPOUT, draw_condition_dropout, training_loss
+from gendeg.diffusion.sampling import generate, model_evaluations_per_image
+
+__all__ = [
+    "AutoencoderKLCodec",
+    "DEFAULT_CONFIG",
+    "DEFAULT_DROPOUT",
+    "GenDegModel",
+    "PixelUnshuffleCodec",
+    "build_codec",
+    "draw_condition_dropout",
+    "encode_intensity",
+    "generate",
+    "merge_config",
+    "model_evaluations_per_image",
+    "training_loss",
+]

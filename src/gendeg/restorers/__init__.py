@@ -1,0 +1,105 @@
+"""All-in-one restoration networks: degraded Bx3xHxW in [0, 1] -> restored image.
+
+Every restorer predicts a residual that is added to its input (global residual), accepts
+any H x W (padded internally to the size multiple it needs, cropped back) and is built
+from a plain dict, e.g. the `restorer:` block of params.yaml:
+
+    model = build_restorer({"arch": "nafnet", "width": 16}, seed=0)
+
+Checkpoints are a folder with `model.safetensors` and `config.json` (never pickles).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from gendeg.atomic import atomic_path, write_json
+from gendeg.restorers import nafnet, promptir, swin
+from gendeg.restorers.common import RestorerConfigError, merge_config
+
+BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+    "nafnet": nafnet.build,
+    "promptir": promptir.build,
+    "swin": swin.build,
+}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "nafnet": nafnet.DEFAULTS,
+    "promptir": promptir.DEFAULTS,
+    "swin": swin.DEFAULTS,
+}
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+__all__ = ["BUILDERS", "DEFAULTS", "RestorerConfigError", "build_restorer", "count_parameters",
+           "load_restorer", "resolved_config", "save_restorer"]
+
+
+def _arch(cfg: dict[str, Any]) -> str:
+    arch = cfg.get("arch")
+    if arch not in BUILDERS:
+        raise RestorerConfigError(f"restorer config: arch must be one of {sorted(BUILDERS)}, got {arch!r}")
+    return arch
+
+
+def resolved_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """`cfg` with every default filled in: what is saved next to the weights and logged to MLflow."""
+    arch = _arch(cfg)
+    return merge_config(arch, DEFAULTS[arch], cfg)
+
+
+def build_restorer(cfg: dict[str, Any], seed: int | None = None) -> nn.Module:
+    """Build the network `cfg["arch"]` describes.
+
+    With `seed`, weights are initialised from that seed inside a forked RNG, so the same
+    seed gives the same weights and the caller's global RNG state is left untouched.
+    """
+    arch = _arch(cfg)
+    if seed is None:
+        return BUILDERS[arch](cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return BUILDERS[arch](cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_restorer(model: nn.Module, cfg: dict[str, Any], directory: str | Path) -> None:
+    """Write `model.safetensors` and `config.json` (defaults resolved) into `directory`, atomically per file.
+
+    `pretrained_path` is dropped from the saved config: the saved weights already contain
+    the encoder, and a checkpoint must load without the original file.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = resolved_config(cfg)
+    if "pretrained_path" in config:
+        config["pretrained_path"] = None
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"arch": config["arch"]})
+    write_json(config, directory / CONFIG_FILE)
+
+
+def load_restorer(directory: str | Path) -> nn.Module:
+    """Rebuild the network from `config.json` and load `model.safetensors` strictly; returns it in eval mode."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"restorer checkpoint {str(directory)!r}: missing {path.name}")
+    cfg = json.loads(config_path.read_text())
+    cfg.pop("pretrained_path", None)
+    model = build_restorer(cfg)
+    try:
+        model.load_state_dict(load_file(str(weights_path)), strict=True)
+    except RuntimeError as error:
+        raise RestorerConfigError(f"restorer checkpoint {str(weights_path)!r} does not match {config_path.name}: {error}") from error
+    return model.eval()

@@ -1,0 +1,76 @@
+"""Stage `merge`: GenDS = the existing training pairs + the generated pairs that pass the filter.
+
+The paper filters generated samples by intensity without publishing the rule.  Ours: keep a
+sample when its realised mu is within `mu_tolerance` (relative) of the requested mu, or within
+`mu_abs_tolerance` absolutely (small requests), and below `mu_cap` (0.28, the largest mu in
+the real data).  Turn it off with `merge.filter.enabled: false` to measure its effect.
+
+Generated images are linked (or copied) into the output folder, so the folder is the whole
+training set and its hash changes whenever any of its images changes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gendeg import tracking
+from gendeg.atomic import atomic_dir, write_json
+from gendeg.manifest import read_manifest, write_manifest
+
+
+def intensity_filter(frame: pd.DataFrame, cfg: dict) -> pd.Series:
+    """True for generated rows to keep."""
+    if not cfg.get("enabled", True):
+        return pd.Series(True, index=frame.index)
+    error = (frame["mu"] - frame["requested_mu"]).abs()
+    close = (error <= cfg["mu_tolerance"] * frame["requested_mu"]) | (error <= cfg["mu_abs_tolerance"])
+    return close & (frame["mu"] <= cfg["mu_cap"])
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def merge(config: dict, prepared_dir: Path, synthetic_dirs: list[Path], out_dir: Path) -> dict:
+    cfg = config["merge"]
+    out_dir = Path(out_dir)
+    existing = read_manifest(Path(prepared_dir) / "train.csv")
+    with tracking.job_run("merge", "merge", config) as run, atomic_dir(out_dir) as tmp:
+        kept, acceptance = [], {}
+        for folder in map(Path, synthetic_dirs):
+            generated = read_manifest(folder / "manifest.csv")
+            keep = intensity_filter(generated, cfg["filter"])
+            degradation = generated["degradation"].iloc[0] if len(generated) else folder.name
+            acceptance[degradation] = {"generated": int(len(generated)), "kept": int(keep.sum()),
+                                       "acceptance": float(keep.mean()) if len(generated) else float("nan")}
+            generated = generated[keep].copy()
+            targets = [Path("images") / degradation / Path(p).name for p in generated["image_path"]]
+            for source, target in zip(generated["image_path"], targets):
+                _link_or_copy(Path(source), tmp / target)
+            generated["image_path"] = [str(out_dir / t) for t in targets]
+            kept.append(generated)
+        gends = pd.concat([existing, *kept], ignore_index=True)
+        write_manifest(gends, tmp / "manifest.csv")
+        summary = {
+            "existing_pairs": int(len(existing)),
+            "generated_pairs": int(sum(len(k) for k in kept)),
+            "total_pairs": int(len(gends)),
+            "filter": cfg["filter"],
+            "acceptance": acceptance,
+            "per_degradation": {d: {c: int(n) for c, n in g.groupby("category").size().items()}
+                                for d, g in gends.groupby("degradation")},
+            "scenes_per_degradation": {d: int(g["scene"].replace("", np.nan).nunique()) for d, g in gends.groupby("degradation")},
+        }
+        write_json(summary, tmp / "summary.json")
+        run.log_metrics({"pairs.existing": summary["existing_pairs"], "pairs.generated": summary["generated_pairs"],
+                         **{f"acceptance.{d}": a["acceptance"] for d, a in acceptance.items()}})
+    return summary

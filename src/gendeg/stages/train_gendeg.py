@@ -1,0 +1,75 @@
+"""Stage `train_gendeg`: train the degradation-synthesis diffusion model on the existing pairs.
+
+Output folder (atomic): model.safetensors + config.json (GenDegModel.save_pretrained),
+train_summary.json (loss curve summary), preview.png (one clean image per row, each
+degradation at a low and a high requested intensity).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gendeg import DEGRADATIONS, tracking
+from gendeg.atomic import atomic_dir, write_json
+from gendeg.diffusion import GenDegModel, generate, training_loss
+from gendeg.images import to_array, write_png
+from gendeg.manifest import read_manifest
+from gendeg.pairs import PairBank
+from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, step_generator, train
+
+
+def preview(model: GenDegModel, bank: PairBank, seed: int, sampling: dict, count: int = 3) -> np.ndarray:
+    """A grid: rows = clean images; columns = clean, then each degradation at low / high mu."""
+    clean = bank.tensors(torch.linspace(0, len(bank) - 1, count).long())[1]
+    levels = [(0.06, 0.05), (0.18, 0.12)]
+    columns = [clean]
+    for index, _ in enumerate(DEGRADATIONS):
+        for mu, sigma in levels:
+            ids = torch.full((count,), index, dtype=torch.long)
+            generators = [step_generator(seed, 10_000 + i) for i in range(count)]
+            columns.append(generate(model, clean, ids, torch.full((count,), mu), torch.full((count,), sigma),
+                                    generators, num_steps=sampling["steps"], image_guidance=sampling["image_guidance"],
+                                    text_guidance=sampling["text_guidance"], sampler=sampling["sampler"]))
+    rows = [np.concatenate([to_array(column[r]) for column in columns], axis=1) for r in range(count)]
+    return np.concatenate(rows, axis=0)
+
+
+def train_gendeg(config: dict, prepared_dir: Path, out_dir: Path, checkpoint_dir: Path | None) -> dict:
+    cfg = config["gendeg"]
+    train_cfg = cfg["train"]
+    torch.manual_seed(config["seed"])  # model initialisation
+    model = GenDegModel.from_config(cfg["model"])
+    bank = PairBank(read_manifest(Path(prepared_dir) / "train.csv"), size=cfg["image_size"], description="loading pairs")
+    projection_ids = {id(p) for p in model.projection_parameters()}
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in projection_ids], "lr": train_cfg["lr"]},
+        {"params": [p for p in model.parameters() if id(p) in projection_ids], "lr": train_cfg["projection_lr"]},
+    ]
+    optimizer = torch.optim.AdamW(groups, weight_decay=train_cfg.get("weight_decay", 1e-2))
+
+    def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
+        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
+        batch = bank.batch(indices, train_cfg.get("crop", cfg["image_size"]), generator)
+        return training_loss(net, batch.clean, batch.degraded, batch.degradation, batch.mu, batch.sigma,
+                             generator, train_cfg["dropout"])
+
+    with tracking.job_run("train_gendeg", "train_gendeg", config) as run:
+        run.log_params({"model.parameters": sum(p.numel() for p in model.parameters()), "train.pairs": len(bank)})
+        settings = settings_from_config(train_cfg, config["seed"], checkpoint_dir, "train GenDeg",
+                                        run_fingerprint(config, Path(prepared_dir) / "train.csv"))
+        result = train(model, optimizer, loss_fn, settings, tracker=run)
+        summary = {"steps": train_cfg["steps"], "pairs": len(bank), "image_size": cfg["image_size"], "resumed_from": result.resumed_from,
+                   **loss_summary(result.losses)}
+        run.log_metrics({k: v for k, v in summary.items() if k.startswith("loss")})
+        with torch.no_grad():
+            grid = preview(model, bank, config["seed"], cfg["preview"])
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp)
+            write_json(summary, tmp / "train_summary.json")
+            write_png(grid, tmp / "preview.png")
+        run.log_image(grid, "preview.png")
+    clear_checkpoint(checkpoint_dir)
+    return summary

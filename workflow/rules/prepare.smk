@@ -1,0 +1,14 @@
+rule prepare:
+    """Existing paired datasets (built-in or yours), clean pool, test and OOD sets, intensity statistics."""
+    input:
+        config=resolved("prepare"),
+        code=stage_code("prepare"),
+    output:
+        directory("data/prepared"),
+    log:
+        "logs/prepare.log",
+    benchmark:
+        "logs/benchmarks/prepare.tsv"
+    threads: 1
+    shell:
+        "gendeg --threads {threads} prepare --config {input.config} --out {output} > {log} 2>&1"
