@@ -22,10 +22,10 @@ import torch
 
 from gendeg.atomic import write_json
 from gendeg.builtin_data import make_pairs, plan_scenes, resolve_config, selected_specs
+from gendeg.reference import released_stats_dir
 from gendeg.standins import reference_histogram
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_CANDIDATES = [ROOT / "reference" / "gendeg-intensity-stats", Path("/work/shared/reference/gendeg-intensity-stats")]
 
 
 def main() -> None:
@@ -33,8 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=150, help="pairs per stand-in / OOD set")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reference-dir", type=Path,
-                        default=next((p for p in REFERENCE_CANDIDATES if p.exists()), REFERENCE_CANDIDATES[0]))
+    parser.add_argument("--reference-dir", type=Path, default=released_stats_dir())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "calibration.json")
     args = parser.parse_args()
 

@@ -14,6 +14,7 @@ physics pairs made on them, and measures per degradation:
 Usage (each variant runs in its own process; one torch thread each):
 
     python benchmarks/gendeg_tuning.py run --variant default [--steps 700]
+    python benchmarks/gendeg_tuning.py sweep --variant default   # sampler steps / guidance of a trained variant
     python benchmarks/gendeg_tuning.py merge      # -> benchmarks/results/gendeg_tuning.json
 
 Seconds per training step and per sampled image are recorded too; on a shared machine
@@ -40,6 +41,7 @@ from gendeg.diffusion import GenDegModel, generate, training_loss
 
 RESULTS = Path(__file__).parent / "results"
 PARTS = RESULTS / "gendeg_tuning_parts"
+MODELS = Path("/tmp/gendeg_tuning_models")  # trained variants, kept out of the repository
 PHOTOS = Path(skimage.__file__).parent / "data"
 TRAIN_PHOTOS = ["astronaut.png", "chelsea.png", "motorcycle_left.png", "ihc.png", "retina.jpg",
                 "hubble_deep_field.jpg", "motorcycle_right.png"]
@@ -97,18 +99,18 @@ def tensors(pairs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
             "mu": torch.from_numpy(pairs["mu"]).float(), "sigma": torch.from_numpy(pairs["sigma"]).float()}
 
 
-def train(model: GenDegModel, data: dict[str, torch.Tensor], steps: int) -> tuple[list[float], float]:
+def train(model: GenDegModel, data: dict[str, torch.Tensor], steps: int, training: dict) -> tuple[list[float], float]:
     from diffusers.training_utils import EMAModel
 
-    generator = torch.Generator().manual_seed(TRAINING["seed"])
+    generator = torch.Generator().manual_seed(training["seed"])
     optimizer = torch.optim.AdamW([
-        {"params": model.main_parameters(), "lr": TRAINING["lr"]},
-        {"params": model.projection_parameters(), "lr": TRAINING["projection_lr"]},
+        {"params": model.main_parameters(), "lr": training["lr"]},
+        {"params": model.projection_parameters(), "lr": training["projection_lr"]},
     ])
-    ema = EMAModel(list(model.trainable_parameters()), decay=TRAINING["ema_decay"])
+    ema = EMAModel(list(model.trainable_parameters()), decay=training["ema_decay"])
     losses, start = [], time.perf_counter()
     for _ in range(steps):
-        batch = torch.randint(len(data["ids"]), (TRAINING["batch_size"],), generator=generator)
+        batch = torch.randint(len(data["ids"]), (training["batch_size"],), generator=generator)
         loss = training_loss(model, data["clean"][batch], data["degraded"][batch], data["ids"][batch],
                              data["mu"][batch], data["sigma"][batch], generator)
         optimizer.zero_grad(set_to_none=True)
@@ -125,14 +127,16 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
 
 
-def evaluate(model: GenDegModel, test: dict[str, torch.Tensor], classifier, text_guidance: float) -> dict:
+def evaluate(model: GenDegModel, test: dict[str, torch.Tensor], classifier, text_guidance: float,
+             sampling: dict | None = None) -> dict:
+    sampling = {**SAMPLING, **(sampling or {})}
     model.eval()
     generators = [torch.Generator().manual_seed(1000 + i) for i in range(len(test["ids"]))]
     start = time.perf_counter()
     outputs = torch.cat([
         generate(model, test["clean"][s], test["ids"][s], test["mu"][s], test["sigma"][s],
                  [generators[i] for i in range(s.start, min(s.stop, len(generators)))],
-                 text_guidance=text_guidance, **SAMPLING)
+                 text_guidance=text_guidance, **sampling)
         for s in (slice(i, i + 64) for i in range(0, len(generators), 64))
     ])
     seconds_per_image = (time.perf_counter() - start) / len(generators)
@@ -150,44 +154,92 @@ def evaluate(model: GenDegModel, test: dict[str, torch.Tensor], classifier, text
             "type_accuracy": float((predicted[rows] == index).mean()),
         }
     mean = {k: float(np.nanmean([v[k] for v in per_degradation.values()])) for k in next(iter(per_degradation.values()))}
-    return {"text_guidance": text_guidance, "mean": mean, "per_degradation": per_degradation,
+    return {"text_guidance": text_guidance, **sampling, "mean": mean, "per_degradation": per_degradation,
             "seconds_per_image": seconds_per_image}
 
 
-def run(variant: str, steps: int, pairs_per_degradation: int, tests_per_degradation: int) -> None:
+def setup(pairs_per_degradation: int, tests_per_degradation: int):
     torch.set_num_threads(1)
     train_pairs = tensors(make_pairs(TRAIN_PHOTOS, pairs_per_degradation, seed=0))
     test_pairs = tensors(make_pairs(HELD_OUT_PHOTOS, tests_per_degradation, seed=1))
     classifier, _ = train_classifier(train_pairs["degraded"], train_pairs["ids"], num_classes=len(DEGRADATIONS))
+    return train_pairs, test_pairs, classifier
+
+
+def run(variant: str, steps: int, pairs_per_degradation: int, tests_per_degradation: int,
+        lr: float | None = None, name: str | None = None) -> None:
+    training = dict(TRAINING)
+    if lr is not None:  # the projections keep their 10x
+        training.update(lr=lr, projection_lr=10 * lr)
+    name = name or variant
+    train_pairs, test_pairs, classifier = setup(pairs_per_degradation, tests_per_degradation)
     physics_accuracy = float((predict(classifier, test_pairs["degraded"]).argmax(1) == test_pairs["ids"]).float().mean())
 
     torch.manual_seed(TRAINING["seed"])  # weight init of diffusers modules uses the global RNG
     model = GenDegModel.from_config(VARIANTS[variant])
-    losses, seconds_per_step = train(model, train_pairs, steps)
+    losses, seconds_per_step = train(model, train_pairs, steps, training)
+    model.save_pretrained(MODELS / name)
     result = {
         "variant": variant, "config_overrides": VARIANTS[variant], "model_config": model.config,
-        "training": {**TRAINING, "steps": steps, "pairs": len(train_pairs["ids"])}, "sampling": SAMPLING,
+        "training": {**training, "steps": steps, "pairs": len(train_pairs["ids"])}, "sampling": SAMPLING,
         "parameters": sum(p.numel() for p in model.trainable_parameters()),
         "seconds_per_step": seconds_per_step,
         "loss_first_50": float(np.mean(losses[:50])), "loss_last_50": float(np.mean(losses[-50:])),
         "classifier_accuracy_on_held_out_physics": physics_accuracy,
         "evaluations": [evaluate(model, test_pairs, classifier, g) for g in TEXT_GUIDANCES],
     }
-    write_json(result, PARTS / f"{variant}.json")
+    write_json(result, PARTS / f"{name}.json")
     print(json.dumps({k: result[k] for k in ("variant", "seconds_per_step", "loss_first_50", "loss_last_50")}))
     for evaluation in result["evaluations"]:
         print(evaluation["text_guidance"], json.dumps(evaluation["mean"]), round(evaluation["seconds_per_image"], 3))
 
 
+def sweep(name: str, pairs_per_degradation: int, tests_per_degradation: int) -> None:
+    """Sampler steps and guidance scales for an already trained variant (speed vs fidelity)."""
+    _, test_pairs, classifier = setup(pairs_per_degradation, tests_per_degradation)
+    model = GenDegModel.from_pretrained(MODELS / name)
+    settings = [({"num_steps": n}, 3.0) for n in (5, 8, 10, 20)] + [
+        ({"num_steps": 10, "image_guidance": 1.0}, 1.0), ({"num_steps": 10, "image_guidance": 1.0}, 3.0),
+        ({"num_steps": 10}, 1.5), ({"num_steps": 10}, 5.0),
+        ({"num_steps": 20, "sampler": "euler_ancestral"}, 3.0)]
+    results = []
+    for sampling, text_guidance in settings:
+        results.append(evaluate(model, test_pairs, classifier, text_guidance, sampling))
+        print(json.dumps({k: v for k, v in results[-1].items() if k != "per_degradation"}))
+    write_json({"name": name, "sweep": results}, PARTS / f"sweep_{name}.json")
+
+
+def headline(evaluation: dict) -> dict:
+    """Means over degradations; the mu ratio as a geometric mean so one far-off degradation
+    (e.g. 50x on nearly invisible raindrops) does not swamp the others."""
+    per = evaluation["per_degradation"].values()
+    return {"r_mu": float(np.nanmean([v["r_mu"] for v in per])),
+            "r_sigma": float(np.nanmean([v["r_sigma"] for v in per])),
+            "mu_ratio_geomean": float(np.exp(np.mean([np.log(v["mu_ratio"]) for v in per]))),
+            "type_accuracy": float(np.mean([v["type_accuracy"] for v in per])),
+            "r_mu_per_degradation": {k: round(v["r_mu"], 3) for k, v in evaluation["per_degradation"].items()},
+            "mu_ratio_per_degradation": {k: round(v["mu_ratio"], 2) for k, v in evaluation["per_degradation"].items()}}
+
+
 def merge() -> None:
-    parts = {p.stem: json.loads(p.read_text()) for p in sorted(PARTS.glob("*.json"))}
+    parts = {p.stem: json.loads(p.read_text()) for p in sorted(PARTS.glob("*.json")) if not p.stem.startswith("sweep_")}
+    sweeps = {p.stem[6:]: json.loads(p.read_text())["sweep"] for p in sorted(PARTS.glob("sweep_*.json"))}
     summary = {
-        name: {f"sT={e['text_guidance']}": e["mean"] for e in part["evaluations"]}
-        | {"seconds_per_step": part["seconds_per_step"], "loss_last_50": part["loss_last_50"]}
+        name: {f"sT={e['text_guidance']}": headline(e) for e in part["evaluations"]}
+        | {"lr": part["training"]["lr"], "seconds_per_step": part["seconds_per_step"],
+           "loss_last_50": part["loss_last_50"], "overrides": part["config_overrides"]}
         for name, part in parts.items()
     }
-    write_json({"summary": summary, "variants": parts}, RESULTS / "gendeg_tuning.json")
-    print(json.dumps(summary, indent=1))
+    sweep_summary = {
+        name: [{k: e[k] for k in ("num_steps", "sampler", "image_guidance", "text_guidance", "seconds_per_image")}
+               | headline(e) for e in entries]
+        for name, entries in sweeps.items()
+    }
+    physics = {name: part["classifier_accuracy_on_held_out_physics"] for name, part in parts.items()}
+    write_json({"summary": summary, "sampler_sweep": sweep_summary,
+                "classifier_accuracy_on_held_out_physics": physics, "variants": parts, "sweeps": sweeps},
+               RESULTS / "gendeg_tuning.json")
+    print(json.dumps({"summary": summary, "sampler_sweep": sweep_summary}, indent=1))
 
 
 def main() -> None:
@@ -196,12 +248,19 @@ def main() -> None:
     run_parser = sub.add_parser("run")
     run_parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
     run_parser.add_argument("--steps", type=int, default=700)
-    run_parser.add_argument("--pairs-per-degradation", type=int, default=168)
-    run_parser.add_argument("--tests-per-degradation", type=int, default=24)
+    sweep_parser = sub.add_parser("sweep")
+    sweep_parser.add_argument("--name", required=True, help="a trained run's name")
+    run_parser.add_argument("--lr", type=float, default=None, help=f"default {TRAINING['lr']}")
+    run_parser.add_argument("--name", default=None, help="name of the run's result (default: the variant)")
+    for p in (run_parser, sweep_parser):
+        p.add_argument("--pairs-per-degradation", type=int, default=168)
+        p.add_argument("--tests-per-degradation", type=int, default=24)
     sub.add_parser("merge")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.variant, args.steps, args.pairs_per_degradation, args.tests_per_degradation)
+        run(args.variant, args.steps, args.pairs_per_degradation, args.tests_per_degradation, args.lr, args.name)
+    elif args.command == "sweep":
+        sweep(args.name, args.pairs_per_degradation, args.tests_per_degradation)
     else:
         merge()
 

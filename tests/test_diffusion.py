@@ -187,15 +187,14 @@ def test_a_few_training_steps_lower_the_loss(route):
     data = batch(8)
     optimizer = torch.optim.AdamW([{"params": model.main_parameters(), "lr": 2e-3},
                                    {"params": model.projection_parameters(), "lr": 2e-2}])
-    generator = torch.Generator().manual_seed(0)
     losses = []
-    for _ in range(30):
-        loss = training_loss(model, *data, generator=generator)
+    for _ in range(30):  # the same noise, timesteps and dropout every step: a fixed objective
+        loss = training_loss(model, *data, generator=torch.Generator().manual_seed(0))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert sum(losses[-8:]) / 8 < 0.8 * sum(losses[:8]) / 8
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
 
 
 # -- sampling ----------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from gendeg.degradations import GENERATORS, generate
 from gendeg.images import write_png
 from gendeg.manifest import make_frame
 from gendeg.scenes import SceneSplit, caption, catalogue, load_scene, name_seed, random_crop, split_scenes
-from gendeg.standins import ALL_SETS, OOD_SETS, STANDINS, PairSetSpec, degrade_to_mu, mu_sigma, target_mu
+from gendeg.standins import ALL_SETS, OOD_SETS, STANDINS, PairSetSpec, degrade_to_mu, mu_sigma_as_written, target_mu
 
 DEFAULT_CONFIG: dict[str, Any] = {
     # Pixels per side of every pair.
@@ -54,10 +54,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Per-set overrides: {set name: n_scenes} and {set name: {generator key: value}}.
     "scenes_per_standin": {},
     "generator_overrides": {},
-    # Released mu/sigma histograms of the real datasets (shared/reference/gendeg-intensity-stats).
-    "reference_dir": "reference/gendeg-intensity-stats",
-    # Severity precision of the root finder that hits each pair's target mu.
-    "severity_tolerance": 0.001,
+    # Folder of the released mu/sigma histograms of the real datasets; null = the project's
+    # reference/gendeg-intensity-stats (gendeg.reference.released_stats_dir()).
+    "reference_dir": None,
+    # How close (native-resolution) mu must come to each pair's target mu.
+    "mu_tolerance": 0.002,
     "progress": False,
 }
 
@@ -68,7 +69,7 @@ SMOKE_CONFIG: dict[str, Any] = {
     "train_pairs_per_standin": 4,
     "test_pairs_per_standin": 2,
     "pairs_per_ood_set": 2,
-    "severity_tolerance": 0.01,
+    "mu_tolerance": 0.005,
 }
 
 SPLIT_CODES = {"train": 0, "test": 1, "ood": 2}
@@ -139,8 +140,8 @@ def make_pair(spec: PairSetSpec, scene_names: list[str], sample_seed: int, cfg: 
     target = target_mu(spec, cfg["reference_dir"], rng)
     degraded, severity = degrade_to_mu(
         lambda s: generate(spec.generator, clean, sample_seed, s, depth=depth, config=spec.generator_config),
-        clean, target, tolerance=cfg["severity_tolerance"])
-    mu, sigma = mu_sigma(clean, degraded)
+        clean, target, tolerance=cfg["mu_tolerance"])
+    mu, sigma = mu_sigma_as_written(clean, degraded)
     return {"clean": clean, "degraded": degraded, "scene": scene.name, "requested_mu": target,
             "severity": severity, "mu": mu, "sigma": sigma}
 

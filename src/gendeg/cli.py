@@ -10,6 +10,8 @@ import argparse
 import os
 import subprocess
 import sys
+import time
+import traceback
 from pathlib import Path
 
 from gendeg.config import ConfigError, read_stage_config, write_resolved
@@ -103,6 +105,8 @@ def cmd_track(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gendeg", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (Snakemake passes {threads})")
+    parser.add_argument("--log", type=Path, default=None, help="write stdout and stderr to this file")
+    parser.add_argument("--benchmark", type=Path, default=None, help="write wall time and peak memory here (TSV)")
     sub = parser.add_subparsers(dest="command_name", required=True)
 
     def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
@@ -166,14 +170,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _redirect_to_log(path: Path) -> int:
+    """Send this process's stdout and stderr (Python and native) to `path`; return the old stderr.
+
+    Both orchestrators call the same command with the same --log, so logs/ looks the same
+    after `snakemake` and after `dvc repro`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    console = os.dup(2)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    return console
+
+
+def _write_benchmark(path: Path, seconds: float) -> None:
+    """A Snakemake-style benchmark TSV, also when the job runs under DVC.
+
+    Snakemake counts a job's benchmark file among its outputs; a job re-run by `dvc repro`
+    must refresh it too, or Snakemake would think the job out of date.
+    """
+    import resource
+
+    from gendeg.atomic import write_text
+
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    clock = f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{seconds % 60:06.3f}"
+    write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds:.4f}\t{clock}\t{rss_mb:.2f}\t{usage.ru_utime + usage.ru_stime:.2f}\n", path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _set_threads(args.threads)
+    console = _redirect_to_log(args.log) if args.log else None
+    started = time.perf_counter()
     try:
-        return args.func(args) or 0
+        _set_threads(args.threads)
+        code = args.func(args) or 0
     except (ConfigError, ManifestError, IngestError, IntensityStatsError) as error:
         print(f"gendeg {args.command_name}: {error}", file=sys.stderr)
-        return 2
+        code = 2
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code == 0 and args.benchmark:
+        _write_benchmark(args.benchmark, time.perf_counter() - started)
+    if console is not None and code != 0:
+        tail = "".join(args.log.read_text(errors="replace").splitlines(keepends=True)[-25:])
+        os.write(console, f"gendeg {args.command_name} failed; log {args.log} ends with:\n{tail}".encode())
+    return code
 
 
 if __name__ == "__main__":

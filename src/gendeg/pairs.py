@@ -30,7 +30,7 @@ def load_square(path: str, size: int) -> np.ndarray:
             image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.LANCZOS)
             width, height = image.size
         left, top = (width - size) // 2, (height - size) // 2
-        return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+        return np.array(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def degradation_index(names) -> torch.Tensor:

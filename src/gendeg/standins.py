@@ -1,11 +1,13 @@
 """The named stand-in datasets and OOD sets of the built-in default, and how their intensity is set.
 
-Stand-ins imitate the real paired datasets GenDeg was trained on (shared/reference README):
+Stand-ins imitate the real paired datasets GenDeg was trained on (reference/README.md):
 each uses a training generator with its own settings and its own few scenes.  Their
 degradation intensities follow the real ones: every pair draws a target mu from the real
 dataset's released mu histogram, and the generator's severity is found by root finding so
-the pair has that mu.  That matches the histograms by construction instead of by hand-tuned
-parameter ranges, and stays matched when a generator changes.
+the pair has that mu.  That matches the mu histograms by construction instead of by
+hand-tuned parameter ranges, and stays matched when a generator changes.  sigma is not
+targeted; each stand-in's generator settings were chosen so its sigma histogram lands near
+the real one too (benchmarks/calibration.py measures both).
 
 OOD sets imitate the paper's nine OOD benchmarks.  They use the `ood_*` generators, which
 differ in kind from the training ones, on held-out scenes only.  No intensity statistics
@@ -22,14 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
-from scipy.optimize import brentq
 from scipy.stats import wasserstein_distance
 
 from gendeg import REFERENCE_FOLDER
 from gendeg.images import to_uint8
-
-MU_SIGMA_SIZE = 256
+from gendeg.intensity import mu_sigma
+from gendeg.reference import released_stats_dir
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,17 @@ class PairSetSpec:
 
 STANDINS: tuple[PairSetSpec, ...] = (
     PairSetSpec("RESIDE-like", "haze", "RESIDE", "haze", {"variant": "homogeneous"}, 2, "RESIDE"),
-    PairSetSpec("NH-HAZE-like", "haze", "NH-HAZE", "haze", {"variant": "nonhomogeneous"}, 1, "NH-HAZE"),
+    PairSetSpec("NH-HAZE-like", "haze", "NH-HAZE", "haze",
+                {"variant": "nonhomogeneous", "patchiness": 1.0, "patch_scale": 0.1, "depth_near": [0.0, 0.2]},
+                1, "NH-HAZE"),
     PairSetSpec("DenseHaze-like", "haze", "DenseHaze", "haze",
-                {"variant": "nonhomogeneous", "airlight": [0.85, 0.98], "patchiness": 0.5}, 1, "DenseHaze"),
-    PairSetSpec("Rain13K-like", "rain", "Rain13K", "rain", {}, 2, "Rain13K"),
+                {"variant": "nonhomogeneous", "airlight": [0.85, 0.98], "patchiness": 1.0, "patch_scale": 0.1,
+                 "depth_near": [0.0, 0.2]}, 1, "DenseHaze"),
+    PairSetSpec("Rain13K-like", "rain", "Rain13K", "rain", {"brightness": [0.2, 0.6], "softness": 0.8}, 2, "Rain13K"),
     PairSetSpec("SPA-like", "rain", "SPAC", "rain",
                 {"layers": 1, "length": [0.15, 0.4], "brightness": [0.2, 0.6], "softness": 0.8}, 1, "SPAC"),
     PairSetSpec("ORD-like", "rain", "ORD", "rain", {"haze_beta_max": 1.5, "density_max": 0.015}, 1, "ORD"),
-    PairSetSpec("Snow100K-like", "snow", "Snow100k", "snow", {}, 2, "Snow100k"),
+    PairSetSpec("Snow100K-like", "snow", "Snow100k", "snow", {"opacity": [0.3, 0.7]}, 2, "Snow100k"),
     PairSetSpec("CSD-like", "snow", "CSD", "snow", {"veil_beta_max": 1.2}, 1, "CSD"),
     PairSetSpec("REDS-like", "motion_blur", "REDS", "motion_blur", {}, 2, "REDS"),
     PairSetSpec("RealBlur-like", "motion_blur", "RealBlur", "motion_blur", {"noise": 0.01, "inertia": [0.8, 0.98]},
@@ -63,7 +66,8 @@ STANDINS: tuple[PairSetSpec, ...] = (
     PairSetSpec("LOL-like", "low_light", "LOLv2", "low_light", {}, 2, "LOLv2"),
     PairSetSpec("SID-like", "low_light", "SID", "low_light",
                 {"full_well": [100.0, 400.0], "read_noise": [0.002, 0.006]}, 1, "SID"),
-    PairSetSpec("Raindrop-like", "raindrop", "Raindrop", "raindrop", {}, 2, "Raindrop"),
+    PairSetSpec("Raindrop-like", "raindrop", "Raindrop", "raindrop",
+                {"radius": [0.1, 0.35], "zoom": [1.2, 2.0], "background_defocus": 0.03}, 2, "Raindrop"),
     PairSetSpec("RainDS-syn-drop-like", "raindrop", "RainDS (raindrop)", "raindrop",
                 {"drops_per_area": [3.0, 8.0], "background_defocus": 0.0, "rim_darkening": [0.3, 0.6]}, 1, "RainDS"),
 )
@@ -73,7 +77,8 @@ OOD_SETS: tuple[PairSetSpec, ...] = (
                 {"radial_weight": [0.6, 0.9], "airlight_hues": [[1.0, 0.88, 0.7], [1.0, 0.95, 0.8]]},
                 mu_range=(0.08, 0.22)),
     PairSetSpec("O-HAZE-like", "haze", "O-HAZE", "ood_haze",
-                {"radial_weight": [0.1, 0.4], "airlight_hues": [[0.8, 0.9, 1.0], [0.95, 0.95, 0.9]], "glow": [0.6, 0.9]},
+                {"radial_weight": [0.1, 0.4], "airlight_hues": [[0.8, 0.9, 1.0], [0.95, 0.95, 0.9]],
+                 "glow": [0.6, 0.9]},
                 mu_range=(0.12, 0.26)),
     PairSetSpec("RainDS-real-rain-like", "rain", "RainDS (real rain)", "ood_rain", {}, mu_range=(0.02, 0.10)),
     PairSetSpec("LHP-like", "rain", "LHP", "ood_rain",
@@ -91,23 +96,15 @@ OOD_SETS: tuple[PairSetSpec, ...] = (
 ALL_SETS: dict[str, PairSetSpec] = {spec.name: spec for spec in STANDINS + OOD_SETS}
 
 
-def mu_sigma(clean: np.ndarray, degraded: np.ndarray) -> tuple[float, float]:
-    """The paper's intensity of a pair, as a reader of the written 8-bit PNGs would measure it.
+def mu_sigma_as_written(clean: np.ndarray, degraded: np.ndarray) -> tuple[float, float]:
+    """The paper's (mu, sigma) of a pair as a reader of its written 8-bit PNGs will measure it.
 
-    Both images are quantised to 8 bits (what is written), resized to 256x256 with Lanczos,
-    D = |clean - degraded| in [0, 1]; mu = mean(D), sigma = population std(D).
-    (Temporary: to be replaced by gendeg.intensity's official helper.)
+    gendeg.intensity.mu_sigma on both images quantised to 8 bits first, so the manifest's
+    values equal what any later stage recomputes from the files.
     """
     if clean.shape != degraded.shape:
-        raise ValueError(f"mu_sigma: clean {clean.shape} and degraded {degraded.shape} differ in shape")
-
-    def resized(image: np.ndarray) -> np.ndarray:
-        pil = Image.fromarray(to_uint8(image), mode="RGB").resize((MU_SIGMA_SIZE, MU_SIGMA_SIZE),
-                                                                  Image.Resampling.LANCZOS)
-        return np.asarray(pil, dtype=np.float64) / 255.0
-
-    difference = np.abs(resized(clean) - resized(degraded))
-    return float(difference.mean()), float(difference.std())
+        raise ValueError(f"mu_sigma_as_written: clean {clean.shape} and degraded {degraded.shape} differ in shape")
+    return mu_sigma(to_uint8(clean) / np.float32(255.0), to_uint8(degraded) / np.float32(255.0))
 
 
 @dataclass(frozen=True)
@@ -133,13 +130,15 @@ class Histogram:
 
 
 @lru_cache(maxsize=64)
-def reference_histogram(reference_dir: str, degradation: str, dataset: str, kind: str = "mu") -> Histogram:
-    """Load `<reference_dir>/<degradation folder>/<Mu|Sigma>_<dataset>.json`."""
+def reference_histogram(reference_dir: str | None, degradation: str, dataset: str, kind: str = "mu") -> Histogram:
+    """Load `<reference_dir>/<degradation folder>/<Mu|Sigma>_<dataset>.json` (None: the project's copy)."""
     if kind not in ("mu", "sigma"):
         raise ValueError(f"kind must be 'mu' or 'sigma', got {kind!r}")
     if degradation not in REFERENCE_FOLDER:
         raise KeyError(f"unknown degradation {degradation!r}; known: {sorted(REFERENCE_FOLDER)}")
     label = "Mu" if kind == "mu" else "Sigma"
+    if reference_dir is None:
+        reference_dir = str(released_stats_dir())
     path = Path(reference_dir) / REFERENCE_FOLDER[degradation] / f"{label}_{dataset}.json"
     if not path.exists():
         raise FileNotFoundError(f"reference histogram {path} not found (is reference_dir {reference_dir!r} right?)")
@@ -155,35 +154,54 @@ def reference_histogram(reference_dir: str, degradation: str, dataset: str, kind
     return Histogram(low, high, counts)
 
 
-def target_mu(spec: PairSetSpec, reference_dir: str | Path, rng: np.random.Generator) -> float:
+def target_mu(spec: PairSetSpec, reference_dir: str | Path | None, rng: np.random.Generator) -> float:
     """The mu one pair of this set should have."""
     if spec.reference is not None:
-        return float(reference_histogram(str(reference_dir), spec.degradation, spec.reference, "mu").sample(rng))
+        folder = None if reference_dir is None else str(reference_dir)
+        return float(reference_histogram(folder, spec.degradation, spec.reference, "mu").sample(rng))
     if spec.mu_range is None:
         raise ValueError(f"{spec.name}: needs either a reference dataset or a mu_range")
     return float(rng.uniform(*spec.mu_range))
 
 
 def degrade_to_mu(degrade: Callable[[float], np.ndarray], clean: np.ndarray, target: float,
-                  tolerance: float = 1e-3) -> tuple[np.ndarray, float]:
-    """Find the severity whose output has mean |clean - degraded| = target; return (output, severity).
+                  tolerance: float = 0.002, max_calls: int = 30) -> tuple[np.ndarray, float]:
+    """Find a severity whose output has mean |clean - degraded| within `tolerance` of `target`.
 
     `degrade(severity)` must draw the same random numbers on every call (a fresh Generator
     from one seed), so mu grows smoothly with severity.  Targets outside what the image
-    allows clip to severity 0 or 1.  mu is measured at native resolution here (cheap);
-    the builder records the official 256x256 value.
+    allows clip to severity 0 or 1.  The search is regula falsi with the Illinois fix,
+    stopped on the mu error rather than on the severity interval (scipy's brentq only
+    offers the latter), which usually needs 3-5 generator calls.  mu is measured at native
+    resolution here (cheap); the builder records the official 256x256 value.
     """
-    cache: dict[float, np.ndarray] = {}
+    def excess(severity: float) -> tuple[float, np.ndarray]:
+        output = degrade(severity)
+        return float(np.abs(output - clean).mean()) - target, output
 
-    def excess(severity: float) -> float:
-        cache[severity] = degrade(severity)
-        return float(np.abs(cache[severity] - clean).mean()) - target
-
-    if excess(0.0) >= 0:
-        return cache[0.0], 0.0
-    if excess(1.0) <= 0:
-        return cache[1.0], 1.0
-    severity = float(brentq(excess, 0.0, 1.0, xtol=tolerance, maxiter=50))
-    if severity not in cache:
-        excess(severity)
-    return cache[severity], severity
+    low, (f_low, out_low) = 0.0, excess(0.0)
+    if f_low >= 0:
+        return out_low, 0.0
+    high, (f_high, out_high) = 1.0, excess(1.0)
+    if f_high <= 0:
+        return out_high, 1.0
+    best = (abs(f_high), out_high, high)
+    side = 0
+    for _ in range(max_calls - 2):
+        severity = (low * f_high - high * f_low) / (f_high - f_low)
+        value, output = excess(severity)
+        if abs(value) < best[0]:
+            best = (abs(value), output, severity)
+        if abs(value) <= tolerance or high - low < 1e-6:
+            break
+        if value < 0:
+            low, f_low = severity, value
+            if side == -1:
+                f_high /= 2.0  # Illinois: stop an endpoint from sticking
+            side = -1
+        else:
+            high, f_high = severity, value
+            if side == 1:
+                f_low /= 2.0
+            side = 1
+    return best[1], float(best[2])

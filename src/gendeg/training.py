@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -144,8 +145,10 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
             shutil.rmtree(checkpoint)
     if checkpoint is not None and (checkpoint / "state.json").exists():
         result.resumed_from, result.losses = load_checkpoint(checkpoint, model, optimizer, ema)
-        for _ in range(result.resumed_from):
-            scheduler.step()
+        with warnings.catch_warnings():  # fast-forwarding the schedule, not training
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(result.resumed_from):
+                scheduler.step()
     model, optimizer = accelerator.prepare(model, optimizer)
     if ema is not None:
         ema.to(accelerator.device)

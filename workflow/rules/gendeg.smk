@@ -12,8 +12,9 @@ rule train_gendeg:
         "logs/benchmarks/train_gendeg.tsv"
     threads: workflow.cores
     shell:
-        "gendeg --threads {threads} train-gendeg --config {input.config} --prepared {input.prepared}"
-        " --out {output} --checkpoints checkpoints/train_gendeg > {log} 2>&1"
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_gendeg.tsv"
+        " train-gendeg --config {input.config} --prepared {input.prepared}"
+        " --out {output} --checkpoints checkpoints/train_gendeg"
 
 
 rule synthesize:
@@ -31,9 +32,10 @@ rule synthesize:
         "logs/benchmarks/synthesize/{degradation}.tsv"
     threads: 1
     shell:
-        "gendeg --threads {threads} synthesize --config {input.config} --prepared {input.prepared}"
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/synthesize/{wildcards.degradation}.tsv"
+        " synthesize --config {input.config} --prepared {input.prepared}"
         " --model {input.model} --degradation {wildcards.degradation} --out {output}"
-        " --work checkpoints/synthesize/{wildcards.degradation} > {log} 2>&1"
+        " --work checkpoints/synthesize/{wildcards.degradation}"
 
 
 rule merge:
@@ -51,5 +53,6 @@ rule merge:
         "logs/benchmarks/merge.tsv"
     threads: 1
     shell:
-        "gendeg --threads {threads} merge --config {input.config} --prepared {input.prepared}"
-        " --synthetic-root data/synthetic --out {output} > {log} 2>&1"
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/merge.tsv"
+        " merge --config {input.config} --prepared {input.prepared}"
+        " --synthetic-root data/synthetic --out {output}"

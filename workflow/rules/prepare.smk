@@ -11,4 +11,5 @@ rule prepare:
         "logs/benchmarks/prepare.tsv"
     threads: 1
     shell:
-        "gendeg --threads {threads} prepare --config {input.config} --out {output} > {log} 2>&1"
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/prepare.tsv"
+        " prepare --config {input.config} --out {output}"

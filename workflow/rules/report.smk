@@ -14,5 +14,6 @@ rule report:
         "logs/benchmarks/report.tsv"
     threads: 1
     shell:
-        "gendeg --threads {threads} report --config {input.config} --metrics-dir metrics"
-        " --models-dir models/restorer --prepared {input.prepared} --out {output} > {log} 2>&1"
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/report.tsv"
+        " report --config {input.config} --metrics-dir metrics"
+        " --models-dir models/restorer --prepared {input.prepared} --out {output}"

@@ -13,9 +13,10 @@ rule train_restorer:
         "logs/benchmarks/train_restorer/{train_set}.tsv"
     threads: 1
     shell:
-        "gendeg --threads {threads} train-restorer --config {input.config} --train-set {wildcards.train_set}"
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_restorer/{wildcards.train_set}.tsv"
+        " train-restorer --config {input.config} --train-set {wildcards.train_set}"
         " --data {input.data} --out {output} --checkpoints checkpoints/train_restorer/{wildcards.train_set}"
-        " > {log} 2>&1"
+        ""
 
 
 rule evaluate:
@@ -34,6 +35,7 @@ rule evaluate:
         "logs/benchmarks/evaluate/{train_set}.tsv"
     threads: 1
     shell:
-        "gendeg --threads {threads} evaluate --config {input.config} --train-set {wildcards.train_set}"
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/evaluate/{wildcards.train_set}.tsv"
+        " evaluate --config {input.config} --train-set {wildcards.train_set}"
         " --model {input.model} --prepared {input.prepared} --out-json {output.metrics}"
-        " --out-csv {output.per_set} > {log} 2>&1"
+        " --out-csv {output.per_set}"

@@ -35,7 +35,9 @@ def trajectory_kernel(rng: np.random.Generator, extent: float, cfg: Mapping[str,
     accelerations = rng.standard_normal((steps, 2))
     jerks = rng.random(steps) < cfg["jerk_probability"]
     accelerations[jerks] *= cfg["jerk_strength"]
-    velocity = lfilter([1.0 - inertia], [1.0, -inertia], accelerations, axis=0) + rng.standard_normal(2)
+    drift = rng.standard_normal(2)
+    # AR(1) velocity with unit stationary variance around a drift: paths curve and wander.
+    velocity = drift + lfilter([np.sqrt(1.0 - inertia ** 2)], [1.0, -inertia], accelerations, axis=0)
     path = np.cumsum(velocity, axis=0)
     path -= path.mean(axis=0)
     span = float(np.abs(path).max()) * 2.0

@@ -52,7 +52,8 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     hue = np.asarray(cfg["airlight_hues"], np.float32)[rng.integers(len(cfg["airlight_hues"]))]
     angle = rng.uniform(0, 2 * np.pi)
     ramp = (np.cos(angle) * (x - 0.5) + np.sin(angle) * (y - 0.5))[..., None]
-    airlight = np.clip(uniform(rng, cfg["airlight_level"]) * hue * (1.0 + uniform(rng, cfg["airlight_gradient"]) * ramp), 0, 1)
+    gradient = uniform(rng, cfg["airlight_gradient"])
+    airlight = np.clip(uniform(rng, cfg["airlight_level"]) * hue * (1.0 + gradient * ramp), 0.0, 1.0)
     glow = uniform(rng, cfg["glow"])
 
     transmission = np.exp(-beta[None, None, :] * (0.2 + 0.8 * pseudo_depth)[..., None])

@@ -52,10 +52,11 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     noise = rng.standard_normal(clean.shape).astype(np.float32)
     if cfg["variant"] == "colour_cast":
         power = uniform(rng, cfg["shadow_power"])
-        cast = 1.0 + rng.uniform(-1, 1, size=3) * cfg["cast"]
+        cast_direction = rng.uniform(-1, 1, size=3)
         a, b = uniform(rng, cfg["noise_a"]), uniform(rng, cfg["noise_b"])
         levels = int(rng.integers(cfg["levels"][0], cfg["levels"][1] + 1))
         gain = cfg["exposure_min"] ** severity
+        cast = 1.0 + cast_direction * cfg["cast"] * severity
         dark = np.clip(gain * cast * clean, 0, 1) ** (1.0 + (power - 1.0) * severity)
         noisy = dark + np.sqrt(a * dark + b) * noise * severity
         quantised = np.round(np.clip(noisy, 0, 1) * levels) / levels

@@ -44,22 +44,24 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
 
     lengths = np.interp(nearness, [0, 1], cfg["length"]) * short * (0.4 + 0.6 * severity)
     widths = np.interp(nearness, [0, 1], cfg["width"]) * short / 64.0
-    half = int(np.ceil(max(lengths.max() / 2, 1) + 3 * widths.max())) + 1
-    offsets = np.arange(-half, half + 1, dtype=np.float32)
-    oy, ox = np.meshgrid(offsets, offsets, indexing="ij")  # a patch around every streak centre
-    base = np.round(centres).astype(np.int64)
-    frac = (centres - base)[:, :, None, None]
-    qy, qx = oy[None] - frac[:, 0], ox[None] - frac[:, 1]
-    along = qy * np.cos(angles)[:, None, None] + qx * np.sin(angles)[:, None, None]
-    across = -qy * np.sin(angles)[:, None, None] + qx * np.cos(angles)[:, None, None]
-    taper = np.clip((lengths[:, None, None] / 2 - np.abs(along)) / (0.25 * lengths[:, None, None] + 1e-6), 0, 1)
-    profile = np.exp(-0.5 * (across / widths[:, None, None]) ** 2) * taper * intensity[:, None, None]
-
-    rows = (base[:, 0, None, None] + oy[None].astype(np.int64)) % height
-    cols = (base[:, 1, None, None] + ox[None].astype(np.int64)) % width
-    alpha = np.zeros((height, width), np.float64)
-    np.maximum.at(alpha, (rows.ravel(), cols.ravel()), profile.ravel() * severity)
-    alpha = np.clip(alpha, 0, 1).astype(np.float32)[..., None]
+    # Streaks are semi-transparent layers: composite them as 1 - alpha = prod_i (1 - a_i),
+    # accumulated in log space; each streak is drawn over its own thin bounding box only.
+    log_clear = np.zeros((height, width), np.float32)
+    for (cy, cx), angle, length, width_px, strength in zip(centres, angles, lengths, widths, intensity * severity):
+        reach_y = abs(np.cos(angle)) * length / 2 + 3 * width_px
+        reach_x = abs(np.sin(angle)) * length / 2 + 3 * width_px
+        top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)
+        left, right = max(int(cx - reach_x), 0), min(int(np.ceil(cx + reach_x)) + 1, width)
+        if top >= bottom or left >= right:
+            continue
+        qy = np.arange(top, bottom, dtype=np.float32)[:, None] - cy
+        qx = np.arange(left, right, dtype=np.float32)[None, :] - cx
+        along = qy * np.cos(angle) + qx * np.sin(angle)
+        across = -qy * np.sin(angle) + qx * np.cos(angle)
+        taper = np.clip((length / 2 - np.abs(along)) / (0.25 * length + 1e-6), 0.0, 1.0)
+        opacity = np.clip(strength * taper * np.exp(-0.5 * (across / width_px) ** 2), 0.0, 0.999)
+        log_clear[top:bottom, left:right] += np.log1p(-opacity)
+    alpha = (1.0 - np.exp(log_clear))[..., None]
 
     misty = clean + cfg["mist"] * severity * (1.0 - clean)
     streak_colour = blur(clean, 0.1 * short) * (1.0 - whiteness) + whiteness

@@ -40,26 +40,36 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     refraction = uniform(rng, cfg["refraction"], size=count)
     highlight = uniform(rng, cfg["highlight"])
 
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    uy = (y[None] - centres[:, 0, None, None]) / (radii / aspects)[:, None, None]  # taller than wide
-    ux = (x[None] - centres[:, 1, None, None]) / radii[:, None, None]
-    rho2 = uy ** 2 + ux ** 2
-    cap = np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))  # spherical-cap height per drop
-    top = np.argmax(cap, axis=0)
-    height_map = np.take_along_axis(cap, top[None], axis=0)[0]
+    # Visit drops one by one over their bounding boxes; where drops overlap the taller cap wins.
+    height_map = np.zeros((height, width), np.float32)
+    uy = np.zeros((height, width), np.float32)  # normalised offsets from the winning drop's centre
+    ux = np.zeros((height, width), np.float32)
+    shift = np.zeros((height, width), np.float32)
+    for (cy, cx), radius, aspect, bend in zip(centres, radii, aspects, refraction):
+        reach_y, reach_x = radius / aspect, radius  # taller than wide
+        top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)
+        left, right = max(int(cx - reach_x), 0), min(int(np.ceil(cx + reach_x)) + 1, width)
+        if top >= bottom or left >= right:
+            continue
+        yy = (np.arange(top, bottom, dtype=np.float32)[:, None] - cy) / reach_y
+        xx = (np.arange(left, right, dtype=np.float32)[None, :] - cx) / reach_x
+        cap = np.sqrt(np.clip(1.0 - yy ** 2 - xx ** 2, 0.0, 1.0))  # spherical-cap height
+        window = (slice(top, bottom), slice(left, right))
+        taller = cap > height_map[window]
+        height_map[window] = np.where(taller, cap, height_map[window])
+        uy[window] = np.where(taller, yy, uy[window])
+        ux[window] = np.where(taller, xx, ux[window])
+        shift[window] = np.where(taller, bend * radius, shift[window])
     inside = height_map > 0
     # Gradient of the cap: d/du sqrt(1 - u^2 - v^2) = -u / h; clipped near the rim.
     safe = np.maximum(height_map, 0.15)
-    gy = -np.take_along_axis(uy, top[None], axis=0)[0] / safe
-    gx = -np.take_along_axis(ux, top[None], axis=0)[0] / safe
-    shift = refraction[top] * radii[top]
-    source_y = y + np.where(inside, gy * shift * 0.25, 0.0)
-    source_x = x + np.where(inside, gx * shift * 0.25, 0.0)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    source_y = y + np.where(inside, -uy / safe * shift * 0.25, 0.0)
+    source_x = x + np.where(inside, -ux / safe * shift * 0.25, 0.0)
     seen = np.stack([map_coordinates(clean[..., c], [source_y, source_x], order=1, mode="mirror")
                      for c in range(3)], axis=-1)
     seen = blur(seen, cfg["focus_blur"] * short)
-    spot = np.exp(-((np.take_along_axis(uy, top[None], axis=0)[0] + 0.4) ** 2
-                    + (np.take_along_axis(ux, top[None], axis=0)[0] + 0.3) ** 2) / 0.02)
+    spot = np.exp(-((uy + 0.4) ** 2 + (ux + 0.3) ** 2) / 0.02)
     seen = seen + highlight * (spot * inside)[..., None]
     alpha = blur(np.clip(height_map * 4.0, 0, 1).astype(np.float32), 0.6)[..., None]
     return finish(clean * (1.0 - alpha) + seen * alpha)

@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "threshold": [0.9, 0.45],  # flake threshold at severity 0 .. 1 (lower = more snow)
     "motion_length": [0.06, 0.16],  # fraction of the shorter side
     "angle": [-135.0, -45.0],  # degrees, as in ImageNet-C
+    "flake_gain": 3.0,  # ImageNet-C's wand motion blur keeps flakes bright; kornia's unit-sum kernel dims them
     "wash": 0.35,  # 1 - c6 at severity 1: how far the image moves towards the bright grey copy
 }
 
@@ -47,6 +48,7 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     flakes = np.where(layer > threshold, layer, 0.0).astype(np.float32)
     flakes_t = torch.from_numpy(np.ascontiguousarray(flakes))[None, None]
     smeared = kornia.filters.motion_blur(flakes_t, length, angle, 0.0, border_type="reflect")[0, 0].numpy()
+    smeared = smeared * cfg["flake_gain"]
 
     wash = cfg["wash"] * severity
     grey = luminance(clean)[..., None] * 1.5 + 0.5

@@ -19,7 +19,7 @@ from gendeg.degradations.common import blur, check_input, finish, merged_config,
 
 DEFAULTS: dict[str, Any] = {
     "drops_per_area": [8.0, 20.0],  # drops per (64 px)^2 of image
-    "radius": [0.05, 0.25],  # drop radius at severity 1, fraction of the shorter side
+    "radius": [0.05, 0.3],  # drop radius at severity 1, fraction of the shorter side
     "aspect": [0.75, 1.33],  # ellipse axis ratio
     "zoom": [1.5, 3.0],  # lens magnification of the flipped view inside a drop
     "drop_blur": 0.015,  # blur of the view inside drops, fraction of the shorter side
@@ -42,17 +42,30 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     rims = uniform(rng, cfg["rim_darkening"], size=count)
 
     radii = np.maximum(radii * severity, 1e-3)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    dy = y[None] - centres[:, 0, None, None]  # (drops, H, W)
-    dx = x[None] - centres[:, 1, None, None]
-    rho = np.sqrt((dy / (radii * aspects)[:, None, None]) ** 2 + (dx / (radii / aspects)[:, None, None]) ** 2)
-    nearest = np.argmin(rho, axis=0)  # the drop each pixel belongs to (where drops overlap)
-    rho_min = np.take_along_axis(rho, nearest[None], axis=0)[0]
+    # Each pixel belongs to the drop whose normalised radius rho is smallest there; drops
+    # are visited one by one over their bounding boxes only (cheap, and never per pixel).
+    rho_min = np.full((height, width), np.inf, np.float32)
+    nearest = np.zeros((height, width), np.int64)
+    for i, ((cy, cx), radius, aspect) in enumerate(zip(centres, radii, aspects)):
+        reach_y, reach_x = radius * aspect, radius / aspect
+        top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)
+        left, right = max(int(cx - reach_x), 0), min(int(np.ceil(cx + reach_x)) + 1, width)
+        if top >= bottom or left >= right:
+            continue
+        yy = (np.arange(top, bottom, dtype=np.float32)[:, None] - cy) / reach_y
+        xx = (np.arange(left, right, dtype=np.float32)[None, :] - cx) / reach_x
+        rho = np.sqrt(yy ** 2 + xx ** 2)
+        window = (slice(top, bottom), slice(left, right))
+        closer = rho < rho_min[window]
+        rho_min[window] = np.where(closer, rho, rho_min[window])
+        nearest[window] = np.where(closer, i, nearest[window])
+    rho_min = np.minimum(rho_min, 2.0)
     alpha = np.clip((1.0 - rho_min) / 0.15, 0.0, 1.0)[..., None]  # soft drop edge
 
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     zoom = zooms[nearest]
-    source_y = centres[nearest, 0] - np.take_along_axis(dy, nearest[None], axis=0)[0] * zoom
-    source_x = centres[nearest, 1] - np.take_along_axis(dx, nearest[None], axis=0)[0] * zoom
+    source_y = centres[nearest, 0] - (y - centres[nearest, 0]) * zoom
+    source_x = centres[nearest, 1] - (x - centres[nearest, 1]) * zoom
     view = np.stack([map_coordinates(clean[..., c], [source_y, source_x], order=1, mode="mirror")
                      for c in range(3)], axis=-1)
     view = blur(view, cfg["drop_blur"] * short) * (1.0 - rims[nearest] * rho_min.clip(0, 1) ** 3)[..., None]

@@ -19,7 +19,7 @@ from gendeg.degradations.common import check_input, convolve, finish, line_kerne
 
 DEFAULTS: dict[str, Any] = {
     "flake_radius": [0.006, 0.014, 0.03],  # Gaussian sigma per size class, fraction of the shorter side
-    "density_max": [0.04, 0.01, 0.0025],  # fraction of pixels seeding a flake at severity 1, per class
+    "density_max": [0.15, 0.04, 0.01],  # fraction of pixels seeding a flake at severity 1, per class
     "motion_length": [0.0, 0.08],  # fall streak length, fraction of the shorter side
     "angle": [-30.0, 30.0],  # fall direction, degrees from vertical
     "opacity": [0.7, 1.0],  # flake opacity

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from gendeg import DEGRADATIONS
-from gendeg.intensity import N_BINS, NULL_SLOT, RANGES, bin_index
+from gendeg.intensity import N_BINS, NULL_SLOT, bin_index
 
 N_SLOTS = N_BINS + 1
 NULL_DEGRADATION = len(DEGRADATIONS)  # index of the "no degradation text" entry
@@ -28,22 +28,17 @@ ENCODINGS = ("onehot", "smoothed")
 ROUTES = ("cross_attention", "time_embedding")
 
 
-def _bin_positions(values: torch.Tensor, kind: str) -> torch.Tensor:
-    """Continuous bin coordinate (bin centres at integers), clamped to the bin range."""
-    width = RANGES[kind] / N_BINS
-    return torch.clamp(values.float() / width - 0.5, 0.0, N_BINS - 1.0)
-
-
 def _encode_one(values: torch.Tensor, kind: str, drop: torch.Tensor, encoding: str, smoothing_bins: float) -> torch.Tensor:
     values = torch.as_tensor(values).reshape(-1).float()
     code = torch.zeros(values.shape[0], N_SLOTS, device=values.device)
     if encoding == "onehot":
         code[torch.arange(values.shape[0]), bin_index(values, kind)] = 1.0
     elif encoding == "smoothed":
-        # A Gaussian bump over the bins: neighbouring bins share strength, so a short run
-        # that sees each bin a handful of times still learns a smooth intensity axis.
+        # The one-hot convolved with a Gaussian (peak 1 on the same bin): neighbouring bins
+        # share strength, so a short run that sees each bin a few times still learns a
+        # smooth intensity axis.
         centres = torch.arange(N_BINS, device=values.device, dtype=torch.float32)
-        distance = centres[None, :] - _bin_positions(values, kind)[:, None]
+        distance = centres[None, :] - bin_index(values, kind)[:, None].float()
         code[:, :N_BINS] = torch.exp(-0.5 * (distance / smoothing_bins) ** 2)
     else:
         raise ValueError(f"intensity_encoding must be one of {ENCODINGS}, got {encoding!r}")

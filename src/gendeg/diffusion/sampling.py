@@ -19,11 +19,16 @@ GUIDANCE_BRANCHES = 3
 
 
 def build_sampler(model: GenDegModel, sampler: str):
+    """A fresh sampler on the model's noise schedule.  "trailing" spacing makes the first
+    step start from t = T-1 (pure noise), which is what the initial latents are; the
+    training schedule's "leading" spacing would start at 900 of 1000 with 10 steps."""
     config = model.noise_scheduler().config
     if sampler == "dpmsolver++":
-        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+        return DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing"
+        )
     if sampler == "euler_ancestral":
-        return EulerAncestralDiscreteScheduler.from_config(config)
+        return EulerAncestralDiscreteScheduler.from_config(config, timestep_spacing="trailing")
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
 
 

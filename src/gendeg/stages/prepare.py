@@ -23,6 +23,7 @@ from gendeg.atomic import atomic_dir, write_json
 from gendeg.images import read_image
 from gendeg.intensity import histogram_w1, load_intensity_stats, mu_sigma, write_official_stats
 from gendeg.manifest import write_manifest
+from gendeg.pairs import load_square
 from gendeg.reference import released_stats_dir
 
 SPLITS = ("train", "test", "ood")
@@ -54,16 +55,17 @@ def calibration(train: pd.DataFrame) -> dict:
     from gendeg.standins import STANDINS
 
     released = load_intensity_stats(released_stats_dir())
+    specs = {spec.name: spec for spec in STANDINS if spec.reference}
     table = {}
     for name, group in train.groupby("dataset"):
-        spec = STANDINS.get(name)
+        spec = specs.get(name)
         if spec is None:
             continue
         real = released[spec.degradation]
         table[name] = {
             "imitates": spec.imitates,
-            "mu_w1": histogram_w1(group["mu"].to_numpy(), real.mu_counts[spec.imitates], "mu"),
-            "sigma_w1": histogram_w1(group["sigma"].to_numpy(), real.sigma_counts[spec.imitates], "sigma"),
+            "mu_w1": histogram_w1(group["mu"].to_numpy(), real.mu_counts[spec.reference], "mu"),
+            "sigma_w1": histogram_w1(group["sigma"].to_numpy(), real.sigma_counts[spec.reference], "sigma"),
             "n": int(len(group)),
         }
     return table
@@ -89,50 +91,56 @@ def _relocate(frames: dict[str, pd.DataFrame], tmp: Path, final: Path) -> None:
 
 
 def prepare(config: dict, out_dir: Path) -> dict:
-    data = config["data"]
     out_dir = Path(out_dir)
-    with tracking.job_run("prepare", "prepare", config) as run, atomic_dir(out_dir) as tmp:
-        extra_clean = None
-        if data["source"] == "builtin":
-            from gendeg.builtin_data import build_builtin
-
-            frames = build_builtin(data["builtin"], tmp, seed=config["seed"])
-            _relocate(frames, tmp, out_dir)
-        else:
-            from gendeg.ingest import ingest_all, write_problem_report
-
-            result = ingest_all(data["user"])
-            frames = {split: getattr(result, split) for split in SPLITS}
-            extra_clean = result.clean
-            write_problem_report(result.problems, tmp / "problems.csv")
-            run.log_metrics({"bad_inputs_skipped": len(result.problems)})
-        frames = {split: _fill_intensity(frames[split], f"intensity ({split})") for split in SPLITS}
-        for split in SPLITS:
-            write_manifest(frames[split], tmp / f"{split}.csv")
-        pool = clean_pool(frames["train"], extra_clean)
-        pool.to_csv(tmp / "clean_pool.csv", index=False, lineterminator="\n")
-        write_official_stats(frames["train"], tmp / "stats")
-        summary = _summary(frames, pool)
-        if data["source"] == "builtin":
-            summary["calibration"] = calibration(frames["train"])
-            for name, row in summary["calibration"].items():
-                run.log_metrics({f"calibration.{name}.mu_w1": row["mu_w1"], f"calibration.{name}.sigma_w1": row["sigma_w1"]})
-        write_json(summary, tmp / "summary.json")
-        run.log_metrics({f"pairs.{split}": len(frame) for split, frame in frames.items()})
-        run.log_artifact(tmp / "summary.json")
+    with tracking.job_run("prepare", "prepare", config) as run:
+        with atomic_dir(out_dir) as tmp:
+            summary, frames = _build(config, tmp, out_dir, run)
+        run.log_artifact(out_dir / "summary.json")
         run.log_image(_contact_sheet(frames["train"]), "train_pairs.png")
     return summary
 
 
-def _contact_sheet(frame: pd.DataFrame, per_degradation: int = 3) -> np.ndarray:
+def _build(config: dict, tmp: Path, out_dir: Path, run) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """Everything prepare writes, into the temporary folder `tmp` (paths point at `out_dir`)."""
+    data = config["data"]
+    extra_clean = None
+    if data["source"] == "builtin":
+        from gendeg.builtin_data import build_builtin
+
+        frames = build_builtin(data["builtin"], tmp, seed=config["seed"])
+        _relocate(frames, tmp, out_dir)
+    else:
+        from gendeg.ingest import ingest_all, write_problem_report
+
+        result = ingest_all(data["user"])
+        frames = {split: getattr(result, split) for split in SPLITS}
+        extra_clean = result.clean
+        write_problem_report(result.problems, tmp / "problems.csv")
+        run.log_metrics({"bad_inputs_skipped": len(result.problems)})
+    frames = {split: _fill_intensity(frames[split], f"intensity ({split})") for split in SPLITS}
+    for split in SPLITS:
+        write_manifest(frames[split], tmp / f"{split}.csv")
+    pool = clean_pool(frames["train"], extra_clean)
+    pool.to_csv(tmp / "clean_pool.csv", index=False, lineterminator="\n")
+    write_official_stats(frames["train"], tmp / "stats")
+    summary = _summary(frames, pool)
+    if data["source"] == "builtin":
+        summary["calibration"] = calibration(frames["train"])
+        for name, row in summary["calibration"].items():
+            run.log_metrics({f"calibration.{name}.mu_w1": row["mu_w1"], f"calibration.{name}.sigma_w1": row["sigma_w1"]})
+    write_json(summary, tmp / "summary.json")
+    run.log_metrics({f"pairs.{split}": len(frame) for split, frame in frames.items()})
+    return summary, frames
+
+
+def _contact_sheet(frame: pd.DataFrame, per_degradation: int = 3, size: int = 64) -> np.ndarray:
     """Rows of (clean, degraded) pairs, a few per degradation: what the existing data looks like."""
     rows = []
     for _, group in frame.groupby("degradation", sort=True):
         picks = group.iloc[np.linspace(0, len(group) - 1, min(per_degradation, len(group))).astype(int)]
-        tiles = [np.concatenate([read_image(r.target_path), read_image(r.image_path)], axis=1) for r in picks.itertuples()]
-        size = tiles[0].shape
-        tiles = [t for t in tiles if t.shape == size]
+        tiles = [np.concatenate([load_square(r.target_path, size), load_square(r.image_path, size)], axis=1)
+                 for r in picks.itertuples()]
         rows.append(np.concatenate(tiles, axis=1))
     width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows if r.shape[0] == rows[0].shape[0]]
-    return np.concatenate(rows, axis=0)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    return np.concatenate(rows, axis=0).astype(np.float32) / 255.0

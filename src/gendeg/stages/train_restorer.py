@@ -40,8 +40,7 @@ def train_restorer(config: dict, train_set: str, data_dir: Path, out_dir: Path, 
     train_cfg = cfg["train"]
     frame = training_pairs(train_set, data_dir)
     bank = PairBank(frame, size=cfg["image_size"], description=f"loading {train_set}")
-    torch.manual_seed(config["seed"])  # same initial weights for every training set
-    model = build_restorer(cfg["model"])
+    model = build_restorer(cfg["model"], seed=config["seed"])  # same initial weights for every training set
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0),
                                   betas=(0.9, 0.9))
 

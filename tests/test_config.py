@@ -1,0 +1,103 @@
+"""params.yaml: presets, validation errors that name the key, resolved stage files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+
+import pytest
+import yaml
+
+from gendeg.config import STAGE_SECTIONS, ConfigError, deep_merge, load_params, resolve, write_resolved
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_shipped_params_resolve_under_every_preset(params):
+    for preset in params["presets"]:
+        resolved = resolve({**params, "preset": preset})
+        assert resolved["preset"] == preset
+        assert "presets" not in resolved
+
+
+def test_preset_overrides_only_what_it_names(params):
+    smoke = resolve({**params, "preset": "smoke"})
+    default = resolve({**params, "preset": "default"})
+    assert smoke["restorer"]["train"]["steps"] < default["restorer"]["train"]["steps"]
+    assert smoke["restorer"]["train"]["lr"] == default["restorer"]["train"]["lr"]  # not named by smoke
+
+
+def test_deep_merge_does_not_mutate_inputs():
+    base = {"a": {"b": 1, "c": [1, 2]}}
+    merged = deep_merge(base, {"a": {"b": 2}})
+    assert merged == {"a": {"b": 2, "c": [1, 2]}} and base == {"a": {"b": 1, "c": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    "edit, key, fragment",
+    [
+        (lambda p: p["restorer"]["train"].__setitem__("steps", -3), "restorer.train.steps", "-3"),
+        (lambda p: p["synthesis"].__setitem__("sampler", "ddim"), "synthesis.sampler", "ddim"),
+        (lambda p: p.__setitem__("degradations", ["haze", "fog"]), "degradations.1", "fog"),
+        (lambda p: p["merge"]["filter"].__setitem__("mu_cap", "high"), "merge.filter.mu_cap", "high"),
+        (lambda p: p.__setitem__("typo_section", {}), "<top level>", "typo_section"),
+    ],
+)
+def test_bad_values_are_reported_with_their_key(params, edit, key, fragment):
+    bad = copy.deepcopy(params)
+    edit(bad)
+    with pytest.raises(ConfigError) as error:
+        resolve(bad)
+    assert key in str(error.value) and fragment in str(error.value)
+
+
+def test_bad_value_inside_a_preset_names_the_preset(params):
+    bad = copy.deepcopy(params)
+    bad["preset"] = "smoke"
+    bad["presets"]["smoke"]["restorer"]["train"]["batch_size"] = 0
+    with pytest.raises(ConfigError, match=r"preset 'smoke' applied[\s\S]*restorer.train.batch_size"):
+        resolve(bad)
+
+
+def test_unknown_preset(params):
+    with pytest.raises(ConfigError, match="preset: 'huge' is not defined"):
+        resolve({**params, "preset": "huge"})
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("preset: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "bad.yaml")
+
+
+def test_resolved_files_hold_only_their_sections_and_are_rewritten_only_on_change(tmp_path, params):
+    source = tmp_path / "params.yaml"
+    source.write_text(yaml.safe_dump(params))
+    out = tmp_path / "resolved"
+    assert len(write_resolved(source, out)) == len(STAGE_SECTIONS)
+    restorer = json.loads((out / "train_restorer.json").read_text())
+    assert set(restorer) == {"preset", *STAGE_SECTIONS["train_restorer"]}
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    time.sleep(0.01)
+    assert write_resolved(source, out) == []  # nothing changed, nothing touched
+    params["restorer"]["train"]["lr"] = 1e-4
+    source.write_text(yaml.safe_dump(params))
+    changed = write_resolved(source, out)
+    assert [p.name for p in changed] == ["train_restorer.json"]
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in out.iterdir() if p.name != "train_restorer.json")
+
+
+def test_stage_sections_exist_in_params(params):
+    for stage, sections in STAGE_SECTIONS.items():
+        missing = [s for s in sections if s not in params]
+        assert not missing, f"{stage} depends on sections {missing} that params.yaml lacks"
+    assert os.path.exists(ROOT / "workflow" / "schemas" / "params.schema.yaml")

@@ -1,0 +1,138 @@
+"""End to end: the smoke preset through Snakemake, then the DVC behaviour users rely on.
+
+In a temporary git repository holding the project's files:
+1. `snakemake --cores 2` builds every declared output, logs, benchmarks and MLflow runs;
+2. `dvc repro` then has nothing to do (Snakemake's onsuccess committed the DVC lock);
+3. editing one restorer parameter re-runs only restorer training, evaluation and report;
+4. after that `snakemake -n` has nothing to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+DEGRADATIONS = ["haze", "rain", "snow", "motion_blur", "low_light", "raindrop"]
+TRAINING_SETS = ["existing", "gends"]
+
+
+def project_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    return [f for f in listed if (ROOT / f).is_file()]
+
+
+def run(command: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((cwd / "logs").rglob("*.log")))
+        raise AssertionError(f"{' '.join(command)} failed ({done.returncode}):\n{output[-6000:]}\n{logs}")
+    return output
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A fresh repository with the project's files and the smoke preset selected."""
+    root = tmp_path_factory.mktemp("project")
+    for name in project_files():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    params = root / "params.yaml"
+    text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
+    assert count == 1
+    params.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.org"
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "project"]):
+        run(command, root, env)
+    return root, env
+
+
+@pytest.fixture(scope="module")
+def snakemake_run(project):
+    root, env = project
+    output = run(["snakemake", "--cores", "2"], root, env)
+    return root, env, output
+
+
+def test_every_declared_output_exists(snakemake_run):
+    root, _, _ = snakemake_run
+    expected = [
+        "data/prepared/train.csv", "data/prepared/test.csv", "data/prepared/ood.csv", "data/prepared/clean_pool.csv",
+        "data/prepared/summary.json", "models/gendeg/model.safetensors", "models/gendeg/config.json",
+        "models/gendeg/preview.png", "data/gends/manifest.csv", "data/gends/summary.json",
+        "reports/report.md", "reports/ood_psnr.png", "reports/samples.png", "reports/summary.json",
+        "logs/prepare.log", "logs/benchmarks/prepare.tsv", "logs/report.log", "logs/benchmarks/report.tsv",
+    ]
+    expected += [f"data/synthetic/{d}/manifest.csv" for d in DEGRADATIONS]
+    expected += [f"logs/synthesize/{d}.log" for d in DEGRADATIONS]
+    for s in TRAINING_SETS:
+        expected += [f"models/restorer/{s}/model.safetensors", f"metrics/{s}.json", f"metrics/{s}_per_set.csv"]
+    missing = [p for p in expected if not (root / p).exists()]
+    assert not missing, missing
+    assert not list(root.rglob(".*.tmp-*")), "a temporary file survived"
+    assert not (root / "checkpoints" / "train_gendeg").exists(), "checkpoint left after a finished job"
+
+
+def test_metrics_and_report_are_consistent(snakemake_run):
+    root, _, _ = snakemake_run
+    summary = json.loads((root / "reports" / "summary.json").read_text())
+    for s in TRAINING_SETS:
+        metrics = json.loads((root / "metrics" / f"{s}.json").read_text())
+        assert summary["mean_ood_psnr"][s] == pytest.approx(metrics["ood"]["mean_psnr"])
+        assert len(metrics["ood"]["per_set"]) >= len(DEGRADATIONS)
+    assert "existing" in (root / "reports" / "report.md").read_text()
+
+
+def test_mlflow_has_one_parent_and_a_child_per_job(snakemake_run):
+    root, _, _ = snakemake_run
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("gendeg")
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    parents = [r for r in runs if r.data.tags.get("gendeg.orchestrator") == "snakemake"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    jobs = 1 + 1 + len(DEGRADATIONS) + 1 + 2 * len(TRAINING_SETS) + 1
+    assert len(children) == jobs
+    restorer = next(r for r in children if r.info.run_name == "train_restorer:gends")
+    assert "restorer.train.lr" in restorer.data.params
+    assert len(client.get_metric_history(restorer.info.run_id, "loss")) >= 2
+    gendeg = next(r for r in children if r.info.run_name == "train_gendeg")
+    assert any(a.path.endswith(".png") for a in client.list_artifacts(gendeg.info.run_id))
+
+
+def test_dvc_agrees_then_reruns_only_what_a_restorer_edit_affects(snakemake_run):
+    root, env, _ = snakemake_run
+    status = run(["dvc", "status"], root, env)
+    assert "up to date" in status, status
+    assert "Running stage" not in run(["dvc", "repro"], root, env)
+
+    params = root / "params.yaml"
+    text, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", params.read_text())
+    assert count == 1, "restorer.train.lr not found in params.yaml"
+    params.write_text(text)
+    output = run(["gendeg", "track", "--", "dvc", "repro"], root, env)
+    ran = set(re.findall(r"Running stage '([^']+)'", output))
+    expected = {f"train_restorer@{s}" for s in TRAINING_SETS} | {f"evaluate@{s}" for s in TRAINING_SETS} | {"report"}
+    assert expected <= ran, output
+    assert ran - expected <= {"resolve_params"}, f"unexpected stages re-ran: {sorted(ran - expected)}"
+
+    dry = run(["snakemake", "-n", "--cores", "2"], root, env)
+    assert "Nothing to be done" in dry, dry

@@ -1,0 +1,114 @@
+"""Snakemake rules and DVC stages must describe the same pipeline: same jobs, same command,
+same inputs, same outputs.  This test fails the moment one is edited without the other."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gendeg.config import STAGE_SECTIONS
+
+from conftest import ROOT
+
+JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
+
+
+def snakemake_jobs() -> dict[str, dict]:
+    """Every job of a forced dry run: inputs, outputs and shell command, keyed like DVC stages."""
+    snakemake = Path(sys.executable).parent / "snakemake"
+    done = subprocess.run([str(snakemake), "-n", "--forceall", "--cores", "2", "--printshellcmds"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs, current = {}, None
+    for line in (done.stdout + done.stderr).splitlines():
+        header = JOB_HEADER.match(line.strip())
+        if header:
+            current = {"rule": header.group(1), "input": [], "output": [], "wildcards": {}, "shell": None}
+            continue
+        if current is None:
+            continue
+        field, _, value = line.strip().partition(": ")
+        if field in ("input", "output"):
+            current[field] = [v.strip() for v in value.split(",") if v.strip()]
+        elif field == "wildcards":
+            current["wildcards"] = dict(pair.split("=", 1) for pair in value.split(", "))
+        elif line.startswith("Shell command:") or field == "Shell command":
+            current["shell"] = line.split(":", 1)[1].strip()
+            suffix = "@" + next(iter(current["wildcards"].values())) if current["wildcards"] else ""
+            jobs[current["rule"] + suffix] = current
+            current = None
+    return jobs
+
+
+def dvc_stages() -> dict:
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        return {
+            stage.addressing: {
+                "cmd": " ".join(stage.cmd.split()),
+                "deps": sorted(dep.def_path for dep in stage.deps if not dep.def_path.startswith("params")),
+                "params": sorted(k for dep in stage.deps if hasattr(dep, "params") for k in (dep.params or [])),
+                "outs": sorted(out.def_path for out in stage.outs),
+            }
+            for stage in repo.index.stages
+        }
+
+
+@pytest.fixture(scope="module")
+def both():
+    return snakemake_jobs(), dvc_stages()
+
+
+def normalise_shell(command: str) -> str:
+    command = re.sub(r"--threads \d+ ", "", command)
+    command = re.sub(r"\s*>\s*\S+\s+2>&1\s*$", "", command)
+    return " ".join(command.split())
+
+
+def test_same_jobs(both):
+    jobs, stages = both
+    assert set(jobs) - {"all"} == set(stages) - {"resolve_params"}
+
+
+def test_same_commands(both):
+    jobs, stages = both
+    for name, stage in stages.items():
+        if name != "resolve_params":
+            assert normalise_shell(jobs[name]["shell"]) == stage["cmd"], name
+
+
+def test_same_outputs(both):
+    jobs, stages = both
+    for name, stage in stages.items():
+        if name != "resolve_params":
+            assert sorted(jobs[name]["output"]) == stage["outs"], name
+
+
+def test_same_inputs(both):
+    """A DVC dependency may be the parent folder of several Snakemake inputs (data/synthetic)."""
+    jobs, stages = both
+    for name, stage in stages.items():
+        if name == "resolve_params":
+            continue
+        inputs = jobs[name]["input"]
+
+        def covers(dep: str, path: str) -> bool:
+            return path == dep or path.startswith(dep.rstrip("/") + "/")
+
+        uncovered = [i for i in inputs if not any(covers(d, i) for d in stage["deps"])]
+        unused = [d for d in stage["deps"] if not any(covers(d, i) for i in inputs)]
+        assert not uncovered and not unused, f"{name}: Snakemake-only {uncovered}, DVC-only {unused}"
+
+
+def test_every_parameter_section_is_tracked_by_dvc(both):
+    _, stages = both
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert sorted(stages["resolve_params"]["params"]) == sorted(params)
+    assert {s for sections in STAGE_SECTIONS.values() for s in sections} <= set(params)
+    assert set(STAGE_SECTIONS) == {name.split("@")[0] for name in stages} - {"resolve_params"}
