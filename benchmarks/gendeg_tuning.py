@@ -13,12 +13,15 @@ physics pairs made on them, and measures per degradation:
 
 Usage (each variant runs in its own process; one torch thread each):
 
-    python benchmarks/gendeg_tuning.py run --variant default [--steps 700]
-    python benchmarks/gendeg_tuning.py sweep --variant default   # sampler steps / guidance of a trained variant
+    python benchmarks/gendeg_tuning.py run --variant default [--steps 800] [--lr 1e-3] [--name NAME]
+    python benchmarks/gendeg_tuning.py sweep --name default   # sampler steps / guidance of a trained run
+    python benchmarks/gendeg_tuning.py speed      # seconds per step / per image, one thread
     python benchmarks/gendeg_tuning.py merge      # -> benchmarks/results/gendeg_tuning.json
 
-Seconds per training step and per sampled image are recorded too; on a shared machine
-they are indicative only.
+Trained runs are kept in /tmp/gendeg_tuning_models/<name> (for `sweep`).  Seconds per
+training step and per sampled image are recorded too; on a shared machine (several runs
+and other jobs on 2 cores) they are indicative only, `speed` measures them alone.
+The pairs' (mu, sigma) are measured at 64x64, not after the paper's resize to 256.
 """
 
 from __future__ import annotations
@@ -50,15 +53,15 @@ SIZE = 64
 
 # Candidate model configs (differences from GenDegModel's DEFAULT_CONFIG).
 VARIANTS: dict[str, dict] = {
-    "default": {},  # time_embedding + smoothed + residual + v_prediction
+    "default": {},  # time_embedding + smoothed + residual x3 + v_prediction
     "onehot": {"intensity_encoding": "onehot"},
     "no_residual": {"residual": False},
     "cross_attention": {"route": "cross_attention"},
     "paper": {"route": "cross_attention", "intensity_encoding": "onehot", "residual": False,
               "prediction_type": "epsilon"},
-    "residual_x3": {"residual_scale": 3.0},
+    "residual_x1": {"residual_scale": 1.0},
 }
-TRAINING = {"batch_size": 16, "lr": 3e-4, "projection_lr": 3e-3, "ema_decay": 0.995, "seed": 0}
+TRAINING = {"batch_size": 16, "lr": 1e-3, "projection_lr": 1e-2, "ema_decay": 0.995, "seed": 0}
 SAMPLING = {"num_steps": 10, "image_guidance": 1.5, "sampler": "dpmsolver++"}
 TEXT_GUIDANCES = (3.0, 7.5)
 
@@ -209,6 +212,35 @@ def sweep(name: str, pairs_per_degradation: int, tests_per_degradation: int) -> 
     write_json({"name": name, "sweep": results}, PARTS / f"sweep_{name}.json")
 
 
+def speed(variant: str) -> None:
+    """Seconds per training step (batch 16) and per sampled 64x64 image (batch 64), untrained weights."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = GenDegModel.from_config(VARIANTS[variant])
+    g = torch.Generator().manual_seed(0)
+    clean, ids = torch.rand(64, 3, SIZE, SIZE, generator=g), torch.arange(64) % len(DEGRADATIONS)
+    mu, sigma = torch.full((64,), 0.1), torch.full((64,), 0.08)
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+    step_times = []
+    for _ in range(25):
+        start = time.perf_counter()
+        loss = training_loss(model, clean[:16], clean[:16].flip(-1), ids[:16], mu[:16], sigma[:16], g)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step_times.append(time.perf_counter() - start)
+    model.eval()
+    sampling = {}
+    for steps in (5, 8, 10, 20):
+        start = time.perf_counter()
+        generate(model, clean, ids, mu, sigma, [torch.Generator().manual_seed(i) for i in range(64)], num_steps=steps)
+        sampling[str(steps)] = (time.perf_counter() - start) / 64
+    result = {"variant": variant, "threads": 1, "seconds_per_step_median": float(np.median(step_times[5:])),
+              "seconds_per_image_by_steps": sampling}
+    write_json(result, PARTS / f"speed_{variant}.json")
+    print(json.dumps(result))
+
+
 def headline(evaluation: dict) -> dict:
     """Means over degradations; the mu ratio as a geometric mean so one far-off degradation
     (e.g. 50x on nearly invisible raindrops) does not swamp the others."""
@@ -222,7 +254,7 @@ def headline(evaluation: dict) -> dict:
 
 
 def merge() -> None:
-    parts = {p.stem: json.loads(p.read_text()) for p in sorted(PARTS.glob("*.json")) if not p.stem.startswith("sweep_")}
+    parts = {p.stem: json.loads(p.read_text()) for p in sorted(PARTS.glob("*.json")) if not p.stem.startswith(("sweep_", "speed_"))}
     sweeps = {p.stem[6:]: json.loads(p.read_text())["sweep"] for p in sorted(PARTS.glob("sweep_*.json"))}
     summary = {
         name: {f"sT={e['text_guidance']}": headline(e) for e in part["evaluations"]}
@@ -235,8 +267,9 @@ def merge() -> None:
                | headline(e) for e in entries]
         for name, entries in sweeps.items()
     }
+    speeds = {p.stem[6:]: json.loads(p.read_text()) for p in sorted(PARTS.glob("speed_*.json"))}
     physics = {name: part["classifier_accuracy_on_held_out_physics"] for name, part in parts.items()}
-    write_json({"summary": summary, "sampler_sweep": sweep_summary,
+    write_json({"summary": summary, "sampler_sweep": sweep_summary, "speed": speeds,
                 "classifier_accuracy_on_held_out_physics": physics, "variants": parts, "sweeps": sweeps},
                RESULTS / "gendeg_tuning.json")
     print(json.dumps({"summary": summary, "sampler_sweep": sweep_summary}, indent=1))
@@ -255,10 +288,14 @@ def main() -> None:
     for p in (run_parser, sweep_parser):
         p.add_argument("--pairs-per-degradation", type=int, default=168)
         p.add_argument("--tests-per-degradation", type=int, default=24)
+    speed_parser = sub.add_parser("speed")
+    speed_parser.add_argument("--variant", choices=sorted(VARIANTS), default="default")
     sub.add_parser("merge")
     args = parser.parse_args()
     if args.command == "run":
         run(args.variant, args.steps, args.pairs_per_degradation, args.tests_per_degradation, args.lr, args.name)
+    elif args.command == "speed":
+        speed(args.variant)
     elif args.command == "sweep":
         sweep(args.name, args.pairs_per_degradation, args.tests_per_degradation)
     else:

@@ -9,10 +9,9 @@ import time
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from gendeg.config import STAGE_SECTIONS, ConfigError, deep_merge, load_params, resolve, write_resolved
-
-from conftest import ROOT
 
 
 @pytest.fixture

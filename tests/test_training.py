@@ -65,7 +65,7 @@ def test_a_killed_job_resumes_from_its_checkpoint_and_ends_identical(tmp_path):
     resumed, result = run(tmp_path / "interrupted")
     assert result.resumed_from == 30
     assert len(result.losses) == 60
-    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from gendeg.config import STAGE_SECTIONS
-
-from conftest import ROOT
 
 JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
 

@@ -71,7 +71,7 @@ def normalise(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     frame = frame[GENDS_COLUMNS + EXTRA_COLUMNS + [c for c in frame.columns if c not in GENDS_COLUMNS + EXTRA_COLUMNS]]
     for column in ("image_path", "target_path", "dataset", "degradation", "split", "category",
                    "degradation_sub_type", "sampled_dataset", "scene", "caption"):
-        frame[column] = frame[column].fillna("").astype(str)
+        frame[column] = frame[column].astype("object").fillna("").astype(str)
     for column in ("mu", "sigma", "requested_mu", "requested_sigma"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["random_sampled"] = frame["random_sampled"].map(_as_bool).astype(bool)

@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 
 from gendeg import DEGRADATIONS
+from gendeg.progress import progress
 
 
 def load_square(path: str, size: int) -> np.ndarray:
@@ -59,7 +59,7 @@ class PairBank:
         self.frame = frame.reset_index(drop=True)
         self.size = size
         degraded, clean = [], []
-        for row in tqdm(self.frame.itertuples(), total=len(self.frame), desc=description, mininterval=2.0, disable=None):
+        for row in progress(self.frame.itertuples(), total=len(self.frame), desc=description):
             degraded.append(load_square(row.image_path, size))
             clean.append(load_square(row.target_path, size))
         self.degraded = torch.from_numpy(np.stack(degraded)).permute(0, 3, 1, 2).contiguous()
@@ -87,8 +87,8 @@ class PairBank:
         if crop < self.size:
             top = torch.randint(self.size - crop + 1, (len(indices),), generator=generator)
             left = torch.randint(self.size - crop + 1, (len(indices),), generator=generator)
-            degraded = torch.stack([d[:, t:t + crop, l:l + crop] for d, t, l in zip(degraded, top, left)])
-            clean = torch.stack([c[:, t:t + crop, l:l + crop] for c, t, l in zip(clean, top, left)])
+            degraded = torch.stack([d[:, y:y + crop, x:x + crop] for d, y, x in zip(degraded, top, left, strict=True)])
+            clean = torch.stack([c[:, y:y + crop, x:x + crop] for c, y, x in zip(clean, top, left, strict=True)])
         if flip:
             mirror = torch.rand(len(indices), generator=generator) < 0.5
             degraded[mirror] = degraded[mirror].flip(-1)

@@ -14,18 +14,18 @@ import json
 import math
 import shutil
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from gendeg.atomic import atomic_dir
+from gendeg.progress import progress
 
 LossFn = Callable[[torch.nn.Module, int, torch.Generator], torch.Tensor]
 
@@ -154,9 +154,9 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
         ema.to(accelerator.device)
     model.train()
     window: list[float] = []
-    progress = tqdm(range(result.resumed_from, settings.steps), desc=settings.description, initial=result.resumed_from,
-                    total=settings.steps, mininterval=2.0, disable=None)
-    for step in progress:
+    bar = progress(range(result.resumed_from, settings.steps), desc=settings.description, initial=result.resumed_from,
+                    total=settings.steps)
+    for step in bar:
         for micro in range(settings.grad_accum):
             generator = step_generator(settings.seed, step * settings.grad_accum + micro)
             with accelerator.accumulate(model):
@@ -177,7 +177,7 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
         if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
             recent = result.losses[-settings.log_every:]
             mean = sum(recent) / len(recent)
-            progress.set_postfix(loss=f"{mean:.4f}")
+            bar.set_postfix(loss=f"{mean:.4f}")
             if tracker is not None:
                 tracker.log_metrics({"loss": mean, "lr": scheduler.get_last_lr()[0]}, step=step + 1)
         if checkpoint is not None and ((step + 1) % settings.checkpoint_every == 0) and step + 1 < settings.steps:
@@ -185,7 +185,7 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
                             settings.fingerprint)
             if on_checkpoint is not None:
                 on_checkpoint(step + 1)
-    progress.close()
+    bar.close()
     model = accelerator.unwrap_model(model)
     if ema is not None:
         ema.copy_to(model.parameters())

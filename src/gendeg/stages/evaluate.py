@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from gendeg import tracking
 from gendeg.atomic import atomic_path, write_json
 from gendeg.manifest import read_manifest
 from gendeg.metrics import psnr, ssim
 from gendeg.pairs import PairBank
+from gendeg.progress import progress
 from gendeg.restorers import load_restorer
 
 
@@ -33,7 +33,7 @@ def score(model: torch.nn.Module, frame: pd.DataFrame, size: int, description: s
     bank = PairBank(frame, size=size, description=f"loading {description}")
     degraded, clean = bank.tensors()
     restored = torch.cat([restore(model, degraded[i:i + 64]) for i in
-                          tqdm(range(0, len(degraded), 64), desc=f"restoring {description}", mininterval=2.0, disable=None)])
+                          progress(range(0, len(degraded), 64), desc=f"restoring {description}")])
     return pd.DataFrame({
         "dataset": bank.frame["dataset"], "degradation": bank.frame["degradation"], "split": bank.frame["split"],
         "psnr": psnr(restored, clean).numpy(), "ssim": ssim(restored, clean).numpy(),
@@ -67,7 +67,7 @@ def evaluate(config: dict, train_set: str, model_dir: Path, prepared_dir: Path, 
     frames = [read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")]
     with tracking.job_run("evaluate", f"evaluate:{train_set}", config) as run:
         run.set_tags({"gendeg.training_set": train_set})
-        rows = pd.concat([score(model, frame, cfg["image_size"], split) for frame, split in zip(frames, ("ood", "test"))],
+        rows = pd.concat([score(model, frame, cfg["image_size"], split) for frame, split in zip(frames, ("ood", "test"), strict=True)],
                          ignore_index=True)
         summary = summarise(rows)
         per_set = rows.groupby(["split", "dataset", "degradation"], sort=True)[["psnr", "ssim", "input_psnr", "input_ssim"]]

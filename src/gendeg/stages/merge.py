@@ -54,7 +54,7 @@ def merge(config: dict, prepared_dir: Path, synthetic_dirs: list[Path], out_dir:
                                        "acceptance": float(keep.mean()) if len(generated) else float("nan")}
             generated = generated[keep].copy()
             targets = [Path("images") / degradation / Path(p).name for p in generated["image_path"]]
-            for source, target in zip(generated["image_path"], targets):
+            for source, target in zip(generated["image_path"], targets, strict=True):
                 _link_or_copy(Path(source), tmp / target)
             generated["image_path"] = [str(out_dir / t) for t in targets]
             kept.append(generated)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from gendeg import tracking
 from gendeg.atomic import atomic_dir, write_json
@@ -24,6 +23,7 @@ from gendeg.images import read_image
 from gendeg.intensity import histogram_w1, load_intensity_stats, mu_sigma, write_official_stats
 from gendeg.manifest import write_manifest
 from gendeg.pairs import load_square
+from gendeg.progress import progress
 from gendeg.reference import released_stats_dir
 
 SPLITS = ("train", "test", "ood")
@@ -32,7 +32,7 @@ SPLITS = ("train", "test", "ood")
 def _fill_intensity(frame: pd.DataFrame, description: str) -> pd.DataFrame:
     """Compute (mu, sigma) of pairs that lack them, as the paper defines them."""
     missing = frame.index[frame["mu"].isna() | frame["sigma"].isna()]
-    for index in tqdm(missing, desc=description, mininterval=2.0, disable=None):
+    for index in progress(missing, desc=description):
         mu, sigma = mu_sigma(read_image(frame.at[index, "target_path"]), read_image(frame.at[index, "image_path"]))
         frame.at[index, "mu"], frame.at[index, "sigma"] = mu, sigma
     return frame

@@ -21,15 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from gendeg import DEGRADATIONS, tracking
 from gendeg.atomic import atomic_dir, atomic_path
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
 from gendeg.intensity import IntensitySampler, load_intensity_stats, mu_sigma
-from gendeg.manifest import make_frame, read_manifest, write_manifest
+from gendeg.manifest import make_frame, write_manifest
 from gendeg.pairs import load_square
+from gendeg.progress import progress
 from gendeg.reference import released_stats_dir
 from gendeg.training import run_fingerprint
 
@@ -108,7 +108,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     chunk = cfg["batch_size"]
     with tracking.job_run("synthesize", f"synthesize:{degradation}", config) as run:
         done = 0
-        for start in tqdm(range(0, len(samples), chunk), desc=f"synthesize {degradation}", mininterval=2.0, disable=None):
+        for start in progress(range(0, len(samples), chunk), desc=f"synthesize {degradation}"):
             part = work_dir / f"chunk_{start:06d}.csv"
             if part.exists():  # finished before an interruption
                 continue

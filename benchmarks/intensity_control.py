@@ -1,0 +1,293 @@
+"""Does a trained GenDeg put the requested degradation on unseen scenes at the requested intensity?
+
+Takes a finished pipeline run folder and, on held-out clean images (the clean targets of
+the OOD benchmark, scenes no training stage saw), for each degradation:
+
+* sweeps the requested mu over the degradation's real range (`--levels` values between
+  the 5th and 95th percentile of the training pairs' mu), sigma = the training pairs' mean
+  sigma at that mu (`synthesis_quality.sigma_at_mu`), and generates with the run's own
+  synthesis settings (resolved_params/synthesize.json: sampler, steps, guidance);
+* control: Pearson r, MAE and ratio of realised vs requested mu and sigma (mu_sigma, as
+  the pipeline measures every pair);
+* type accuracy: a `gendeg.classifier` trained on the run's TRAINING pairs only (degraded
+  images labelled by degradation, their clean targets labelled "clean") classifies each
+  generated sample; its accuracy on the in-distribution test split is the sanity check;
+* fidelity: KID (classifier features) and sliced Wasserstein patch distance between the
+  generated samples and the REAL degraded images of that degradation in the test split,
+  next to the same distances for the clean inputs themselves (the naive "do nothing"
+  baseline) and for the real training images (a floor: same generators, same scenes);
+* sampler cost: model evaluations and seconds per image of the run's sampler and of the
+  paper's Euler-ancestral at 100 steps, with the control figures of each (a smaller sweep
+  for the slow one).
+
+    python benchmarks/intensity_control.py --run /tmp/bench/default --threads 1
+
+Writes benchmarks/results/intensity_control.json.  Targets (reported, not tuned to): r >= 0.9
+and type_accuracy >= 0.9 per degradation, mu_ratio in [0.9, 1.1].
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gendeg import DEGRADATIONS
+from gendeg.atomic import write_json
+from gendeg.classifier import CLASSES, extract_features, predict, train_classifier
+from gendeg.config import read_stage_config
+from gendeg.diffusion import GenDegModel, generate, model_evaluations_per_image
+from gendeg.images import to_array
+from gendeg.intensity import mu_sigma
+from gendeg.manifest import read_manifest
+from gendeg.metrics import kid, sliced_wasserstein_patches
+from gendeg.pairs import load_square
+from gendeg.synthesis_quality import class_shares, control_stats, sigma_at_mu, sweep_levels, type_accuracy
+
+RESULTS = Path(__file__).parent / "results"
+CLEAN = CLASSES.index("clean")
+TARGETS = {"pearson_r": 0.9, "type_accuracy": 0.9, "mu_ratio": (0.9, 1.1)}
+
+
+def request_seed(seed: int, sampler: str, degradation: str, index: int) -> int:
+    digest = hashlib.sha256(f"intensity_control:{seed}:{sampler}:{degradation}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def load_images(run: Path, paths, size: int) -> torch.Tensor:
+    """(N, 3, size, size) float in [0, 1]; manifest paths are relative to the run folder."""
+    arrays = [load_square(str(p if Path(p).is_absolute() else run / p), size) for p in paths]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def realised_intensity(clean: torch.Tensor, degraded: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) per pair exactly as the synthesize stage measures its outputs."""
+    pairs = [mu_sigma(to_array(c), to_array(d)) for c, d in zip(clean, degraded)]
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def sweep(model, clean_pool: torch.Tensor, train: pd.DataFrame, degradation: str, levels: int, per_level: int,
+          settings: dict, seed: int, batch_size: int) -> dict:
+    """Generate `levels` x `per_level` samples of one degradation on held-out clean images."""
+    rows = train[train["degradation"] == degradation]
+    mu_levels = sweep_levels(rows["mu"], levels)
+    sigma_levels = sigma_at_mu(rows["mu"], rows["sigma"], mu_levels)
+    requested_mu = np.repeat(mu_levels, per_level)
+    requested_sigma = np.repeat(sigma_levels, per_level)
+    count = len(requested_mu)
+    # Each level sees different clean images; across levels every pool image is used about equally.
+    order = np.random.default_rng(request_seed(seed, "pool", degradation, -1)).permutation(len(clean_pool))
+    clean = clean_pool[np.resize(order, count)]
+    index = torch.full((count,), DEGRADATIONS.index(degradation), dtype=torch.long)
+    outputs, started = [], time.perf_counter()
+    for start in range(0, count, batch_size):
+        part = slice(start, start + batch_size)
+        generators = [torch.Generator().manual_seed(request_seed(seed, settings["sampler"], degradation, i))
+                      for i in range(start, min(start + batch_size, count))]
+        outputs.append(generate(model, clean[part], index[part], torch.tensor(requested_mu[part], dtype=torch.float32),
+                                torch.tensor(requested_sigma[part], dtype=torch.float32), generators,
+                                num_steps=settings["steps"], image_guidance=settings["image_guidance"],
+                                text_guidance=settings["text_guidance"], sampler=settings["sampler"]).clamp(0, 1))
+    seconds = time.perf_counter() - started
+    generated = torch.cat(outputs)
+    mu, sigma = realised_intensity(clean, generated)
+    return {"clean": clean, "generated": generated, "requested_mu": requested_mu, "requested_sigma": requested_sigma,
+            "mu": mu, "sigma": sigma, "seconds_per_image": seconds / count, "count": count}
+
+
+def control_figures(result: dict, classifier, degradation: str, levels: int) -> dict:
+    mu = control_stats(result["requested_mu"], result["mu"])
+    sigma = control_stats(result["requested_sigma"], result["sigma"])
+    probabilities = predict(classifier, result["generated"])
+    return {
+        "pearson_r": mu["pearson_r"], "mae_mu": mu["mae"], "mu_ratio": mu["ratio"],
+        "pearson_r_sigma": sigma["pearson_r"], "mae_sigma": sigma["mae"], "sigma_ratio": sigma["ratio"],
+        "type_accuracy": type_accuracy(probabilities, torch.full((result["count"],), DEGRADATIONS.index(degradation))),
+        # The same without the "clean" class: wrong type vs too weak to see.
+        "type_accuracy_among_degradations": type_accuracy(
+            probabilities[:, :len(DEGRADATIONS)], torch.full((result["count"],), DEGRADATIONS.index(degradation))),
+        "predicted_class_shares": {k: v for k, v in class_shares(probabilities, classifier.class_names).items() if v > 0},
+        "requested_mu_levels": [float(v) for v in result["requested_mu"].reshape(levels, -1)[:, 0]],
+        "realised_mu_per_level": [float(v) for v in result["mu"].reshape(levels, -1).mean(axis=1)],
+        "requested_sigma_levels": [float(v) for v in result["requested_sigma"].reshape(levels, -1)[:, 0]],
+        "realised_sigma_per_level": [float(v) for v in result["sigma"].reshape(levels, -1).mean(axis=1)],
+        "samples": result["count"],
+    }
+
+
+def fidelity(classifier, generated: torch.Tensor, clean: torch.Tensor, real_test: torch.Tensor,
+             real_train: torch.Tensor) -> dict:
+    """Distances to the real degraded test images of the same degradation (lower is closer)."""
+    features = {name: extract_features(classifier, images) for name, images in
+                (("generated", generated), ("clean", clean), ("test", real_test), ("train", real_train))}
+
+    def kid_to_test(name: str) -> tuple[float, float]:
+        size = min(len(features[name]), len(features["test"]))
+        return kid(features[name], features["test"], subsets=50, subset_size=size, seed=0)
+
+    kid_generated, kid_generated_std = kid_to_test("generated")
+    return {
+        "kid": kid_generated, "kid_std": kid_generated_std,
+        "kid_clean_baseline": kid_to_test("clean")[0],
+        "kid_real_train_reference": kid_to_test("train")[0],
+        "swd_patches": sliced_wasserstein_patches(generated, real_test, seed=0),
+        "swd_patches_clean_baseline": sliced_wasserstein_patches(clean, real_test, seed=0),
+        "swd_patches_real_train_reference": sliced_wasserstein_patches(real_train, real_test, seed=0),
+        "real_test_images": len(real_test),
+    }
+
+
+def targets_met(figures: dict) -> dict:
+    low, high = TARGETS["mu_ratio"]
+    return {"pearson_r>=0.9": bool(figures["pearson_r"] >= TARGETS["pearson_r"]),
+            "type_accuracy>=0.9": bool(figures["type_accuracy"] >= TARGETS["type_accuracy"]),
+            "mu_ratio_in_0.9-1.1": bool(low <= figures["mu_ratio"] <= high)}
+
+
+def train_type_classifier(run: Path, train: pd.DataFrame, test: pd.DataFrame, size: int, steps: int,
+                          seed: int) -> tuple[torch.nn.Module, dict]:
+    """Classifier on the run's training pairs only (+ their clean targets as "clean")."""
+    degraded = load_images(run, train["image_path"], size)
+    # As many clean images as a degradation has pairs on average, so "clean" is not the majority class.
+    targets = train["target_path"].drop_duplicates().to_numpy()
+    per_class = max(1, round(len(train) / train["degradation"].nunique()))
+    picked = np.random.default_rng(seed).choice(len(targets), size=min(per_class, len(targets)), replace=False)
+    clean = load_images(run, targets[np.sort(picked)], size)
+    labels = torch.tensor([DEGRADATIONS.index(d) for d in train["degradation"]] + [CLEAN] * len(clean))
+    started = time.perf_counter()
+    classifier, losses = train_classifier(torch.cat([degraded, clean]), labels, steps=steps, seed=seed)
+    test_degraded = load_images(run, test["image_path"], size)
+    test_clean = load_images(run, test["target_path"].drop_duplicates(), size)
+    test_labels = torch.tensor([DEGRADATIONS.index(d) for d in test["degradation"]])
+    probabilities = predict(classifier, test_degraded)
+    per_degradation = {d: type_accuracy(probabilities[test_labels == i], test_labels[test_labels == i])
+                       for i, d in enumerate(DEGRADATIONS) if (test_labels == i).any()}
+    return classifier, {
+        "train_images": len(labels), "steps": steps, "seed": seed, "loss_last": float(np.mean(losses[-20:])),
+        "train_seconds": time.perf_counter() - started,
+        "test_split_accuracy": type_accuracy(probabilities, test_labels),
+        "test_split_accuracy_per_degradation": per_degradation,
+        "test_clean_recognised_as_clean": type_accuracy(predict(classifier, test_clean),
+                                                        torch.full((len(test_clean),), CLEAN)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="a finished pipeline run folder")
+    parser.add_argument("--levels", type=int, default=8, help="requested mu levels per degradation")
+    parser.add_argument("--per-level", type=int, default=6, help="samples per level (different clean images)")
+    parser.add_argument("--slow-levels", type=int, default=4, help="levels for Euler-ancestral 100 steps")
+    parser.add_argument("--slow-per-level", type=int, default=2)
+    parser.add_argument("--slow-steps", type=int, default=100)
+    parser.add_argument("--classifier-steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=RESULTS / "intensity_control.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    run = args.run.resolve()
+    model_dir = run / "models" / "gendeg"
+    for needed in (model_dir / "train_summary.json", run / "resolved_params/synthesize.json",
+                   run / "data/prepared/train.csv", run / "data/prepared/test.csv", run / "data/prepared/ood.csv"):
+        if not needed.exists():
+            raise SystemExit(f"intensity_control: {run} is not a finished pipeline run: {needed} is missing")
+    synth_config = read_stage_config(run / "resolved_params/synthesize.json")
+    fast = {k: synth_config["synthesis"][k] for k in ("sampler", "steps", "image_guidance", "text_guidance")}
+    slow = {**fast, "sampler": "euler_ancestral", "steps": args.slow_steps}
+    size = json.loads((model_dir / "train_summary.json").read_text())["image_size"]
+    model = GenDegModel.from_pretrained(model_dir).eval()
+    prepared = run / "data" / "prepared"
+    train, test, ood = (read_manifest(prepared / f"{s}.csv") for s in ("train", "test", "ood"))
+    held_out = sorted(ood["target_path"].unique())
+    overlap = set(held_out) & set(train["target_path"])
+    if overlap:
+        raise SystemExit(f"intensity_control: {len(overlap)} OOD clean targets are also training targets, e.g. "
+                         f"{sorted(overlap)[:3]}")
+    clean_pool = load_images(run, held_out, size)
+
+    classifier, classifier_report = train_type_classifier(run, train, test, size, args.classifier_steps, args.seed)
+    print(f"classifier: test-split accuracy {classifier_report['test_split_accuracy']:.3f}", flush=True)
+
+    results: dict = {}
+    fast_seconds, slow_seconds, slow_figures = [], [], {}
+    for degradation in DEGRADATIONS:
+        if not (train["degradation"] == degradation).any():
+            continue
+        result = sweep(model, clean_pool, train, degradation, args.levels, args.per_level, fast, args.seed, args.batch_size)
+        fast_seconds.append(result["seconds_per_image"])
+        figures = control_figures(result, classifier, degradation, args.levels)
+        real_test = load_images(run, test.loc[test["degradation"] == degradation, "image_path"], size)
+        real_train = load_images(run, train.loc[train["degradation"] == degradation, "image_path"], size)
+        figures.update(fidelity(classifier, result["generated"], result["clean"], real_test, real_train))
+        figures["targets_met"] = targets_met(figures)
+        results[degradation] = figures
+        print(f"{degradation}: r {figures['pearson_r']:.3f} ratio {figures['mu_ratio']:.2f} "
+              f"type {figures['type_accuracy']:.2f} kid {figures['kid']:.4f} (clean {figures['kid_clean_baseline']:.4f}) "
+              f"{result['seconds_per_image']:.3f} s/img", flush=True)
+        slow_result = sweep(model, clean_pool, train, degradation, args.slow_levels, args.slow_per_level, slow,
+                            args.seed, args.batch_size)
+        slow_seconds.append(slow_result["seconds_per_image"])
+        slow_figures[degradation] = {k: v for k, v in control_figures(slow_result, classifier, degradation,
+                                                                      args.slow_levels).items()
+                                     if k in ("pearson_r", "mae_mu", "mu_ratio", "pearson_r_sigma", "mae_sigma",
+                                              "type_accuracy", "type_accuracy_among_degradations", "samples")}
+        print(f"{degradation} euler_ancestral {args.slow_steps}: r {slow_figures[degradation]['pearson_r']:.3f} "
+              f"type {slow_figures[degradation]['type_accuracy']:.2f} {slow_result['seconds_per_image']:.2f} s/img",
+              flush=True)
+
+    def cost(settings: dict, seconds: list[float], figures: dict) -> dict:
+        return {**settings, "model_evaluations_per_image": model_evaluations_per_image(settings["steps"], settings["sampler"]),
+                "seconds_per_image": float(np.mean(seconds)), "images_per_batch": args.batch_size,
+                "mean_pearson_r": float(np.nanmean([f["pearson_r"] for f in figures.values()])),
+                "mean_mu_ratio": float(np.mean([f["mu_ratio"] for f in figures.values()])),
+                "mean_type_accuracy": float(np.mean([f["type_accuracy"] for f in figures.values()]))}
+
+    results["sampler_cost"] = {
+        "run_sampler": cost(fast, fast_seconds, {d: results[d] for d in slow_figures}),
+        "paper_sampler": {**cost(slow, slow_seconds, slow_figures), "per_degradation": slow_figures},
+    }
+    met = {d: results[d]["targets_met"] for d in slow_figures}
+    results["summary"] = {
+        "targets": {"pearson_r": ">= 0.9", "type_accuracy": ">= 0.9", "mu_ratio": "0.9-1.1"},
+        "all_targets_met": all(all(v.values()) for v in met.values()),
+        "degradations_meeting_all_targets": sorted(d for d, v in met.items() if all(v.values())),
+        "degradations_missing_r": sorted(d for d, v in met.items() if not v["pearson_r>=0.9"]),
+        "degradations_missing_type_accuracy": sorted(d for d, v in met.items() if not v["type_accuracy>=0.9"]),
+        "degradations_missing_mu_ratio": sorted(d for d, v in met.items() if not v["mu_ratio_in_0.9-1.1"]),
+        "generated_closer_to_real_than_clean_kid": sorted(d for d in slow_figures
+                                                          if results[d]["kid"] < results[d]["kid_clean_baseline"]),
+    }
+    results["run"] = {
+        "run_folder": str(run), "preset": synth_config.get("preset"), "image_size": size,
+        "synthesis_settings": fast, "held_out_clean_images": len(held_out),
+        "held_out_source": "unique clean targets of data/prepared/ood.csv (scenes no training stage sees)",
+        "levels": args.levels, "per_level": args.per_level, "slow_levels": args.slow_levels,
+        "slow_per_level": args.slow_per_level,
+        "mu_range": "5th-95th percentile of the degradation's training-pair mu; sigma = mean sigma of the 16 "
+                    "training pairs nearest in mu",
+        "intensity_measure": "gendeg.intensity.mu_sigma (Lanczos to 256x256, mean/std of |clean - degraded|)",
+        "classifier": classifier_report,
+        "fidelity_note": "KID on the degradation classifier's features (project-internal scale); "
+                         "swd = sliced Wasserstein of 7x7 RGB patches; both against the test split's real "
+                         "degraded images of the same degradation; clean_baseline = the clean inputs themselves, "
+                         "real_train_reference = real training images (same generators and scenes: a floor)",
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+                   f"(shared with other jobs), torch threads {args.threads}, no GPU; timings indicative",
+        "command": f"python benchmarks/intensity_control.py --run {args.run} --threads {args.threads}",
+    }
+    write_json(results, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

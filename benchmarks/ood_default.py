@@ -1,0 +1,150 @@
+"""Is the OOD gain of GenDS over existing data larger than the seed-to-seed spread?
+
+One pipeline run trains each restorer once, with one seed.  This script takes a finished
+run folder, retrains the restorer on `existing` and on `gends` for several seeds (the seed
+changes the initial weights and the batch order; data, step budget and every other
+setting are the run's own resolved configs), evaluates each with the pipeline's own
+`evaluate`, and compares the two per seed.
+
+    python benchmarks/ood_default.py --run /tmp/bench/default --seeds 0 1 2 --threads 1
+
+Writes benchmarks/results/ood_default.json after every finished seed (so a partial run
+leaves partial figures, marked "complete": false).  The seed equal to the run's own seed
+reuses the run's metrics/<set>.json: the pipeline is deterministic on CPU, so retraining
+would reproduce it byte for byte (`--retrain-run-seed` retrains it anyway).  Restorers and
+their metrics go to --work (outside the repository); MLflow records go to a store there,
+never into the run's mlflow.db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from gendeg.atomic import write_json
+from gendeg.config import read_stage_config
+from gendeg.stages.evaluate import evaluate
+from gendeg.stages.train_restorer import train_restorer
+from gendeg.synthesis_quality import compare_over_seeds, mean_std
+
+RESULTS = Path(__file__).parent / "results"
+TRAINING_SETS = {"existing": "data/prepared", "gends": "data/gends"}
+
+
+def isolate_tracking(work: Path) -> None:
+    """Send MLflow records to a store under `work`, not into the run folder's mlflow.db."""
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ["GENDEG_PROJECT_ROOT"] = str(work)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    os.environ.pop("GENDEG_PARENT_RUN_ID", None)
+
+
+def metrics_for_seed(run: Path, work: Path, train_set: str, seed: int, run_seed: int, retrain_run_seed: bool) -> dict:
+    """metrics/<set>.json of a restorer trained with `seed` (reused from the run for its own seed)."""
+    pipeline_metrics = run / "metrics" / f"{train_set}.json"
+    if seed == run_seed and not retrain_run_seed and pipeline_metrics.is_file():
+        return {**json.loads(pipeline_metrics.read_text()), "source": str(pipeline_metrics)}
+    out = work / f"seed{seed}" / train_set
+    out_json = out / "metrics.json"
+    if out_json.is_file():  # finished by an earlier, interrupted invocation
+        return {**json.loads(out_json.read_text()), "source": str(out_json)}
+    train_cfg = copy.deepcopy(read_stage_config(run / "resolved_params" / "train_restorer.json"))
+    train_cfg["seed"] = seed
+    eval_cfg = read_stage_config(run / "resolved_params" / "evaluate.json")
+    started = time.perf_counter()
+    train_restorer(train_cfg, train_set, run / TRAINING_SETS[train_set], out / "model", checkpoint_dir=None)
+    summary = evaluate(eval_cfg, train_set, out / "model", run / "data/prepared", out_json, out / "per_set.csv")
+    print(f"seed {seed} {train_set}: OOD {summary['ood']['mean_psnr']:.3f} dB "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+    return {**summary, "source": str(out_json)}
+
+
+def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, complete: bool, args) -> dict:
+    done = [s for s in seeds if s in results and all(t in results[s] for t in TRAINING_SETS)]
+    if not done:
+        return {"complete": False, "seeds": [], "note": "no seed finished yet"}
+    pick = lambda train_set, key: [key(results[s][train_set]) for s in done]  # noqa: E731
+    ood = {t: mean_std(pick(t, lambda m: m["ood"]["mean_psnr"])) for t in TRAINING_SETS}
+    in_dist = {t: mean_std(pick(t, lambda m: m["in_distribution"]["psnr"])) for t in TRAINING_SETS}
+    gain = compare_over_seeds(ood["existing"]["per_seed"], ood["gends"]["per_seed"])
+
+    def breakdown(section: str) -> dict:
+        names = sorted(results[done[0]]["existing"]["ood"][section])
+        table = {}
+        for name in names:
+            existing = pick("existing", lambda m: m["ood"][section][name]["psnr"])
+            gends = pick("gends", lambda m: m["ood"][section][name]["psnr"])
+            comparison = compare_over_seeds(existing, gends)
+            table[name] = {"existing": float(sum(existing) / len(existing)), "gends": float(sum(gends) / len(gends)),
+                           "gain": comparison["mean"], "gain_std": comparison["std"], "verdict": comparison["verdict"],
+                           "input_psnr": results[done[0]]["existing"]["ood"][section][name]["input_psnr"]}
+        return table
+
+    per_set, per_degradation = breakdown("per_set"), breakdown("per_degradation")
+    by_verdict = lambda table, v: sorted(n for n, r in table.items() if r["verdict"] == v)  # noqa: E731
+    return {
+        "complete": complete,
+        "mean_ood_psnr": ood,
+        "gain_db": gain,
+        "verdict": (f"mean OOD gain {gain['mean']:+.3f} dB (std {gain['std']:.3f} over {len(done)} seeds, "
+                    f"seed spread {gain['spread']:.3f}): {gain['verdict']}"),
+        "per_set": per_set,
+        "per_degradation": per_degradation,
+        "sets_gaining": by_verdict(per_set, "gain"), "sets_losing": by_verdict(per_set, "loss"),
+        "sets_within_spread": by_verdict(per_set, "within spread"),
+        "degradations_gaining": by_verdict(per_degradation, "gain"),
+        "degradations_losing": by_verdict(per_degradation, "loss"),
+        "degradations_within_spread": by_verdict(per_degradation, "within spread"),
+        "in_distribution_psnr": {**in_dist, "gain_db": compare_over_seeds(in_dist["existing"]["per_seed"],
+                                                                         in_dist["gends"]["per_seed"])},
+        "mean_ood_input_psnr": results[done[0]]["existing"]["ood"]["mean_input_psnr"],
+        "seeds": done,
+        "seeds_requested": seeds,
+        "sources": {s: {t: results[s][t]["source"] for t in TRAINING_SETS} for s in done},
+        "run": str(run),
+        "restorer_config": read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"],
+        "what_the_seed_changes": "restorer initial weights and batch order / crops / flips (config seed); data and budget fixed",
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+                   f"(shared), torch threads {args.threads}, no GPU",
+        "command": f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="a finished pipeline run folder")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ood_default_work"), help="restorers and their metrics")
+    parser.add_argument("--out", type=Path, default=RESULTS / "ood_default.json")
+    parser.add_argument("--retrain-run-seed", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    run = args.run.resolve()
+    for needed in ("data/prepared/ood.csv", "data/gends/manifest.csv", "resolved_params/train_restorer.json",
+                   "resolved_params/evaluate.json"):
+        if not (run / needed).exists():
+            raise SystemExit(f"ood_default: {run} is not a finished pipeline run: {needed} is missing")
+    work, args.out = args.work.resolve(), args.out.resolve()
+    isolate_tracking(work)
+    os.chdir(run)  # manifests hold paths relative to the run folder, as the stages expect
+    run_seed = read_stage_config(run / "resolved_params" / "train_restorer.json")["seed"]
+    results: dict[int, dict[str, dict]] = {}
+    for seed in args.seeds:
+        for train_set in TRAINING_SETS:
+            results.setdefault(seed, {})[train_set] = metrics_for_seed(run, work, train_set, seed, run_seed,
+                                                                       args.retrain_run_seed)
+        complete = seed == args.seeds[-1]
+        write_json(summarise(results, args.seeds, run, complete, args), args.out)
+        print(f"wrote {args.out} after seed {seed}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Stage functions on the smoke configuration: declared outputs only, same bytes for the same
+seed, user data through `prepare`, and a killed training job resuming to the same model."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT
+from PIL import Image
+
+from gendeg.config import stage_config
+from gendeg.ingest import IngestError
+from gendeg.manifest import GENDS_COLUMNS, read_manifest
+from gendeg.stages.merge import intensity_filter, merge
+from gendeg.stages.prepare import prepare
+from gendeg.stages.synthesize import synthesize
+from gendeg.stages.train_gendeg import train_gendeg
+from gendeg.stages.train_restorer import train_restorer
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, smoke_params):
+    """Stages write relative paths, as they do under the orchestrators."""
+    root = tmp_path_factory.mktemp("stages")
+    (root / "reference").symlink_to(ROOT / "reference")
+    previous = os.getcwd()
+    os.chdir(root)
+    yield root, smoke_params
+    os.chdir(previous)
+
+
+@pytest.fixture(scope="module")
+def prepared(workdir):
+    root, params = workdir
+    prepare(stage_config(params, "prepare"), Path("data/prepared"))
+    return Path("data/prepared")
+
+
+@pytest.fixture(scope="module")
+def gendeg_model(workdir, prepared):
+    _, params = workdir
+    train_gendeg(stage_config(params, "train_gendeg"), prepared, Path("models/gendeg"), Path("checkpoints/g"))
+    return Path("models/gendeg")
+
+
+def test_prepare_writes_its_outputs_and_is_byte_deterministic(workdir, prepared):
+    _, params = workdir
+    for name in ("train.csv", "test.csv", "ood.csv", "clean_pool.csv", "summary.json"):
+        assert (prepared / name).exists(), name
+    assert list((prepared / "stats").rglob("Mu_*.json")), "no intensity histograms written"
+    train = read_manifest(prepared / "train.csv")
+    assert list(train.columns[: len(GENDS_COLUMNS)]) == GENDS_COLUMNS
+    assert train["mu"].between(0, 0.7).all() and (train["category"] == "Real").all()
+    ood_scenes = set(read_manifest(prepared / "ood.csv")["scene"])
+    assert ood_scenes and not ood_scenes & set(train["scene"]), "OOD scenes leaked into training"
+    prepare(stage_config(params, "prepare"), Path("again/prepared"))
+    first, second = tree_digest(prepared), tree_digest(Path("again/prepared"))
+    second_csvs = {k: v for k, v in second.items() if not k.endswith(".csv")}
+    assert {k: v for k, v in first.items() if not k.endswith(".csv")} == second_csvs
+    for name in ("train.csv", "ood.csv"):  # same rows once the folder name is taken out
+        text = (Path("again/prepared") / name).read_text().replace("again/prepared", "data/prepared")
+        assert text == (prepared / name).read_text()
+
+
+def test_synthesis_is_deterministic_and_resumes_after_a_kill(workdir, prepared, gendeg_model, monkeypatch):
+    _, params = workdir
+    assert (gendeg_model / "model.safetensors").exists() and not Path("checkpoints/g").exists()
+    config = stage_config(params, "synthesize")
+    config["synthesis"].update(per_degradation=8, batch_size=4)  # two chunks
+    synthesize(config, prepared, gendeg_model, "haze", Path("data/synthetic/haze"), Path("work/haze"))
+    frame = read_manifest("data/synthetic/haze/manifest.csv")
+    assert len(frame) == 8 and (frame["category"] == "Synthetic").all() and (frame["degradation"] == "haze").all()
+    haze_sets = set(read_manifest(prepared / "train.csv").query("degradation == 'haze'")["dataset"])
+    assert not set(frame["dataset"]) & haze_sets, "synthesis degraded the haze datasets' own scenes"
+    assert (frame["sample_seed"] >= 0).all() and frame["requested_mu"].notna().all()
+    assert not Path("work/haze").exists(), "work folder left after a finished job"
+
+    import gendeg.stages.synthesize as stage
+
+    real_chunk, calls = stage._run_chunk, []
+
+    def dies_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "_run_chunk", dies_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(config, prepared, gendeg_model, "haze", Path("again/haze"), Path("work/again"))
+    assert not Path("again/haze").exists() and len(list(Path("work/again").glob("chunk_*.csv"))) == 1
+    calls.clear()
+    synthesize(config, prepared, gendeg_model, "haze", Path("again/haze"), Path("work/again"))
+    assert len(calls) == 1, "the finished chunk was generated again"
+    images = [{k: v for k, v in tree_digest(Path(d)).items() if k.startswith("images/")}
+              for d in ("again/haze", "data/synthetic/haze")]
+    assert images[0] == images[1] and len(images[0]) == 8
+    assert (Path("again/haze/manifest.csv").read_text().replace("again/haze", "data/synthetic/haze")
+            == Path("data/synthetic/haze/manifest.csv").read_text())
+
+
+def test_merge_filters_and_links_generated_images(workdir, prepared, gendeg_model):
+    _, params = workdir
+    config = stage_config(params, "merge")
+    config["degradations"] = ["haze"]
+    synthesize(stage_config(params, "synthesize"), prepared, gendeg_model, "haze", Path("data/synthetic/haze"),
+               Path("work/haze"))
+    summary = merge(config, prepared, [Path("data/synthetic/haze")], Path("data/gends"))
+    gends = read_manifest("data/gends/manifest.csv")
+    assert summary["existing_pairs"] == len(read_manifest(prepared / "train.csv"))
+    assert summary["total_pairs"] == len(gends)
+    synthetic = gends[gends["category"] == "Synthetic"]
+    assert all(Path(p).exists() and p.startswith("data/gends/") for p in synthetic["image_path"])
+
+
+def test_intensity_filter_rule():
+    frame = pd.DataFrame({"mu": [0.10, 0.30, 0.02, 0.10], "requested_mu": [0.11, 0.29, 0.04, 0.30]})
+    cfg = {"enabled": True, "mu_tolerance": 0.5, "mu_abs_tolerance": 0.03, "mu_cap": 0.28}
+    assert intensity_filter(frame, cfg).tolist() == [True, False, True, False]
+    assert intensity_filter(frame, {**cfg, "enabled": False}).all()
+
+
+def test_restorer_training_is_byte_deterministic(workdir, prepared):
+    _, params = workdir
+    config = stage_config(params, "train_restorer")
+    train_restorer(config, "existing", prepared, Path("models/r1"), Path("checkpoints/r1"))
+    train_restorer(config, "existing", prepared, Path("models/r2"), Path("checkpoints/r2"))
+    assert (Path("models/r1/model.safetensors").read_bytes() == Path("models/r2/model.safetensors").read_bytes())
+
+
+def test_a_killed_restorer_job_resumes_from_its_checkpoint(workdir, prepared):
+    """SIGKILL the real CLI after its first checkpoint, run it again: same bytes as uninterrupted."""
+    _, params = workdir
+    config = stage_config(params, "train_restorer")
+    config["restorer"]["train"].update(steps=60, checkpoint_every=5)
+    Path("resolved_params").mkdir(exist_ok=True)
+    Path("resolved_params/kill.json").write_text(json.dumps(config))
+    command = [sys.executable, "-m", "gendeg.cli", "--threads", "1", "train-restorer", "--config",
+               "resolved_params/kill.json", "--train-set", "existing", "--data", str(prepared)]
+    subprocess.run(command + ["--out", "models/whole", "--checkpoints", "checkpoints/whole"], check=True,
+                   capture_output=True)
+    job = subprocess.Popen(command + ["--out", "models/killed", "--checkpoints", "checkpoints/killed"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = Path("checkpoints/killed/last/state.json")
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert state.exists(), "no checkpoint appeared before the job ended"
+    assert not Path("models/killed").exists(), "a killed job left a finished-looking output"
+    saved_step = json.loads(state.read_text())["step"]
+    done = subprocess.run(command + ["--out", "models/killed", "--checkpoints", "checkpoints/killed"], check=True,
+                          capture_output=True, text=True)
+    summary = json.loads(Path("models/killed/train_summary.json").read_text())
+    assert summary["resumed_from"] >= saved_step > 0, done.stderr[-2000:]
+    assert Path("models/killed/model.safetensors").read_bytes() == Path("models/whole/model.safetensors").read_bytes()
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def test_prepare_ingests_user_folders_and_reports_bad_files(workdir):
+    root, params = workdir
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        clean = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        _write(Path(f"user/clean/{i}.png"), clean)
+        _write(Path(f"user/hazy/{i}_0.8.png"), (clean * 0.6 + 90).astype(np.uint8))
+        _write(Path(f"user/ood_gt/{i}.png"), clean[::-1].copy())
+        _write(Path(f"user/ood_in/{i}.png"), (clean[::-1] * 0.5).astype(np.uint8))
+    _write(Path("user/hazy/9_0.8.png"), rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))  # no clean counterpart
+    config = copy.deepcopy(stage_config(params, "prepare"))
+    config["data"]["source"] = "user"
+    config["data"]["user"] = {
+        "on_bad_input": "fail",
+        "paired": [{"name": "MyHaze", "degradation": "haze", "degraded_dir": "user/hazy", "clean_dir": "user/clean",
+                    "key_regex": r"^(?P<key>[^_]+)"}],
+        "clean": [], "ood": [{"name": "MyOOD", "degradation": "haze", "degraded_dir": "user/ood_in",
+                              "clean_dir": "user/ood_gt"}],
+    }
+    with pytest.raises(IngestError, match="9_0.8.png"):
+        prepare(config, Path("user_prepared"))
+    assert not Path("user_prepared").exists(), "a failed prepare left an output"
+    config["data"]["user"]["on_bad_input"] = "skip"
+    summary = prepare(config, Path("user_prepared"))
+    assert summary["train"]["pairs"] == 4 and summary["ood"]["pairs"] == 4
+    assert "9_0.8.png" in Path("user_prepared/problems.csv").read_text()
+    train = read_manifest("user_prepared/train.csv")
+    assert train["mu"].between(0.05, 0.5).all()  # computed by prepare, as the paper defines it
+    assert (Path("user_prepared/stats/haze/Mu_MyHaze.json")).exists()
