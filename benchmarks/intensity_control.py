@@ -145,6 +145,12 @@ def fidelity(classifier, generated: torch.Tensor, clean: torch.Tensor, real_test
     }
 
 
+def finite_mean(values) -> float:
+    """Mean of the finite values (an undefined r is nan); nan when there is none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def targets_met(figures: dict) -> dict:
     low, high = TARGETS["mu_ratio"]
     return {"pearson_r>=0.9": bool(figures["pearson_r"] >= TARGETS["pearson_r"]),
@@ -209,10 +215,11 @@ def main() -> None:
     prepared = run / "data" / "prepared"
     train, test, ood = (read_manifest(prepared / f"{s}.csv") for s in ("train", "test", "ood"))
     held_out = sorted(ood["target_path"].unique())
-    overlap = set(held_out) & set(train["target_path"])
-    if overlap:
-        raise SystemExit(f"intensity_control: {len(overlap)} OOD clean targets are also training targets, e.g. "
-                         f"{sorted(overlap)[:3]}")
+    seen_scenes = set(train["scene"]) | set(pd.read_csv(prepared / "clean_pool.csv", keep_default_na=False)["scene"])
+    shared = sorted((set(ood["scene"]) & seen_scenes) - {""})
+    if shared:
+        raise SystemExit(f"intensity_control: OOD scenes {shared} also occur in train.csv or clean_pool.csv; "
+                         "they would not be held out")
     clean_pool = load_images(run, held_out, size)
 
     classifier, classifier_report = train_type_classifier(run, train, test, size, args.classifier_steps, args.seed)
@@ -248,7 +255,7 @@ def main() -> None:
     def cost(settings: dict, seconds: list[float], figures: dict) -> dict:
         return {**settings, "model_evaluations_per_image": model_evaluations_per_image(settings["steps"], settings["sampler"]),
                 "seconds_per_image": float(np.mean(seconds)), "images_per_batch": args.batch_size,
-                "mean_pearson_r": float(np.nanmean([f["pearson_r"] for f in figures.values()])),
+                "mean_pearson_r": finite_mean([f["pearson_r"] for f in figures.values()]),
                 "mean_mu_ratio": float(np.mean([f["mu_ratio"] for f in figures.values()])),
                 "mean_type_accuracy": float(np.mean([f["type_accuracy"] for f in figures.values()]))}
 
@@ -270,6 +277,7 @@ def main() -> None:
     results["run"] = {
         "run_folder": str(run), "preset": synth_config.get("preset"), "image_size": size,
         "synthesis_settings": fast, "held_out_clean_images": len(held_out),
+        "held_out_scenes": sorted(ood["scene"].unique()),
         "held_out_source": "unique clean targets of data/prepared/ood.csv (scenes no training stage sees)",
         "levels": args.levels, "per_level": args.per_level, "slow_levels": args.slow_levels,
         "slow_per_level": args.slow_per_level,

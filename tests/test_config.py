@@ -65,6 +65,13 @@ def test_bad_value_inside_a_preset_names_the_preset(params):
         resolve(bad)
 
 
+def test_presets_may_not_reshape_the_dag(params):
+    bad = copy.deepcopy(params)
+    bad["presets"]["smoke"]["training_sets"] = {"existing": "prepared"}
+    with pytest.raises(ConfigError, match="presets.smoke"):
+        resolve(bad)
+
+
 def test_unknown_preset(params):
     with pytest.raises(ConfigError, match="preset: 'huge' is not defined"):
         resolve({**params, "preset": "huge"})

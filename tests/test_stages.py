@@ -90,6 +90,10 @@ def test_synthesis_is_deterministic_and_resumes_after_a_kill(workdir, prepared, 
     assert not set(frame["dataset"]) & haze_sets, "synthesis degraded the haze datasets' own scenes"
     assert (frame["sample_seed"] >= 0).all() and frame["requested_mu"].notna().all()
     assert not Path("work/haze").exists(), "work folder left after a finished job"
+    oracle = read_manifest("data/synthetic/haze/oracle.csv")  # the physics generator on the same inputs
+    assert oracle["target_path"].tolist() == frame["target_path"].tolist()
+    assert (oracle["category"] == "Oracle").all() and all(Path(p).exists() for p in oracle["image_path"])
+    assert (oracle["mu"] > 0).all(), "the oracle left an image unchanged"
 
     import gendeg.stages.synthesize as stage
 
@@ -127,6 +131,8 @@ def test_merge_filters_and_links_generated_images(workdir, prepared, gendeg_mode
     assert summary["total_pairs"] == len(gends)
     synthetic = gends[gends["category"] == "Synthetic"]
     assert all(Path(p).exists() and p.startswith("data/gends/") for p in synthetic["image_path"])
+    oracle = read_manifest("data/gends/oracle.csv")
+    assert len(oracle) == summary["existing_pairs"] + 4 and set(oracle["category"]) == {"Real", "Oracle"}
 
 
 def test_intensity_filter_rule():

@@ -92,6 +92,7 @@ def test_compare_over_seeds_verdicts():
     assert clear["verdict"] == "gain" and clear["mean"] == pytest.approx(1.0333333)
     noisy = compare_over_seeds([20.0, 21.0, 19.0], [20.2, 21.1, 19.3])
     assert noisy["verdict"] == "within spread"  # +0.2 dB against a 0.8 dB seed spread
+    assert noisy["same_sign_every_seed"] and not compare_over_seeds([1.0, 2.0], [1.5, 1.5])["same_sign_every_seed"]
     assert compare_over_seeds([21.0, 21.1, 20.9], [20.0, 20.1, 19.9])["verdict"] == "loss"
     assert compare_over_seeds([20.0], [21.0])["verdict"].startswith("single seed")
     assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": 1.0, "per_seed": [1.0, 3.0]}

@@ -94,7 +94,8 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def stage_config(resolved: dict, stage: str) -> dict:
-    return {"preset": resolved["preset"], **{key: resolved[key] for key in STAGE_SECTIONS[stage]}}
+    """The sections one stage reads (a copy: callers may change it freely)."""
+    return copy.deepcopy({"preset": resolved["preset"], **{key: resolved[key] for key in STAGE_SECTIONS[stage]}})
 
 
 def write_resolved(params_path: str | Path = "params.yaml", out_dir: str | Path = RESOLVED_DIR) -> list[Path]:

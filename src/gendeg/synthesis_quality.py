@@ -137,7 +137,8 @@ def compare_over_seeds(baseline, candidate) -> dict:
     The verdict is "gain" / "loss" only when the mean gain exceeds the seed-to-seed spread:
     the largest of the per-seed gains' std and either side's std.  Otherwise it is
     "within spread", which is no gain.  With one seed there is no spread, and the verdict
-    says so.
+    says so.  `same_sign_every_seed` is the weaker, paired view (every seed moved the same
+    way), reported beside the verdict and never instead of it.
     """
     baseline, candidate = _paired(baseline, candidate, "compare_over_seeds")
     gains = candidate - baseline
@@ -152,4 +153,5 @@ def compare_over_seeds(baseline, candidate) -> dict:
     else:
         verdict = "within spread"
     return {"mean": mean_gain, "std": float(gains.std()), "per_seed": [float(g) for g in gains],
-            "spread": spread, "verdict": verdict}
+            "spread": spread, "verdict": verdict,
+            "same_sign_every_seed": bool((gains > 0).all() or (gains < 0).all())}

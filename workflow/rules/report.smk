@@ -7,7 +7,12 @@ rule report:
         metrics=expand("metrics/{train_set}.json", train_set=TRAINING_SETS),
         models=expand("models/restorer/{train_set}", train_set=TRAINING_SETS),
     output:
-        directory("reports"),
+        report(
+            directory("reports"),
+            patterns=["{name}.png"],
+            caption="../report/ood_psnr.rst",
+            category="Results",
+        ),
     log:
         "logs/report.log",
     benchmark:

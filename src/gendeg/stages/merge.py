@@ -6,7 +6,8 @@ sample when its realised mu is within `mu_tolerance` (relative) of the requested
 the real data).  Turn it off with `merge.filter.enabled: false` to measure its effect.
 
 Generated images are linked (or copied) into the output folder, so the folder is the whole
-training set and its hash changes whenever any of its images changes.
+training set and its hash changes whenever any of its images changes.  When synthesis made
+oracle pairs, oracle.csv = existing + oracle pairs (the `oracle` training set).
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def _oracle_pairs(folder: Path, out_dir: Path, tmp: Path) -> pd.DataFrame | None:
+    """The physics-generator pairs of a synthesis job (unfiltered: they are the reference)."""
+    if not (folder / "oracle.csv").exists():
+        return None
+    oracle = read_manifest(folder / "oracle.csv")
+    targets = [Path("oracle") / folder.name / Path(p).name for p in oracle["image_path"]]
+    for source, target in zip(oracle["image_path"], targets, strict=True):
+        _link_or_copy(Path(source), tmp / target)
+    return oracle.assign(image_path=[str(out_dir / t) for t in targets])
+
+
 def merge(config: dict, prepared_dir: Path, synthetic_dirs: list[Path], out_dir: Path) -> dict:
     cfg = config["merge"]
     out_dir = Path(out_dir)
@@ -60,6 +72,9 @@ def merge(config: dict, prepared_dir: Path, synthetic_dirs: list[Path], out_dir:
             kept.append(generated)
         gends = pd.concat([existing, *kept], ignore_index=True)
         write_manifest(gends, tmp / "manifest.csv")
+        oracles = [_oracle_pairs(Path(folder), out_dir, tmp) for folder in synthetic_dirs]
+        if all(o is not None for o in oracles):
+            write_manifest(pd.concat([existing, *oracles], ignore_index=True), tmp / "oracle.csv")
         summary = {
             "existing_pairs": int(len(existing)),
             "generated_pairs": int(sum(len(k) for k in kept)),

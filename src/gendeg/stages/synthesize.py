@@ -8,7 +8,9 @@ unfinished chunk) and moved into the declared output folder only when complete.
 
 Output folder: images/<index>.png and manifest.csv (category "Synthetic"; mu/sigma are
 the *realised* intensity of each output, requested_mu/requested_sigma what was asked,
-sample_seed regenerates the sample on its own).
+sample_seed regenerates the sample on its own).  With `synthesis.oracle: true`, also
+oracle/<index>.png and oracle.csv: the same clean images and requested intensities degraded
+by the built-in physics generator (gendeg.oracle), for the `oracle` training set.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
 from gendeg.intensity import IntensitySampler, load_intensity_stats, mu_sigma
 from gendeg.manifest import make_frame, write_manifest
+from gendeg.oracle import oracle_degrade
 from gendeg.pairs import load_square
 from gendeg.progress import progress
 from gendeg.reference import released_stats_dir
@@ -89,10 +92,14 @@ def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int
     records = []
     for i, row in enumerate(rows.itertuples()):
         clean_image, degraded = to_array(clean[i]), to_array(out[i])
-        image_path = images_dir / f"{row.Index:06d}.png"
-        write_png(degraded, image_path)
+        write_png(degraded, images_dir / f"{row.Index:06d}.png")
         mu, sigma = mu_sigma(clean_image, degraded)
-        records.append({"index": row.Index, "mu": mu, "sigma": sigma})
+        record = {"index": row.Index, "mu": mu, "sigma": sigma}
+        if cfg["oracle"]:
+            truth = oracle_degrade(clean_image, degradation, row.sampled_dataset, row.requested_mu, int(row.sample_seed))
+            write_png(truth, images_dir.parent / "oracle" / f"{row.Index:06d}.png")
+            record["oracle_mu"], record["oracle_sigma"] = mu_sigma(clean_image, truth)
+        records.append(record)
     return records
 
 
@@ -105,6 +112,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     size = json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
     prepare_work_dir(work_dir, run_fingerprint(config, prepared_dir, model_dir))
     images_dir = work_dir / "images"
+    (work_dir / "oracle").mkdir(exist_ok=True)
     chunk = cfg["batch_size"]
     with tracking.job_run("synthesize", f"synthesize:{degradation}", config) as run:
         done = 0
@@ -116,16 +124,17 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
             with atomic_path(part) as tmp:
                 pd.DataFrame(records).to_csv(tmp, index=False, lineterminator="\n")
             done += len(records)
-        measured = pd.concat([pd.read_csv(p) for p in sorted(work_dir.glob("chunk_*.csv"))]).set_index("index")
-        samples["mu"], samples["sigma"] = measured["mu"].sort_index().to_numpy(), measured["sigma"].sort_index().to_numpy()
+        measured = pd.concat([pd.read_csv(p) for p in sorted(work_dir.glob("chunk_*.csv"))]).set_index("index").sort_index()
+        samples["mu"], samples["sigma"] = measured["mu"].to_numpy(), measured["sigma"].to_numpy()
         with atomic_dir(out_dir) as tmp:
             shutil.copytree(images_dir, tmp / "images")
             samples["image_path"] = [str(out_dir / "images" / f"{i:06d}.png") for i in range(len(samples))]
-            frame = make_frame([{
-                **row, "degradation": degradation, "category": "Synthetic", "degradation_sub_type": degradation,
-                "split": "train",
-            } for row in samples.to_dict("records")])
-            write_manifest(frame, tmp / "manifest.csv")
+            write_manifest(_frame(samples, degradation, "Synthetic"), tmp / "manifest.csv")
+            if cfg["oracle"]:
+                shutil.copytree(work_dir / "oracle", tmp / "oracle")
+                oracle = samples.assign(image_path=[str(out_dir / "oracle" / f"{i:06d}.png") for i in range(len(samples))],
+                                        mu=measured["oracle_mu"].to_numpy(), sigma=measured["oracle_sigma"].to_numpy())
+                write_manifest(_frame(oracle, degradation, "Oracle"), tmp / "oracle.csv")
         report = {"samples": len(samples), "generated_now": done,
                   "requested_mu_mean": float(samples["requested_mu"].mean()), "realised_mu_mean": float(samples["mu"].mean()),
                   "mu_pearson_r": float(np.corrcoef(samples["requested_mu"], samples["mu"])[0, 1]) if len(samples) > 2 else float("nan")}
@@ -133,6 +142,11 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
         run.log_image(_grid(samples.head(8), out_dir), f"samples_{degradation}.png")
     shutil.rmtree(work_dir, ignore_errors=True)
     return report
+
+
+def _frame(samples: pd.DataFrame, degradation: str, category: str) -> pd.DataFrame:
+    return make_frame([{**row, "degradation": degradation, "category": category, "degradation_sub_type": degradation,
+                        "split": "train"} for row in samples.to_dict("records")])
 
 
 def _grid(rows: pd.DataFrame, out_dir: Path) -> np.ndarray:

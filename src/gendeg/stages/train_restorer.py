@@ -5,6 +5,8 @@ Training sets:
     existing  the existing paired datasets only (prepared/train.csv)
     gends     existing + generated pairs (gends/manifest.csv)
     gendeg    generated pairs only (the Synthetic rows of gends/manifest.csv)
+    oracle    existing + the physics generator's pairs on the same clean images and
+              intensities as the generated ones (gends/oracle.csv; synthesis.oracle: true)
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ from gendeg.pairs import PairBank
 from gendeg.restorers import build_restorer, save_restorer
 from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
 
-TRAINING_SETS = ("existing", "gends", "gendeg")
+TRAINING_SETS = ("existing", "gends", "gendeg", "oracle")
 
 
 def training_pairs(train_set: str, data_dir: Path) -> pd.DataFrame:
     """The pairs a training set consists of, from its data folder (prepared/ or gends/)."""
     if train_set == "existing":
         return read_manifest(Path(data_dir) / "train.csv")
+    if train_set == "oracle":
+        path = Path(data_dir) / "oracle.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: the oracle training set needs synthesis.oracle: true")
+        return read_manifest(path)
     if train_set in ("gends", "gendeg"):
         frame = read_manifest(Path(data_dir) / "manifest.csv")
         return frame[frame["category"] == "Synthetic"] if train_set == "gendeg" else frame

@@ -1,0 +1,164 @@
+"""Structure correction S on the smoke configuration: outputs, the disabled marker, apply's
+identity for uncovered degradations, same bytes for the same seed (also when resumed from
+the cached GenDeg inputs), and that training lowers the loss."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT
+
+import gendeg.stages.structure_correction as stage
+from gendeg.config import STAGE_SECTIONS, ConfigError, stage_config
+from gendeg.stages.prepare import prepare
+from gendeg.stages.train_gendeg import train_gendeg
+
+# Used only until params.yaml carries the `structure_correction` section (the smoke values).
+SMOKE_SECTION = {
+    "enabled": True,
+    "degradations": ["haze", "motion_blur", "raindrop"],
+    "max_pairs_per_degradation": 4,
+    "sampling": {"sampler": "dpmsolver++", "steps": 2, "image_guidance": 1.5, "text_guidance": 3.0, "batch_size": 4},
+    "model": {"arch": "nafnet", "width": 8, "in_channels": 6},
+    "train": {"steps": 40, "batch_size": 4, "crop": 32, "lr": 2.0e-3, "lr_schedule": "cosine", "warmup_steps": 0,
+              "checkpoint_every": 10, "log_every": 5, "balance": "degradation"},
+}
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, smoke_params):
+    """Stages write relative paths, as they do under the orchestrators."""
+    root = tmp_path_factory.mktemp("structure_correction")
+    (root / "reference").symlink_to(ROOT / "reference")
+    previous = os.getcwd()
+    os.chdir(root)
+    yield root, smoke_params
+    os.chdir(previous)
+
+
+@pytest.fixture(scope="module")
+def config(workdir) -> dict:
+    _, params = workdir
+    if "structure_correction" in STAGE_SECTIONS and "structure_correction" in params:
+        resolved = stage_config(params, "structure_correction")
+    else:
+        resolved = {"preset": params["preset"], "seed": params["seed"], "degradations": params["degradations"],
+                    "structure_correction": copy.deepcopy(SMOKE_SECTION)}
+    resolved["structure_correction"]["train"].update(steps=40, checkpoint_every=10)  # enough steps to see the loss fall
+    return resolved
+
+
+@pytest.fixture(scope="module")
+def prepared(workdir):
+    _, params = workdir
+    prepare(stage_config(params, "prepare"), Path("data/prepared"))
+    return Path("data/prepared")
+
+
+@pytest.fixture(scope="module")
+def gendeg_model(workdir, prepared):
+    _, params = workdir
+    train_gendeg(stage_config(params, "train_gendeg"), prepared, Path("models/gendeg"), Path("checkpoints/g"))
+    return Path("models/gendeg")
+
+
+@pytest.fixture(scope="module")
+def trained(config, prepared, gendeg_model):
+    summary = stage.train_structure_correction(config, prepared, gendeg_model, Path("models/sc"), Path("checkpoints/sc"))
+    return Path("models/sc"), summary
+
+
+def test_the_stage_writes_its_outputs_and_training_lowers_the_loss(trained, config):
+    out, summary = trained
+    assert json.loads((out / "config.json").read_text()) == {
+        "enabled": True, "degradations": config["structure_correction"]["degradations"], "image_size": 32}
+    for name in ("model/model.safetensors", "model/config.json", "train_summary.json", "samples.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "model/config.json").read_text())["in_channels"] == 6
+    assert not Path("checkpoints/sc").exists(), "checkpoint folder left after a finished job"
+    written = json.loads((out / "train_summary.json").read_text())
+    assert written["eval_split"] == "test" and set(written["per_degradation"]) == {"haze", "motion_blur", "raindrop"}
+    for when in ("before", "after"):
+        assert written[when]["l1"] > 0 and written[when]["psnr"] > 0
+        assert written["diversity"][when] > 0  # two seeds of one request differ
+    assert written["loss_last"] < 0.9 * written["loss_first"], (written["loss_first"], written["loss_last"])
+    assert summary["pairs"] == {"haze": 4, "motion_blur": 4, "raindrop": 4}
+
+
+def test_apply_is_the_identity_only_where_s_does_not_apply(trained):
+    out, _ = trained
+    correction = stage.load_structure_correction(out)
+    assert correction is not None and correction.covers("raindrop") and not correction.covers("rain")
+    generator = torch.Generator().manual_seed(0)
+    clean, generated = torch.rand(2, 3, 32, 32, generator=generator), torch.rand(2, 3, 32, 32, generator=generator)
+    assert torch.equal(correction.apply(clean, generated, "rain"), generated)
+    assert torch.equal(correction.apply(clean, generated, "low_light"), generated)
+    corrected = correction.apply(clean, generated, "haze")
+    assert corrected.shape == generated.shape and corrected.min() >= 0 and corrected.max() <= 1
+    assert (corrected - generated).abs().mean() > 1e-3, "S left a covered degradation unchanged"
+    with pytest.raises(ValueError, match="hazy"):
+        correction.apply(clean, generated, "hazy")
+    with pytest.raises(ValueError, match="shape"):
+        correction.apply(clean[:, :, :16], generated, "haze")
+
+
+def test_same_seed_same_bytes_and_a_resumed_job_does_not_regenerate(trained, config, prepared, gendeg_model,
+                                                                      monkeypatch):
+    """Killed after generating its inputs, the job resumes from the cache and writes the same bytes."""
+    first, _ = trained
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stage, "train", killed)
+        with pytest.raises(KeyboardInterrupt):
+            stage.train_structure_correction(config, prepared, gendeg_model, Path("models/again"), Path("checkpoints/again"))
+    assert not Path("models/again").exists(), "a killed job left a finished-looking output"
+    assert list(Path("checkpoints/again/generated").glob("*.safetensors")), "generated inputs were not cached"
+
+    calls = []
+    real_generate = stage.generate
+    monkeypatch.setattr(stage, "generate", lambda *a, **k: calls.append(1) or real_generate(*a, **k))
+    stage.train_structure_correction(config, prepared, gendeg_model, Path("models/again"), Path("checkpoints/again"))
+    assert not calls, "a resumed job generated its inputs again"
+    assert tree_digest(Path("models/again")) == tree_digest(first)
+
+
+def test_disabled_writes_the_marker_and_trains_nothing(config, prepared, gendeg_model, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a disabled stage must neither generate nor train")
+
+    monkeypatch.setattr(stage, "train", forbidden)
+    monkeypatch.setattr(stage, "generate", forbidden)
+    disabled = copy.deepcopy(config)
+    disabled["structure_correction"]["enabled"] = False
+    summary = stage.train_structure_correction(disabled, prepared, gendeg_model, Path("models/off"), Path("checkpoints/off"))
+    assert summary == {"enabled": False}
+    assert json.loads(Path("models/off/config.json").read_text()) == {"enabled": False, "degradations": []}
+    assert sorted(p.name for p in Path("models/off").iterdir()) == ["config.json", "train_summary.json"]
+    assert stage.load_structure_correction(Path("models/off")) is None
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        stage.load_structure_correction(Path("models/missing"))
+
+
+def test_config_errors_name_the_key_and_value(config):
+    bad = copy.deepcopy(config)
+    bad["structure_correction"]["degradations"] = ["haze", "fog"]
+    with pytest.raises(ConfigError, match=r"structure_correction.degradations.*'fog'"):
+        stage.section_config(bad)
+    bad = copy.deepcopy(config)
+    bad["structure_correction"]["model"]["in_channels"] = 3
+    with pytest.raises(ConfigError, match="in_channels 3"):
+        stage.section_config(bad)
