@@ -70,7 +70,7 @@ def load_images(run: Path, paths, size: int) -> torch.Tensor:
 
 def realised_intensity(clean: torch.Tensor, degraded: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma) per pair exactly as the synthesize stage measures its outputs."""
-    pairs = [mu_sigma(to_array(c), to_array(d)) for c, d in zip(clean, degraded)]
+    pairs = [mu_sigma(to_array(c), to_array(d)) for c, d in zip(clean, degraded, strict=True)]
     return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
 

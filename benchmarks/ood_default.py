@@ -68,8 +68,10 @@ def metrics_for_seed(run: Path, work: Path, train_set: str, seed: int, run_seed:
 
 def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, complete: bool, args) -> dict:
     done = [s for s in seeds if s in results and all(t in results[s] for t in TRAINING_SETS)]
-    if not done:
-        return {"complete": False, "seeds": [], "note": "no seed finished yet"}
+    if not done:  # e.g. --sets existing: one side only, no comparison yet
+        return {"complete": False, "seeds": [], "note": "no seed has both training sets yet",
+                "mean_ood_psnr": {t: mean_std([results[s][t]["ood"]["mean_psnr"] for s in results if t in results[s]])
+                                  for t in TRAINING_SETS if any(t in r for r in results.values())}}
     pick = lambda train_set, key: [key(results[s][train_set]) for s in done]  # noqa: E731
     ood = {t: mean_std(pick(t, lambda m: m["ood"]["mean_psnr"])) for t in TRAINING_SETS}
     in_dist = {t: mean_std(pick(t, lambda m: m["in_distribution"]["psnr"])) for t in TRAINING_SETS}
@@ -79,8 +81,8 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         names = sorted(results[done[0]]["existing"]["ood"][section])
         table = {}
         for name in names:
-            existing = pick("existing", lambda m: m["ood"][section][name]["psnr"])
-            gends = pick("gends", lambda m: m["ood"][section][name]["psnr"])
+            existing = pick("existing", lambda m, name=name: m["ood"][section][name]["psnr"])
+            gends = pick("gends", lambda m, name=name: m["ood"][section][name]["psnr"])
             comparison = compare_over_seeds(existing, gends)
             table[name] = {"existing": float(sum(existing) / len(existing)), "gends": float(sum(gends) / len(gends)),
                            "gain": comparison["mean"], "gain_std": comparison["std"], "verdict": comparison["verdict"],
@@ -122,26 +124,32 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a finished pipeline run folder")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/ood_default_work"), help="restorers and their metrics")
+    parser.add_argument("--sets", nargs="+", choices=sorted(TRAINING_SETS), default=sorted(TRAINING_SETS),
+                        help="train only these sets (e.g. `existing` before the run's GenDS exists); "
+                             "a later call reuses what --work holds")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="restorers and their metrics (default /tmp/ood_default_work/<run folder name>)")
     parser.add_argument("--out", type=Path, default=RESULTS / "ood_default.json")
     parser.add_argument("--retrain-run-seed", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run = args.run.resolve()
-    for needed in ("data/prepared/ood.csv", "data/gends/manifest.csv", "resolved_params/train_restorer.json",
+    needs_gends = ("data/gends/manifest.csv",) if "gends" in args.sets else ()
+    for needed in ("data/prepared/ood.csv", *needs_gends, "resolved_params/train_restorer.json",
                    "resolved_params/evaluate.json"):
         if not (run / needed).exists():
             raise SystemExit(f"ood_default: {run} is not a finished pipeline run: {needed} is missing")
-    work, args.out = args.work.resolve(), args.out.resolve()
+    work = (args.work or Path("/tmp/ood_default_work") / run.name).resolve()
+    args.out = args.out.resolve()
     isolate_tracking(work)
     os.chdir(run)  # manifests hold paths relative to the run folder, as the stages expect
     run_seed = read_stage_config(run / "resolved_params" / "train_restorer.json")["seed"]
     results: dict[int, dict[str, dict]] = {}
     for seed in args.seeds:
-        for train_set in TRAINING_SETS:
+        for train_set in args.sets:
             results.setdefault(seed, {})[train_set] = metrics_for_seed(run, work, train_set, seed, run_seed,
                                                                        args.retrain_run_seed)
-        complete = seed == args.seeds[-1]
+        complete = seed == args.seeds[-1] and set(args.sets) == set(TRAINING_SETS)
         write_json(summarise(results, args.seeds, run, complete, args), args.out)
         print(f"wrote {args.out} after seed {seed}", flush=True)
 

@@ -113,6 +113,7 @@ def test_mlflow_has_one_parent_and_a_child_per_job(snakemake_run):
     restorer = next(r for r in children if r.info.run_name == "train_restorer:gends")
     assert "restorer.train.lr" in restorer.data.params
     assert len(client.get_metric_history(restorer.info.run_id, "loss")) >= 2
+    assert any(a.path.endswith(".png") for a in client.list_artifacts(restorer.info.run_id))
     gendeg = next(r for r in children if r.info.run_name == "train_gendeg")
     assert any(a.path.endswith(".png") for a in client.list_artifacts(gendeg.info.run_id))
 

@@ -15,20 +15,10 @@ import torch
 from conftest import ROOT
 
 import gendeg.stages.structure_correction as stage
-from gendeg.config import STAGE_SECTIONS, ConfigError, stage_config
+from gendeg.config import ConfigError, stage_config
 from gendeg.stages.prepare import prepare
 from gendeg.stages.train_gendeg import train_gendeg
-
-# Used only until params.yaml carries the `structure_correction` section (the smoke values).
-SMOKE_SECTION = {
-    "enabled": True,
-    "degradations": ["haze", "motion_blur", "raindrop"],
-    "max_pairs_per_degradation": 4,
-    "sampling": {"sampler": "dpmsolver++", "steps": 2, "image_guidance": 1.5, "text_guidance": 3.0, "batch_size": 4},
-    "model": {"arch": "nafnet", "width": 8, "in_channels": 6},
-    "train": {"steps": 40, "batch_size": 4, "crop": 32, "lr": 2.0e-3, "lr_schedule": "cosine", "warmup_steps": 0,
-              "checkpoint_every": 10, "log_every": 5, "balance": "degradation"},
-}
+from gendeg.structure_correction import load_structure_correction
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -50,12 +40,10 @@ def workdir(tmp_path_factory, smoke_params):
 @pytest.fixture(scope="module")
 def config(workdir) -> dict:
     _, params = workdir
-    if "structure_correction" in STAGE_SECTIONS and "structure_correction" in params:
-        resolved = stage_config(params, "structure_correction")
-    else:
-        resolved = {"preset": params["preset"], "seed": params["seed"], "degradations": params["degradations"],
-                    "structure_correction": copy.deepcopy(SMOKE_SECTION)}
+    resolved = stage_config(params, "structure_correction")
     resolved["structure_correction"]["train"].update(steps=40, checkpoint_every=10)  # enough steps to see the loss fall
+    # 40 steps on 12 pairs do not make S help, so the gate would leave every degradation out.
+    resolved["structure_correction"].update(min_psnr_gain=None, min_diversity_kept=None)
     return resolved
 
 
@@ -81,8 +69,9 @@ def trained(config, prepared, gendeg_model):
 
 def test_the_stage_writes_its_outputs_and_training_lowers_the_loss(trained, config):
     out, summary = trained
+    names = config["structure_correction"]["degradations"]
     assert json.loads((out / "config.json").read_text()) == {
-        "enabled": True, "degradations": config["structure_correction"]["degradations"], "image_size": 32}
+        "enabled": True, "degradations": names, "trained_on": names, "image_size": 32}
     for name in ("model/model.safetensors", "model/config.json", "train_summary.json", "samples.png"):
         assert (out / name).is_file(), name
     assert json.loads((out / "model/config.json").read_text())["in_channels"] == 6
@@ -98,7 +87,7 @@ def test_the_stage_writes_its_outputs_and_training_lowers_the_loss(trained, conf
 
 def test_apply_is_the_identity_only_where_s_does_not_apply(trained):
     out, _ = trained
-    correction = stage.load_structure_correction(out)
+    correction = load_structure_correction(out)
     assert correction is not None and correction.covers("raindrop") and not correction.covers("rain")
     generator = torch.Generator().manual_seed(0)
     clean, generated = torch.rand(2, 3, 32, 32, generator=generator), torch.rand(2, 3, 32, 32, generator=generator)
@@ -118,12 +107,15 @@ def test_same_seed_same_bytes_and_a_resumed_job_does_not_regenerate(trained, con
     """Killed after generating its inputs, the job resumes from the cache and writes the same bytes."""
     first, _ = trained
 
+    class Killed(Exception):
+        pass
+
     def killed(*args, **kwargs):
-        raise KeyboardInterrupt("killed")
+        raise Killed
 
     with monkeypatch.context() as patch:
         patch.setattr(stage, "train", killed)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(Killed):
             stage.train_structure_correction(config, prepared, gendeg_model, Path("models/again"), Path("checkpoints/again"))
     assert not Path("models/again").exists(), "a killed job left a finished-looking output"
     assert list(Path("checkpoints/again/generated").glob("*.safetensors")), "generated inputs were not cached"
@@ -146,11 +138,12 @@ def test_disabled_writes_the_marker_and_trains_nothing(config, prepared, gendeg_
     disabled["structure_correction"]["enabled"] = False
     summary = stage.train_structure_correction(disabled, prepared, gendeg_model, Path("models/off"), Path("checkpoints/off"))
     assert summary == {"enabled": False}
-    assert json.loads(Path("models/off/config.json").read_text()) == {"enabled": False, "degradations": []}
+    assert json.loads(Path("models/off/config.json").read_text()) == {"enabled": False, "degradations": [],
+                                                                      "trained_on": []}
     assert sorted(p.name for p in Path("models/off").iterdir()) == ["config.json", "train_summary.json"]
-    assert stage.load_structure_correction(Path("models/off")) is None
+    assert load_structure_correction(Path("models/off")) is None
     with pytest.raises(FileNotFoundError, match="config.json"):
-        stage.load_structure_correction(Path("models/missing"))
+        load_structure_correction(Path("models/missing"))
 
 
 def test_config_errors_name_the_key_and_value(config):
@@ -162,3 +155,29 @@ def test_config_errors_name_the_key_and_value(config):
     bad["structure_correction"]["model"]["in_channels"] = 3
     with pytest.raises(ConfigError, match="in_channels 3"):
         stage.section_config(bad)
+
+
+def test_pair_selection_is_seeded_capped_and_limited_to_the_pipeline(config, prepared):
+    cfg = {**stage.section_config(config), "max_pairs_per_degradation": 2}
+    narrowed = {**config, "degradations": ["haze", "rain"]}
+    train, evaluation, split, covered = stage.select_pairs(narrowed, cfg, prepared)
+    assert covered == ["haze"] and split == "test"
+    assert set(train["degradation"]) == set(evaluation["degradation"]) == {"haze"} and len(train) == 2
+    again = stage.select_pairs(narrowed, cfg, prepared)[0]
+    assert list(again.index) == list(train.index)
+    with pytest.raises(ConfigError, match="enabled: false"):
+        stage.select_pairs({**config, "degradations": ["rain"]}, cfg, prepared)
+
+
+def test_the_gate_keeps_s_only_where_it_helps_without_erasing_variation():
+    def per(before_psnr: float, after_psnr: float, kept: float | None) -> dict:
+        return {"before": {"psnr": before_psnr}, "after": {"psnr": after_psnr}, "diversity": {"kept": kept}}
+
+    measured = {"per_degradation": {"haze": per(15, 18, 0.8), "motion_blur": per(17, 16, 0.9),
+                                    "raindrop": per(15, 24, 0.1)}}
+    names = ["haze", "motion_blur", "raindrop"]
+    applied, left_out = stage.gate(measured, names, {"min_psnr_gain": 0.0, "min_diversity_kept": 0.5})
+    assert applied == ["haze"] and set(left_out) == {"motion_blur", "raindrop"}
+    assert "min_psnr_gain" in left_out["motion_blur"] and "min_diversity_kept" in left_out["raindrop"]
+    assert stage.gate(measured, names, {"min_psnr_gain": None, "min_diversity_kept": None})[0] == names
+    assert stage.gate(measured, names, {})[0] == ["haze"]  # defaults: gain > 0, kept >= 0.5

@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from gendeg.classifier import predict, train_classifier
-from gendeg.synthesis_quality import (class_shares, compare_over_seeds, control_stats, mean_std, pearson_r,
-                                      sigma_at_mu, sweep_levels, type_accuracy)
+from gendeg.synthesis_quality import (
+    class_shares,
+    compare_over_seeds,
+    control_stats,
+    mean_std,
+    pearson_r,
+    sigma_at_mu,
+    sweep_levels,
+    type_accuracy,
+)
 
 
 def test_perfect_control_gives_r_one_ratio_one_and_no_error():

@@ -15,8 +15,8 @@ and contrast, which separate e.g. haze from low light).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F

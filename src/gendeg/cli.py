@@ -44,10 +44,17 @@ def cmd_train_gendeg(args) -> None:
     train_gendeg(read_stage_config(args.config), args.prepared, args.out, args.checkpoints)
 
 
+def cmd_train_structure_correction(args) -> None:
+    from gendeg.stages.structure_correction import train_structure_correction
+
+    train_structure_correction(read_stage_config(args.config), args.prepared, args.gendeg, args.out, args.checkpoints)
+
+
 def cmd_synthesize(args) -> None:
     from gendeg.stages.synthesize import synthesize
 
-    synthesize(read_stage_config(args.config), args.prepared, args.model, args.degradation, args.out, args.work)
+    synthesize(read_stage_config(args.config), args.prepared, args.model, args.degradation, args.out, args.work,
+               structure_correction_dir=args.structure_correction)
 
 
 def cmd_merge(args) -> None:
@@ -128,9 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--checkpoints", type=Path, default=None)
 
+    p = stage("train-structure-correction", cmd_train_structure_correction,
+              "train the structure-correction network S on frozen-GenDeg outputs of real pairs")
+    p.add_argument("--prepared", type=Path, required=True)
+    p.add_argument("--gendeg", type=Path, required=True, help="trained GenDeg folder (frozen)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, default=None)
+
     p = stage("synthesize", cmd_synthesize, "generate degraded images for one degradation")
     p.add_argument("--prepared", type=Path, required=True)
     p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--structure-correction", type=Path, default=None, help="S folder (applied where it is enabled)")
     p.add_argument("--degradation", required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--work", type=Path, required=True, help="resumable work folder (not an output)")

@@ -19,7 +19,7 @@ Why these statistics:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -121,7 +121,7 @@ def class_shares(predicted, class_names: Sequence[str]) -> dict[str, float]:
     counts = torch.bincount(predicted.long().ravel(), minlength=len(class_names)).double()
     if counts.numel() > len(class_names):
         raise ValueError(f"class_shares: class index {counts.numel() - 1} out of {len(class_names)} names")
-    return {name: float(c) for name, c in zip(class_names, counts / max(predicted.numel(), 1))}
+    return {name: float(c) for name, c in zip(class_names, counts / max(predicted.numel(), 1), strict=True)}
 
 
 def mean_std(values) -> dict:

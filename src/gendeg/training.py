@@ -134,7 +134,8 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     """
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, gradient_accumulation_steps=settings.grad_accum,
                               cpu=not torch.cuda.is_available())
-    ema = EMAModel(model.parameters(), decay=settings.ema_decay) if settings.ema_decay else None
+    trainable = [p for p in model.parameters() if p.requires_grad]  # frozen codecs / text encoders stay out
+    ema = EMAModel(trainable, decay=settings.ema_decay) if settings.ema_decay else None
     scheduler = get_scheduler(settings.lr_schedule, optimizer, num_warmup_steps=settings.warmup_steps,
                               num_training_steps=settings.steps)
     result = TrainResult()
@@ -172,7 +173,7 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
             window.append(loss.item())
         scheduler.step()
         if ema is not None:
-            ema.step(accelerator.unwrap_model(model).parameters())
+            ema.step(trainable)
         result.losses.append(sum(window[-settings.grad_accum:]) / settings.grad_accum)
         if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
             recent = result.losses[-settings.log_every:]
@@ -188,7 +189,7 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     bar.close()
     model = accelerator.unwrap_model(model)
     if ema is not None:
-        ema.copy_to(model.parameters())
+        ema.copy_to(trainable)
     model.eval()
     return result
 

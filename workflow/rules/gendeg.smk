@@ -17,6 +17,26 @@ rule train_gendeg:
         " --out {output} --checkpoints checkpoints/train_gendeg"
 
 
+rule structure_correction:
+    """The paper's S: a NAFNet over [clean, generated], trained on frozen-GenDeg outputs of real pairs."""
+    input:
+        config=resolved("structure_correction"),
+        code=stage_code("structure_correction"),
+        prepared="data/prepared",
+        gendeg="models/gendeg",
+    output:
+        directory("models/structure_correction"),
+    log:
+        "logs/structure_correction.log",
+    benchmark:
+        "logs/benchmarks/structure_correction.tsv"
+    threads: workflow.cores
+    shell:
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/structure_correction.tsv"
+        " train-structure-correction --config {input.config} --prepared {input.prepared} --gendeg {input.gendeg}"
+        " --out {output} --checkpoints checkpoints/structure_correction"
+
+
 rule synthesize:
     """Degrade the clean images of the other degradations' datasets with GenDeg."""
     input:
@@ -24,6 +44,7 @@ rule synthesize:
         code=stage_code("synthesize"),
         prepared="data/prepared",
         model="models/gendeg",
+        structure_correction="models/structure_correction",
     output:
         directory("data/synthetic/{degradation}"),
     log:
@@ -34,7 +55,8 @@ rule synthesize:
     shell:
         "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/synthesize/{wildcards.degradation}.tsv"
         " synthesize --config {input.config} --prepared {input.prepared}"
-        " --model {input.model} --degradation {wildcards.degradation} --out {output}"
+        " --model {input.model} --structure-correction {input.structure_correction}"
+        " --degradation {wildcards.degradation} --out {output}"
         " --work checkpoints/synthesize/{wildcards.degradation}"
 
 

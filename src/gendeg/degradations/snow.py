@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
 from scipy.ndimage import gaussian_filter
 
 from gendeg.degradations.common import check_input, convolve, finish, line_kernel, merged_config, uniform

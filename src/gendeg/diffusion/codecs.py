@@ -76,7 +76,9 @@ class AutoencoderKLCodec(nn.Module):
 
 def build_codec(config: dict) -> nn.Module:
     """Codec from its config dict: {"type": "pixel_unshuffle", "factor": 4} or
-    {"type": "autoencoder_kl", "path": <diffusers model folder>, "subfolder": "vae", "scaling_factor": null}."""
+    {"type": "autoencoder_kl", "path": <diffusers model folder>, "subfolder": "vae", "scaling_factor": null}
+    (null: the VAE config's, 0.18215 for SD v1.5).  In a GenDeg model config the path may be
+    left out: it defaults to ``unet.pretrained`` (see model.merge_config)."""
     kind = config.get("type")
     if kind == "pixel_unshuffle":
         return PixelUnshuffleCodec(config.get("factor", 4))

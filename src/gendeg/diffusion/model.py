@@ -7,18 +7,28 @@ latent(degraded) - latent(clean) (times ``residual_scale``) and the clean latent
 back after sampling: the network only has to learn *what changes*, which the probe found
 is what makes intensity control learnable in minutes on a CPU.
 
-Checkpoints are a ``config.json`` plus a ``model.safetensors``; nothing is pickled.
+Text: the tiny preset learns a few tokens per degradation type (``text_encoder: learned``);
+the paper preset (``text_encoder: clip``) embeds "<caption>, <degradation phrase>" with
+Stable Diffusion's frozen CLIP text encoder (`text.py`).  ``auto`` (the default) picks CLIP
+exactly when ``unet.pretrained`` names a Stable Diffusion folder, so one path is all a user
+sets: the UNet, the VAE (``codec: {type: autoencoder_kl}`` without a path) and CLIP all
+come from it.
+
+Checkpoints are a ``config.json`` plus a ``model.safetensors``; nothing is pickled.  The
+frozen VAE and CLIP are never copied into them: the config records the folder they came
+from and `from_pretrained` reloads them from there.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers.models.embeddings import TimestepEmbedding
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -33,6 +43,7 @@ from gendeg.diffusion.conditioning import (
     TimeEmbeddingIntensity,
     encode_intensity,
 )
+from gendeg.diffusion.text import ClipPromptEncoder, build_prompts, require_folder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -52,7 +63,11 @@ DEFAULT_CONFIG: dict = {
         "attention_head_dim": 32,
         "norm_num_groups": 16,
     },
-    "n_tokens": 4,  # text tokens per degradation type (tiny preset; CLIP uses 77)
+    # auto: "clip" when unet.pretrained is set, else "learned" (n_tokens learned tokens per
+    # degradation type).  clip: {"type": "clip", "path": <SD folder, default unet.pretrained>,
+    # "subfolder": "text_encoder", "tokenizer_subfolder": "tokenizer"}.
+    "text_encoder": {"type": "auto"},
+    "n_tokens": 4,  # learned text tokens per degradation type (CLIP uses the tokenizer's 77)
     "class_embedding_dim": 128,  # time_embedding route: width of the type+mu+sigma vector
     "route": "time_embedding",  # or "cross_attention" (the paper's)
     "intensity_encoding": "smoothed",  # or "onehot" (the paper's)
@@ -69,16 +84,31 @@ DEFAULT_CONFIG: dict = {
 }
 
 
+# The paper preset (Stable Diffusion v1.5, 256x256): overrides of DEFAULT_CONFIG.  Only the
+# folder is the user's to set; VAE and CLIP come from it (codec.path and text_encoder: auto).
+SD_FOLDER_PLACEHOLDER = "/path/to/stable-diffusion-v1-5"
+PAPER_CONFIG: dict = {
+    "unet": {"pretrained": SD_FOLDER_PLACEHOLDER},
+    "codec": {"type": "autoencoder_kl", "subfolder": "vae"},
+    "text_encoder": {"type": "clip"},
+    "route": "cross_attention",
+    "intensity_encoding": "onehot",
+    "prediction_type": "epsilon",
+    "residual": False,
+}
+
+
 def merge_config(overrides: dict | None) -> dict:
     """DEFAULT_CONFIG updated with `overrides` (nested dicts merged one level deep); unknown keys are errors."""
     config = copy.deepcopy(DEFAULT_CONFIG)
     for key, value in (overrides or {}).items():
         if key not in config:
             raise KeyError(f"unknown GenDeg model config key {key!r}; known: {sorted(config)}")
-        if isinstance(config[key], dict) and isinstance(value, dict) and key != "codec":
+        if isinstance(config[key], dict) and isinstance(value, dict) and key not in ("codec", "text_encoder"):
             config[key].update(value)
         else:
             config[key] = copy.deepcopy(value)
+    _resolve_pretrained_paths(config)
     if config["route"] not in ROUTES:
         raise ValueError(f"route must be one of {ROUTES}, got {config['route']!r}")
     if config["intensity_encoding"] not in ENCODINGS:
@@ -86,6 +116,40 @@ def merge_config(overrides: dict | None) -> dict:
     if config["prediction_type"] not in ("epsilon", "v_prediction"):
         raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {config['prediction_type']!r}")
     return config
+
+
+TEXT_ENCODERS = ("auto", "learned", "clip")
+
+
+def _resolve_pretrained_paths(config: dict) -> None:
+    """Fill the VAE and CLIP folders from ``unet.pretrained`` and resolve ``text_encoder: auto``,
+    so a saved config names every folder a checkpoint needs."""
+    base = config["unet"].get("pretrained")
+    text = config["text_encoder"]
+    if isinstance(text, str):
+        text = {"type": text}
+    if not isinstance(text, dict) or text.get("type") not in TEXT_ENCODERS:
+        raise ValueError(f"text_encoder.type must be one of {TEXT_ENCODERS}, got {text!r}")
+    text = dict(text)
+    if text["type"] == "auto":
+        text["type"] = "clip" if base else "learned"
+    if text["type"] == "clip":
+        text.setdefault("path", None)
+        text["path"] = str(text["path"] or base or "")
+        if not text["path"]:
+            raise ValueError("text_encoder.path is required for text_encoder.type 'clip' (or set unet.pretrained)")
+        text.setdefault("subfolder", "text_encoder")
+        text.setdefault("tokenizer_subfolder", "tokenizer")
+    config["text_encoder"] = text
+    codec = config["codec"]
+    if isinstance(codec, dict) and codec.get("type") == "autoencoder_kl":
+        codec = dict(codec)
+        codec["path"] = str(codec.get("path") or base or "")
+        if not codec["path"]:
+            raise ValueError("codec.path is required for codec.type 'autoencoder_kl' (or set unet.pretrained)")
+        codec.setdefault("subfolder", "vae")
+        codec.setdefault("scaling_factor", None)  # None: the VAE config's (0.18215 for SD v1.5)
+        config["codec"] = codec
 
 
 def widen_conv_in(unet: UNet2DConditionModel, in_channels: int) -> UNet2DConditionModel:
@@ -101,13 +165,41 @@ def widen_conv_in(unet: UNet2DConditionModel, in_channels: int) -> UNet2DConditi
     return unet
 
 
+def add_class_projection(unet: UNet2DConditionModel, class_dim: int) -> UNet2DConditionModel:
+    """Give a pretrained UNet a ``projection`` class embedding (time_embedding route) that starts
+    as a no-op: its output layer is zero, so the pretrained network is unchanged at step 0."""
+    time_dim = unet.time_embedding.linear_2.out_features
+    unet.class_embedding = TimestepEmbedding(class_dim, time_dim, act_fn=unet.config.act_fn)
+    with torch.no_grad():
+        unet.class_embedding.linear_2.weight.zero_()
+        unet.class_embedding.linear_2.bias.zero_()
+    unet.register_to_config(class_embed_type="projection", projection_class_embeddings_input_dim=class_dim)
+    return unet
+
+
+def unet_token_dim(unet_config: dict) -> int:
+    """The width of the UNet's cross-attention tokens (768 for SD v1.5), without building it."""
+    if unet_config.get("pretrained"):
+        path = unet_config["pretrained"]
+        require_folder(path, "unet", "UNet", "unet.pretrained")
+        return int(UNet2DConditionModel.load_config(path, subfolder="unet", local_files_only=True)["cross_attention_dim"])
+    return int(unet_config["cross_attention_dim"])
+
+
 def build_unet(unet_config: dict, latent_channels: int, class_dim: int | None, load_weights: bool = True) -> UNet2DConditionModel:
     if unet_config.get("pretrained"):
         path = unet_config["pretrained"]
+        require_folder(path, "unet", "UNet", "unet.pretrained")
         if load_weights:
             unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", local_files_only=True)
         else:  # from_pretrained of a GenDeg checkpoint: the weights come from model.safetensors
-            unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(path, subfolder="unet"))
+            unet = UNet2DConditionModel.from_config(
+                UNet2DConditionModel.load_config(path, subfolder="unet", local_files_only=True))
+        if unet.config.in_channels != latent_channels:
+            raise ValueError(f"unet.pretrained: {path}/unet takes {unet.config.in_channels} channels but the codec "
+                             f"makes {latent_channels}-channel latents")
+        if class_dim:
+            add_class_projection(unet, class_dim)
         return widen_conv_in(unet, 2 * latent_channels)
     levels = list(unet_config["attention_levels"])
     channels = list(unet_config["block_out_channels"])
@@ -129,26 +221,46 @@ def build_unet(unet_config: dict, latent_channels: int, class_dim: int | None, l
 
 
 class GenDegModel(nn.Module):
-    """Codec + degradation tokens + intensity conditioner + UNet, built from one config dict."""
+    """Codec + text tokens (learned or CLIP) + intensity conditioner + UNet, built from one config dict.
+
+    Frozen modules (the codec, CLIP) live under `FROZEN_PREFIXES` and are never saved.
+    """
+
+    FROZEN_PREFIXES = ("codec.", "prompt_encoder.")
 
     def __init__(self, config: dict, load_pretrained: bool = True):
         super().__init__()
         self.config = merge_config(config)
         cfg = self.config
+        base = cfg["unet"].get("pretrained")
+        if base and not Path(base).is_dir():
+            raise FileNotFoundError(f"unet.pretrained: {base!r} is not a folder (set it to a local Stable Diffusion "
+                                    f"v1.5 folder in diffusers layout: unet/, vae/, text_encoder/, tokenizer/)")
         self.codec = build_codec(cfg["codec"])
         channels = self.codec.latent_channels
-        dim = cfg["unet"]["cross_attention_dim"]
-        self.degradation_tokens = DegradationTokens(cfg["n_tokens"], dim)
-        if cfg["route"] == "cross_attention":
-            self.intensity = CrossAttentionIntensity(cfg["n_tokens"], dim)
-            class_dim = None
+        class_dim = None if cfg["route"] == "cross_attention" else cfg["class_embedding_dim"]
+        dim = unet_token_dim(cfg["unet"])
+        text = cfg["text_encoder"]
+        if text["type"] == "clip":
+            self.prompt_encoder = ClipPromptEncoder.from_pretrained(
+                text["path"], text["subfolder"], text["tokenizer_subfolder"]
+            )
+            if self.prompt_encoder.dim != dim:
+                raise ValueError(f"text_encoder: {text['path']}/{text['subfolder']} gives {self.prompt_encoder.dim}-dim "
+                                 f"tokens but the UNet's cross_attention_dim is {dim}")
+            self.degradation_tokens, n_tokens = None, self.prompt_encoder.n_tokens
         else:
-            class_dim = cfg["class_embedding_dim"]
+            self.prompt_encoder, n_tokens = None, cfg["n_tokens"]
+            self.degradation_tokens = DegradationTokens(n_tokens, dim)
+        if cfg["route"] == "cross_attention":
+            self.intensity = CrossAttentionIntensity(n_tokens, dim)
+        else:
             self.intensity = TimeEmbeddingIntensity(class_dim)
+        # Built last, as before CLIP existed: the tiny preset's initial weights stay the same per seed.
         self.unet = build_unet(cfg["unet"], channels, class_dim, load_weights=load_pretrained)
 
     @classmethod
-    def from_config(cls, config: dict | None = None) -> "GenDegModel":
+    def from_config(cls, config: dict | None = None) -> GenDegModel:
         return cls(config or {})
 
     # -- parameters -------------------------------------------------------------------
@@ -161,12 +273,25 @@ class GenDegModel(nn.Module):
         return [p for m in modules for p in m.parameters()]
 
     def main_parameters(self) -> list[nn.Parameter]:
-        """Every trainable parameter that is not a projection (the frozen codec is excluded)."""
+        """Every trainable parameter that is not a projection (the frozen codec and CLIP are excluded)."""
         projection = {id(p) for p in self.projection_parameters()}
         return [p for p in self.trainable_parameters() if id(p) not in projection]
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
-        return (p for name, p in self.named_parameters() if not name.startswith("codec.") and p.requires_grad)
+        return (p for name, p in self.named_parameters() if not name.startswith(self.FROZEN_PREFIXES) and p.requires_grad)
+
+    # -- text ---------------------------------------------------------------------------
+    def text_tokens(
+        self, degradation_ids: torch.Tensor, drop_text: torch.Tensor, captions: Sequence[object] | None = None
+    ) -> torch.Tensor:
+        """(B, T, dim) text tokens: CLIP("<caption>, <phrase>") or the learned type tokens; rows
+        where `drop_text` is True get the null prompt (CLIP "") or the null type entry.
+        `captions` is ignored by the learned tokens (they know only the degradation type)."""
+        if self.prompt_encoder is not None:
+            tokens = self.prompt_encoder(build_prompts(degradation_ids, captions, drop_text))
+            return tokens.to(self.unet.device)
+        ids = torch.where(drop_text, torch.full_like(degradation_ids, NULL_DEGRADATION), degradation_ids)
+        return self.degradation_tokens(ids)
 
     def noise_scheduler(self) -> DDPMScheduler:
         """The training noise schedule; samplers are built from its config."""
@@ -197,16 +322,18 @@ class GenDegModel(nn.Module):
         drop_text: torch.Tensor,
         drop_image: torch.Tensor,
         tokens: torch.Tensor | None = None,
+        captions: Sequence[object] | None = None,
     ) -> torch.Tensor:
-        """One UNet evaluation.  `drop_text` nulls the type and the intensity together (the
+        """One UNet evaluation.  `drop_text` nulls the text and the intensity together (the
         paper never keeps mu/sigma without text); `drop_image` zeroes the image latent.
-        `tokens` (B, T, dim) replaces the tiny learned type tokens (e.g. CLIP embeddings)."""
-        degradation_ids = torch.where(drop_text, torch.full_like(degradation_ids, NULL_DEGRADATION), degradation_ids)
+        `tokens` (B, T, dim), from `text_tokens` with the same `drop_text`, saves re-encoding
+        the prompts at every sampling step; without it they come from `captions`."""
         mu_code, sigma_code = encode_intensity(
             mu, sigma, drop_text, self.config["intensity_encoding"], self.config["smoothing_bins"]
         )
         if tokens is None:
-            tokens = self.degradation_tokens(degradation_ids)
+            tokens = self.text_tokens(degradation_ids, drop_text, captions)
+        degradation_ids = torch.where(drop_text, torch.full_like(degradation_ids, NULL_DEGRADATION), degradation_ids)
         image_latents = torch.where(drop_image[:, None, None, None], torch.zeros_like(image_latents), image_latents)
         if isinstance(self.intensity, CrossAttentionIntensity):
             context, class_labels = self.intensity(tokens, mu_code, sigma_code), None
@@ -217,14 +344,19 @@ class GenDegModel(nn.Module):
 
     # -- checkpoints ------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
-        """config.json + model.safetensors, written atomically (the frozen codec stays where it was loaded from)."""
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if not k.startswith("codec.")}
+        """config.json + model.safetensors, written atomically; the frozen codec and CLIP stay in
+        the folders the config names."""
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()
+                 if not k.startswith(self.FROZEN_PREFIXES)}
         with atomic_dir(directory) as tmp:
             (tmp / CONFIG_FILE).write_text(json.dumps(self.config, indent=2, sort_keys=True) + "\n")
             save_file(state, str(tmp / WEIGHTS_FILE))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "GenDegModel":
+    def from_pretrained(cls, directory: str | Path, base_model: str | Path | None = None) -> GenDegModel:
+        """Load a checkpoint.  A paper-preset checkpoint reloads the frozen VAE and CLIP (and the
+        UNet architecture) from the Stable Diffusion folder its config.json records; when that
+        folder has moved (another machine), `base_model` names where it is now."""
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         for path in (config_path, weights_path):
@@ -234,9 +366,15 @@ class GenDegModel(nn.Module):
             config = json.loads(config_path.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f"{config_path} is not valid JSON: {error}") from error
-        model = cls(config, load_pretrained=False)
+        if base_model is not None:
+            config = relocate_base_model(config, str(base_model))
+        try:
+            model = cls(config, load_pretrained=False)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{config_path} needs a Stable Diffusion folder that is missing: {error} "
+                                    f"(pass base_model= to from_pretrained if it has moved)") from error
         state = load_file(str(weights_path))
-        expected = {k for k in model.state_dict() if not k.startswith("codec.")}
+        expected = {k for k in model.state_dict() if not k.startswith(cls.FROZEN_PREFIXES)}
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
             raise ValueError(
@@ -247,3 +385,17 @@ class GenDegModel(nn.Module):
         except RuntimeError as error:
             raise ValueError(f"{weights_path} does not match {config_path}: {error}") from error
         return model
+
+
+def relocate_base_model(config: dict, base_model: str) -> dict:
+    """`config` with every folder that was the recorded ``unet.pretrained`` replaced by `base_model`."""
+    config = copy.deepcopy(config)
+    old = (config.get("unet") or {}).get("pretrained")
+    if not old:
+        raise ValueError("base_model given, but the checkpoint's config has no unet.pretrained to relocate")
+    config["unet"]["pretrained"] = base_model
+    for key in ("codec", "text_encoder"):
+        section = config.get(key)
+        if isinstance(section, dict) and section.get("path") == old:
+            section["path"] = base_model
+    return config

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from gendeg.atomic import atomic_path
 

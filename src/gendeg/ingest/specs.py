@@ -8,9 +8,10 @@ together, before a single image is decoded.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from gendeg import DEGRADATIONS
 from gendeg.ingest.problems import Problem

@@ -12,8 +12,9 @@ Checkpoints are a folder with `model.safetensors` and `config.json` (never pickl
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file

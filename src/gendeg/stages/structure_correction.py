@@ -27,8 +27,16 @@ one draw, so part of what an L1-trained S gains is a pull towards the conditiona
 `diversity.kept` (seed-to-seed variation of two GenDeg samples after S / before S) whether
 S still uses GenDeg's output or regresses the degradation from the clean image alone.
 
+Gate: S is applied (by the synthesis stage) only to the degradations where it measurably
+helps - PSNR gain above `min_psnr_gain` (default 0) and `diversity.kept` at least
+`min_diversity_kept` (default 0.5) on the held-out pairs; config.json lists those, and
+train_summary.json says why any other was left out.  A GenDeg whose output is far from the
+real pairs teaches S to ignore it, and an S that erases GenDeg's variation would undo the
+diversity synthesis is for.
+
 Output folder (atomic):
-  config.json          {"enabled", "degradations", "image_size"}; enabled false when the
+  config.json          {"enabled", "degradations" (applied, after the gate), "trained_on",
+                       "image_size"}; enabled false when the
                        stage is switched off (then nothing else is trained, but the folder
                        exists, so the DAG never depends on parameters)
   model/               S (gendeg.restorers.save_restorer: model.safetensors + config.json)
@@ -39,11 +47,9 @@ Output folder (atomic):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +57,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from gendeg import DEGRADATIONS, tracking
 from gendeg.atomic import atomic_dir, atomic_path, write_json, write_text
-from gendeg.config import ConfigError, read_stage_config
+from gendeg.config import ConfigError
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
 from gendeg.intensity import mu_sigma_torch
@@ -63,20 +68,20 @@ from gendeg.manifest import read_manifest
 from gendeg.metrics import psnr
 from gendeg.pairs import PairBank
 from gendeg.progress import progress
-from gendeg.restorers import build_restorer, load_restorer, save_restorer
+from gendeg.restorers import build_restorer, save_restorer
+from gendeg.structure_correction import CONFIG_FILE, MODEL_DIR, correct
 from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
 
 SECTION = "structure_correction"
-DEFAULT_DEGRADATIONS = ("haze", "motion_blur", "raindrop")
 # The synthesis stage's sampling settings (params.yaml `synthesis:`): S must see the images
 # it will later correct, so it is trained on outputs of the same sampler.
 DEFAULT_SAMPLING = {"sampler": "dpmsolver++", "steps": 10, "image_guidance": 1.5, "text_guidance": 3.0,
                     "batch_size": 32}
 REQUIRED_KEYS = ("degradations", "max_pairs_per_degradation", "model", "train")
 HELD_OUT_FRACTION = 0.2
-MODEL_DIR = "model"
-CONFIG_FILE = "config.json"
 GRID_ROWS_PER_DEGRADATION = 2
+DEFAULT_MIN_PSNR_GAIN = 0.0
+DEFAULT_MIN_KEPT = 0.5
 
 
 # --------------------------------------------------------------------------- configuration
@@ -106,6 +111,10 @@ def section_config(config: dict) -> dict:
     if model.get("arch") != "nafnet" or model.get("in_channels") != 6:
         raise ConfigError(f"{SECTION}.model: S is a NAFNet over [clean, generated]; expected arch nafnet and "
                           f"in_channels 6, got arch {model.get('arch')!r}, in_channels {model.get('in_channels')!r}")
+    for key in ("min_psnr_gain", "min_diversity_kept"):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{SECTION}.{key}: expected a number or null (no test), got {value!r}")
     cfg["sampling"] = {**DEFAULT_SAMPLING, **(cfg.get("sampling") or {})}
     return cfg
 
@@ -129,16 +138,19 @@ def select_pairs(config: dict, cfg: dict, prepared_dir: Path) -> tuple[pd.DataFr
     """(train pairs, evaluation pairs, evaluation split name, covered degradations).
 
     Frames keep the manifest's row numbers as index (they seed each pair's sample).
-    Degradations with no training pair are left out (e.g. user data without raindrops).
+    Degradations with no training pair (e.g. user data without raindrops) or not in the
+    pipeline's `degradations:` are left out.
     """
     seed, cap = config["seed"], cfg["max_pairs_per_degradation"]
     train_all = read_manifest(Path(prepared_dir) / "train.csv").reset_index(drop=True)
     test_path = Path(prepared_dir) / "test.csv"
     test_all = read_manifest(test_path).reset_index(drop=True) if test_path.exists() else train_all.iloc[:0]
-    covered = [d for d in cfg["degradations"] if (train_all["degradation"] == d).any()]
+    pipeline = config.get("degradations", DEGRADATIONS)  # nothing else is synthesised, so nothing else corrected
+    covered = [d for d in cfg["degradations"] if d in pipeline and (train_all["degradation"] == d).any()]
     if not covered:
-        raise ConfigError(f"{SECTION}.degradations: {cfg['degradations']} has no pair in {prepared_dir}/train.csv; "
-                          f"name degradations your data has, or set {SECTION}.enabled: false")
+        raise ConfigError(f"{SECTION}.degradations: none of {cfg['degradations']} is both in degradations: "
+                          f"{list(pipeline)} and in {prepared_dir}/train.csv; name degradations your data has, "
+                          f"or set {SECTION}.enabled: false")
     test = test_all[test_all["degradation"].isin(covered)]
     train_parts, eval_parts = [], []
     split = "test" if not test.empty else "held_out_train"
@@ -171,7 +183,7 @@ def generate_inputs(model: GenDegModel, bank: PairBank, seeds: list[int], sampli
     chunk, parts = sampling["batch_size"], []
     for start in progress(range(0, len(bank), chunk), desc=f"{SECTION}: generating ({tag})"):
         path = cache_dir / f"{tag}_{start:06d}.safetensors" if cache_dir is not None else None
-        if False and path is not None and path.exists():
+        if path is not None and path.exists():
             parts.append(load_file(str(path))["generated"])
             continue
         rows = slice(start, start + chunk)
@@ -221,16 +233,6 @@ def crop_triplets(images: list[torch.Tensor], crop: int, generator: torch.Genera
     return images
 
 
-def correct(model: nn.Module, clean: torch.Tensor, generated: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-    """S applied in chunks, clamped to [0, 1] (what a saved PNG would hold)."""
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(clean), chunk):
-            x = torch.cat([clean[start:start + chunk], generated[start:start + chunk]], dim=1)
-            outputs.append(model(x).clamp(0, 1))
-    return torch.cat(outputs)
-
-
 def _fidelity(pred: torch.Tensor, real: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
     """L1, PSNR to the real degraded image, and |mu(pred) - mu(real)| (intensity kept or not)."""
     mu_error = (mu_sigma_torch(clean, pred)[0] - mu_sigma_torch(clean, real)[0]).abs()
@@ -258,7 +260,7 @@ def measure(clean: torch.Tensor, generated: torch.Tensor, corrected: torch.Tenso
         after = _diversity(corrected[rows], corrected_2[rows])
         return {"before": _fidelity(generated[rows], real[rows], clean[rows]),
                 "after": _fidelity(corrected[rows], real[rows], clean[rows]),
-                "diversity": {"before": before, "after": after, "kept": after / before if before > 0 else float("nan")}}
+                "diversity": {"before": before, "after": after, "kept": after / before if before > 0 else None}}
 
     names_array = np.array(names)
     result = block(slice(None))
@@ -267,6 +269,24 @@ def measure(clean: torch.Tensor, generated: torch.Tensor, corrected: torch.Tenso
                                  for name in dict.fromkeys(names)}
     result["psnr_gain"] = result["after"]["psnr"] - result["before"]["psnr"]
     return result
+
+
+def gate(measured: dict, covered: list[str], cfg: dict) -> tuple[list[str], dict[str, str]]:
+    """Degradations S will be applied to: those where, on the held-out pairs, it raised PSNR by
+    more than `min_psnr_gain` and kept at least `min_diversity_kept` of GenDeg's seed-to-seed
+    variation (null switches a test off).  Returns (applied, {left out: why})."""
+    min_gain, min_kept = cfg.get("min_psnr_gain", DEFAULT_MIN_PSNR_GAIN), cfg.get("min_diversity_kept", DEFAULT_MIN_KEPT)
+    applied, left_out = [], {}
+    for name in covered:
+        per = measured["per_degradation"][name]
+        gain, kept = per["after"]["psnr"] - per["before"]["psnr"], per["diversity"]["kept"]
+        if min_gain is not None and not gain > min_gain:
+            left_out[name] = f"PSNR gain {gain:.2f} dB is not above min_psnr_gain {min_gain}"
+        elif min_kept is not None and (kept is None or kept < min_kept):
+            left_out[name] = f"diversity kept {kept if kept is None else round(kept, 3)} is below min_diversity_kept {min_kept}"
+        else:
+            applied.append(name)
+    return applied, left_out
 
 
 def sample_grid(clean: torch.Tensor, generated: torch.Tensor, corrected: torch.Tensor, real: torch.Tensor,
@@ -286,7 +306,7 @@ def _write_disabled(config: dict, out_dir: Path) -> dict:
     with tracking.job_run(SECTION, SECTION, config) as run:
         run.set_tags({"gendeg.structure_correction": "disabled"})
         with atomic_dir(out_dir) as tmp:
-            write_json({"enabled": False, "degradations": []}, tmp / CONFIG_FILE)
+            write_json({"enabled": False, "degradations": [], "trained_on": []}, tmp / CONFIG_FILE)
             write_json(summary, tmp / "train_summary.json")
     return summary
 
@@ -346,75 +366,27 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
         corrected, corrected_2 = correct(model, clean, generated), correct(model, clean, generated_2)
         names = list(eval_frame["degradation"])
         measured = measure(clean, generated, corrected, real, names, generated_2, corrected_2)
-        summary = {"enabled": True, "degradations": covered, "image_size": image_size, "steps": train_cfg["steps"],
+        applied, left_out = gate(measured, covered, cfg)
+        summary = {"enabled": True, "degradations": applied, "trained_on": covered, "left_out": left_out,
+                   "image_size": image_size, "steps": train_cfg["steps"],
                    "resumed_from": result.resumed_from, "eval_split": eval_split,
                    "pairs": {d: int((train_frame["degradation"] == d).sum()) for d in covered},
                    "eval_pairs": {d: int((eval_frame["degradation"] == d).sum()) for d in covered},
                    **loss_summary(result.losses), **measured}
         run.log_metrics({k: v for k, v in summary.items() if k.startswith("loss")})
+        run.set_tags({"gendeg.structure_correction.applied": ",".join(applied) or "none"})
         blocks = {"": measured, **{f".{name}": per for name, per in measured["per_degradation"].items()}}
         run.log_metrics({f"{when}.{k}{suffix}": v for suffix, per in blocks.items()
                          for when in ("before", "after") for k, v in per[when].items()})
-        run.log_metrics({f"diversity_kept{suffix}": per["diversity"]["kept"] for suffix, per in blocks.items()})
+        run.log_metrics({f"diversity_kept{suffix}": per["diversity"]["kept"] for suffix, per in blocks.items()
+                         if per["diversity"]["kept"] is not None})
         grid = sample_grid(clean, generated, corrected, real, names)
         with atomic_dir(out_dir) as tmp:
             save_restorer(model, cfg["model"], tmp / MODEL_DIR)
-            write_json({"enabled": True, "degradations": covered, "image_size": image_size}, tmp / CONFIG_FILE)
+            write_json({"enabled": True, "degradations": applied, "trained_on": covered, "image_size": image_size},
+                       tmp / CONFIG_FILE)
             write_json(summary, tmp / "train_summary.json")
             write_png(grid, tmp / "samples.png")
         run.log_image(grid, "structure_correction_samples.png")
     clear_checkpoint(checkpoint_dir)
     return summary
-
-
-# --------------------------------------------------------------------------- use by the synthesis stage
-
-@dataclass
-class StructureCorrection:
-    """A trained S and the degradations it applies to; identity everywhere else."""
-
-    model: nn.Module | None
-    degradations: tuple[str, ...]
-
-    def covers(self, degradation: str) -> bool:
-        if degradation not in DEGRADATIONS:
-            raise ValueError(f"structure correction: unknown degradation {degradation!r}; expected one of "
-                             f"{list(DEGRADATIONS)}")
-        return self.model is not None and degradation in self.degradations
-
-    def apply(self, clean: torch.Tensor, generated: torch.Tensor, degradation: str) -> torch.Tensor:
-        """GenDeg's output (Bx3xHxW in [0, 1]) corrected for `degradation`; `generated` itself when not covered."""
-        if clean.shape != generated.shape or generated.ndim != 4 or generated.shape[1] != 3:
-            raise ValueError(f"structure correction: expected clean and generated of one Bx3xHxW shape, got "
-                             f"{tuple(clean.shape)} and {tuple(generated.shape)}")
-        if not self.covers(degradation):
-            return generated
-        self.model.to(generated.device)
-        return correct(self.model, clean.to(generated.dtype), generated).to(generated.dtype)
-
-
-def load_structure_correction(out_dir: str | Path) -> StructureCorrection | None:
-    """S from a stage output folder, or None when the stage was disabled (nothing to apply)."""
-    out_dir = Path(out_dir)
-    config_path = out_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"structure correction output {str(out_dir)!r}: missing {CONFIG_FILE}")
-    info = json.loads(config_path.read_text())
-    if not info.get("enabled", False):
-        return None
-    return StructureCorrection(load_restorer(out_dir / MODEL_DIR), tuple(info["degradations"]))
-
-
-# --------------------------------------------------------------------------- CLI (wired by gendeg.cli)
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `gendeg train-structure-correction` (after the common --config)."""
-    parser.add_argument("--prepared", type=Path, required=True)
-    parser.add_argument("--gendeg", type=Path, required=True, help="trained GenDeg folder (frozen)")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--checkpoints", type=Path, default=None,
-                        help="resumable checkpoint + generated-input cache (not an output)")
-
-
-def cmd_train_structure_correction(args: argparse.Namespace) -> None:
-    train_structure_correction(read_stage_config(args.config), args.prepared, args.gendeg, args.out, args.checkpoints)

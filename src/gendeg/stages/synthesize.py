@@ -34,6 +34,7 @@ from gendeg.oracle import oracle_degrade
 from gendeg.pairs import load_square
 from gendeg.progress import progress
 from gendeg.reference import released_stats_dir
+from gendeg.structure_correction import load_structure_correction
 from gendeg.training import run_fingerprint
 
 
@@ -80,7 +81,8 @@ def prepare_work_dir(work_dir: Path, stamp: str) -> None:
     marker.write_text(stamp)
 
 
-def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int, images_dir: Path) -> list[dict]:
+def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int, images_dir: Path,
+               correction=None) -> list[dict]:
     clean = torch.stack([torch.from_numpy(load_square(p, size)).permute(2, 0, 1) for p in rows["target_path"]]).float() / 255
     ids = torch.full((len(rows),), DEGRADATIONS.index(degradation), dtype=torch.long)
     generators = [torch.Generator().manual_seed(int(s)) for s in rows["sample_seed"]]
@@ -89,6 +91,8 @@ def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int
                        torch.tensor(rows["requested_sigma"].to_numpy(), dtype=torch.float32), generators,
                        num_steps=cfg["steps"], image_guidance=cfg["image_guidance"],
                        text_guidance=cfg["text_guidance"], sampler=cfg["sampler"])
+        if correction is not None:
+            out = correction.apply(clean, out, degradation)
     records = []
     for i, row in enumerate(rows.itertuples()):
         clean_image, degraded = to_array(clean[i]), to_array(out[i])
@@ -104,13 +108,15 @@ def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int
 
 
 def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: str, out_dir: Path,
-               work_dir: Path) -> dict:
+               work_dir: Path, structure_correction_dir: Path | None = None) -> dict:
     cfg = config["synthesis"]
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     samples = plan(config, prepared_dir, degradation)
     model = GenDegModel.from_pretrained(model_dir).eval()
     size = json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
-    prepare_work_dir(work_dir, run_fingerprint(config, prepared_dir, model_dir))
+    correction = load_structure_correction(structure_correction_dir) if structure_correction_dir else None
+    prepare_work_dir(work_dir, run_fingerprint(config, prepared_dir, model_dir,
+                                                   *([structure_correction_dir] if structure_correction_dir else [])))
     images_dir = work_dir / "images"
     (work_dir / "oracle").mkdir(exist_ok=True)
     chunk = cfg["batch_size"]
@@ -120,7 +126,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
             part = work_dir / f"chunk_{start:06d}.csv"
             if part.exists():  # finished before an interruption
                 continue
-            records = _run_chunk(model, samples.iloc[start:start + chunk], degradation, cfg, size, images_dir)
+            records = _run_chunk(model, samples.iloc[start:start + chunk], degradation, cfg, size, images_dir, correction)
             with atomic_path(part) as tmp:
                 pd.DataFrame(records).to_csv(tmp, index=False, lineterminator="\n")
             done += len(records)
@@ -136,6 +142,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
                                         mu=measured["oracle_mu"].to_numpy(), sigma=measured["oracle_sigma"].to_numpy())
                 write_manifest(_frame(oracle, degradation, "Oracle"), tmp / "oracle.csv")
         report = {"samples": len(samples), "generated_now": done,
+                  "structure_correction": bool(correction is not None and correction.covers(degradation)),
                   "requested_mu_mean": float(samples["requested_mu"].mean()), "realised_mu_mean": float(samples["mu"].mean()),
                   "mu_pearson_r": float(np.corrcoef(samples["requested_mu"], samples["mu"])[0, 1]) if len(samples) > 2 else float("nan")}
         run.log_metrics(report)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from gendeg import tracking
 from gendeg.atomic import atomic_dir, write_json
+from gendeg.images import to_array
 from gendeg.manifest import read_manifest
 from gendeg.pairs import PairBank
 from gendeg.restorers import build_restorer, save_restorer
@@ -40,6 +42,17 @@ def training_pairs(train_set: str, data_dir: Path) -> pd.DataFrame:
         frame = read_manifest(Path(data_dir) / "manifest.csv")
         return frame[frame["category"] == "Synthetic"] if train_set == "gendeg" else frame
     raise ValueError(f"unknown training set {train_set!r}; expected one of {TRAINING_SETS}")
+
+
+def restoration_grid(model: torch.nn.Module, bank: PairBank, per_degradation: int = 1) -> np.ndarray:
+    """Rows: one training pair per degradation; columns: degraded, restored, clean."""
+    picks = torch.cat([torch.nonzero(bank.degradation == d).flatten()[:per_degradation]
+                       for d in bank.degradation.unique(sorted=True)])
+    degraded, clean = bank.tensors(picks)
+    with torch.no_grad():
+        restored = model(degraded).clamp(0, 1)
+    rows = [torch.cat([degraded[i], restored[i], clean[i]], dim=2) for i in range(len(picks))]
+    return to_array(torch.cat(rows, dim=1))
 
 
 def train_restorer(config: dict, train_set: str, data_dir: Path, out_dir: Path, checkpoint_dir: Path | None) -> dict:
@@ -70,5 +83,6 @@ def train_restorer(config: dict, train_set: str, data_dir: Path, out_dir: Path, 
         with atomic_dir(out_dir) as tmp:
             save_restorer(model, cfg["model"], tmp)
             write_json(summary, tmp / "train_summary.json")
+        run.log_image(restoration_grid(model, bank), f"train_samples_{train_set}.png")
     clear_checkpoint(checkpoint_dir)
     return summary
