@@ -98,10 +98,17 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: di
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def _frozen(model) -> tuple[str, ...]:
+    """State-dict prefixes of frozen pretrained parts (SD's VAE and CLIP): reloaded, never checkpointed."""
+    return tuple(getattr(model, "FROZEN_PREFIXES", ()))
+
+
 def save_checkpoint(directory: Path, model, optimizer, ema: EMAModel | None, step: int, losses: list[float],
                     fingerprint: str = "") -> None:
     """safetensors + JSON only (never pickle), written atomically."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    frozen = _frozen(model)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+               if not (frozen and k.startswith(frozen))}
     optimizer_tensors, optimizer_meta = _optimizer_tensors(optimizer)
     tensors.update(optimizer_tensors)
     if ema is not None:
@@ -116,7 +123,11 @@ def save_checkpoint(directory: Path, model, optimizer, ema: EMAModel | None, ste
 def load_checkpoint(directory: Path, model, optimizer, ema: EMAModel | None) -> tuple[int, list[float]]:
     tensors = load_file(directory / "state.safetensors")
     meta = json.loads((directory / "state.json").read_text())
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    frozen = _frozen(model)
+    if unexpected or [k for k in missing if not (frozen and k.startswith(frozen))]:
+        raise ValueError(f"checkpoint {directory} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     _restore_optimizer(optimizer, tensors, meta["optimizer"])
     if ema is not None:
         for i, shadow in enumerate(ema.shadow_params):

@@ -42,10 +42,10 @@ def clean_pool(train: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
     """Clean images synthesis may degrade: targets of the existing training pairs (labelled
     with the degradation of their dataset, so synthesis can pick *other* degradations' scenes)
     plus any extra clean folders (degradation "")."""
-    pool = train.drop_duplicates("target_path")[["target_path", "dataset", "degradation", "scene"]]
-    pool = pool.rename(columns={"target_path": "image_path"})
+    columns = ["image_path", "dataset", "degradation", "scene", "caption"]
+    pool = train.drop_duplicates("target_path").rename(columns={"target_path": "image_path"})[columns]
     if extra is not None and len(extra):
-        extra = extra.assign(degradation="")[["image_path", "dataset", "degradation", "scene"]]
+        extra = extra.assign(degradation="")[columns]
         pool = pd.concat([pool, extra], ignore_index=True)
     return pool.sort_values(["degradation", "dataset", "image_path"], kind="stable").reset_index(drop=True)
 

@@ -67,6 +67,7 @@ def plan(config: dict, prepared_dir: Path, degradation: str) -> pd.DataFrame:
     draws = sampler.sample(len(sources), np.random.default_rng(sample_seed(config["seed"], degradation, -2)))
     return pd.DataFrame({
         "target_path": sources["image_path"], "dataset": sources["dataset"], "scene": sources["scene"],
+        "caption": sources["caption"] if "caption" in sources else "",
         "requested_mu": [d.mu for d in draws], "requested_sigma": [d.sigma for d in draws],
         "random_sampled": [d.random_sampled for d in draws], "sampled_dataset": [d.sampled_dataset for d in draws],
         "sample_seed": [sample_seed(config["seed"], degradation, i) for i in range(len(sources))],
@@ -90,7 +91,7 @@ def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int
         out = generate(model, clean, ids, torch.tensor(rows["requested_mu"].to_numpy(), dtype=torch.float32),
                        torch.tensor(rows["requested_sigma"].to_numpy(), dtype=torch.float32), generators,
                        num_steps=cfg["steps"], image_guidance=cfg["image_guidance"],
-                       text_guidance=cfg["text_guidance"], sampler=cfg["sampler"])
+                       text_guidance=cfg["text_guidance"], sampler=cfg["sampler"], captions=rows["caption"].tolist())
         if correction is not None:
             out = correction.apply(clean, out, degradation)
     records = []

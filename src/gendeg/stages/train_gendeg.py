@@ -21,9 +21,15 @@ from gendeg.pairs import PairBank
 from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, step_generator, train
 
 
+def captions_of(bank: PairBank, indices: torch.Tensor) -> list[str]:
+    """Scene captions for the prompt "<caption>, <phrase>" (used by the CLIP text encoder only)."""
+    return bank.frame["caption"].iloc[indices.tolist()].tolist()
+
+
 def preview(model: GenDegModel, bank: PairBank, seed: int, sampling: dict, count: int = 3) -> np.ndarray:
     """A grid: rows = clean images; columns = clean, then each degradation at low / high mu."""
-    clean = bank.tensors(torch.linspace(0, len(bank) - 1, count).long())[1]
+    picks = torch.linspace(0, len(bank) - 1, count).long()
+    clean = bank.tensors(picks)[1]
     levels = [(0.06, 0.05), (0.18, 0.12)]
     columns = [clean]
     for index, _ in enumerate(DEGRADATIONS):
@@ -32,7 +38,8 @@ def preview(model: GenDegModel, bank: PairBank, seed: int, sampling: dict, count
             generators = [step_generator(seed, 10_000 + i) for i in range(count)]
             columns.append(generate(model, clean, ids, torch.full((count,), mu), torch.full((count,), sigma),
                                     generators, num_steps=sampling["steps"], image_guidance=sampling["image_guidance"],
-                                    text_guidance=sampling["text_guidance"], sampler=sampling["sampler"]))
+                                    text_guidance=sampling["text_guidance"], sampler=sampling["sampler"],
+                                    captions=captions_of(bank, picks)))
     rows = [np.concatenate([to_array(column[r]) for column in columns], axis=1) for r in range(count)]
     return np.concatenate(rows, axis=0)
 
@@ -53,7 +60,7 @@ def train_gendeg(config: dict, prepared_dir: Path, out_dir: Path, checkpoint_dir
         indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
         batch = bank.batch(indices, train_cfg.get("crop", cfg["image_size"]), generator)
         return training_loss(net, batch.clean, batch.degraded, batch.degradation, batch.mu, batch.sigma,
-                             generator, train_cfg["dropout"])
+                             generator, train_cfg["dropout"], captions=captions_of(bank, indices))
 
     with tracking.job_run("train_gendeg", "train_gendeg", config) as run:
         run.log_params({"model.parameters": sum(p.numel() for p in model.parameters()), "train.pairs": len(bank)})
