@@ -43,7 +43,7 @@ def clean_pool(train: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
     with the degradation of their dataset, so synthesis can pick *other* degradations' scenes)
     plus any extra clean folders (degradation "")."""
     columns = ["image_path", "dataset", "degradation", "scene", "caption"]
-    pool = train.drop_duplicates("target_path").rename(columns={"target_path": "image_path"})[columns]
+    pool = train.drop_duplicates("target_path")[["target_path", *columns[1:]]].rename(columns={"target_path": "image_path"})
     if extra is not None and len(extra):
         extra = extra.assign(degradation="")[columns]
         pool = pd.concat([pool, extra], ignore_index=True)
