@@ -119,6 +119,8 @@ def control_figures(result: dict, classifier, degradation: str, levels: int) -> 
         "realised_mu_per_level": [float(v) for v in result["mu"].reshape(levels, -1).mean(axis=1)],
         "requested_sigma_levels": [float(v) for v in result["requested_sigma"].reshape(levels, -1)[:, 0]],
         "realised_sigma_per_level": [float(v) for v in result["sigma"].reshape(levels, -1).mean(axis=1)],
+        # What the model changes when asked for the least: codec/sampler distortion that no request removes.
+        "realised_mu_at_lowest_request": float(result["mu"].reshape(levels, -1)[0].mean()),
         "samples": result["count"],
     }
 

@@ -9,7 +9,9 @@ setting are the run's own resolved configs), evaluates each with the pipeline's 
     python benchmarks/ood_default.py --run /tmp/bench/default --seeds 0 1 2 --threads 1
 
 Writes benchmarks/results/ood_default.json after every finished seed (so a partial run
-leaves partial figures, marked "complete": false).  The seed equal to the run's own seed
+leaves partial figures, marked "complete": false).  Results are cached under --work by
+seed, set and a fingerprint of the configs and the bytes of every image used (not the
+code), so an interrupted call resumes and `--sets existing` can run before GenDS exists.  The seed equal to the run's own seed
 reuses the run's metrics/<set>.json: the pipeline is deterministic on CPU, so retraining
 would reproduce it byte for byte (`--retrain-run-seed` retrains it anyway).  Restorers and
 their metrics go to --work (outside the repository); MLflow records go to a store there,
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -30,6 +33,7 @@ import torch
 
 from gendeg.atomic import write_json
 from gendeg.config import read_stage_config
+from gendeg.manifest import read_manifest
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.train_restorer import train_restorer
 from gendeg.synthesis_quality import compare_over_seeds, mean_std
@@ -46,18 +50,35 @@ def isolate_tracking(work: Path) -> None:
     os.environ.pop("GENDEG_PARENT_RUN_ID", None)
 
 
+def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dict) -> str:
+    """Hash of everything a (restorer, evaluation) result depends on except the code: both
+    configs (seed included), the training and evaluation manifests and the bytes of every
+    image they name.  Two run folders with the same data share results; a changed byte
+    anywhere retrains."""
+    digest = hashlib.sha256(json.dumps([train_cfg, eval_cfg], sort_keys=True).encode())
+    manifests = [run / TRAINING_SETS[train_set] / ("train.csv" if train_set == "existing" else "manifest.csv"),
+                 run / "data/prepared/test.csv", run / "data/prepared/ood.csv"]
+    for manifest in manifests:
+        digest.update(manifest.read_bytes())
+        frame = read_manifest(manifest)
+        for path in sorted(set(frame["image_path"]) | set(frame["target_path"])):
+            digest.update(path.encode())
+            digest.update((Path(path) if Path(path).is_absolute() else run / path).read_bytes())
+    return digest.hexdigest()
+
+
 def metrics_for_seed(run: Path, work: Path, train_set: str, seed: int, run_seed: int, retrain_run_seed: bool) -> dict:
     """metrics/<set>.json of a restorer trained with `seed` (reused from the run for its own seed)."""
     pipeline_metrics = run / "metrics" / f"{train_set}.json"
     if seed == run_seed and not retrain_run_seed and pipeline_metrics.is_file():
         return {**json.loads(pipeline_metrics.read_text()), "source": str(pipeline_metrics)}
-    out = work / f"seed{seed}" / train_set
-    out_json = out / "metrics.json"
-    if out_json.is_file():  # finished by an earlier, interrupted invocation
-        return {**json.loads(out_json.read_text()), "source": str(out_json)}
     train_cfg = copy.deepcopy(read_stage_config(run / "resolved_params" / "train_restorer.json"))
     train_cfg["seed"] = seed
     eval_cfg = read_stage_config(run / "resolved_params" / "evaluate.json")
+    out = work / f"seed{seed}" / train_set / inputs_fingerprint(run, train_set, train_cfg, eval_cfg)[:16]
+    out_json = out / "metrics.json"
+    if out_json.is_file():  # same inputs finished earlier (an interrupted call, or another run folder)
+        return {**json.loads(out_json.read_text()), "source": str(out_json)}
     started = time.perf_counter()
     train_restorer(train_cfg, train_set, run / TRAINING_SETS[train_set], out / "model", checkpoint_dir=None)
     summary = evaluate(eval_cfg, train_set, out / "model", run / "data/prepared", out_json, out / "per_set.csv")
@@ -127,8 +148,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", choices=sorted(TRAINING_SETS), default=sorted(TRAINING_SETS),
                         help="train only these sets (e.g. `existing` before the run's GenDS exists); "
                              "a later call reuses what --work holds")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="restorers and their metrics (default /tmp/ood_default_work/<run folder name>)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ood_default_work"),
+                        help="restorers and their metrics, one folder per seed, set and inputs fingerprint")
     parser.add_argument("--out", type=Path, default=RESULTS / "ood_default.json")
     parser.add_argument("--retrain-run-seed", action="store_true")
     args = parser.parse_args()
@@ -139,7 +160,7 @@ def main() -> None:
                    "resolved_params/evaluate.json"):
         if not (run / needed).exists():
             raise SystemExit(f"ood_default: {run} is not a finished pipeline run: {needed} is missing")
-    work = (args.work or Path("/tmp/ood_default_work") / run.name).resolve()
+    work = args.work.resolve()
     args.out = args.out.resolve()
     isolate_tracking(work)
     os.chdir(run)  # manifests hold paths relative to the run folder, as the stages expect

@@ -58,8 +58,9 @@ def run_preset(preset: str, workdir: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{preset}: snakemake failed\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    jobs = {p.stem: float(p.read_text().splitlines()[1].split("\t")[0])
-            for p in sorted((workdir / "logs" / "benchmarks").rglob("*.tsv"))}
+    bench = workdir / "logs" / "benchmarks"
+    jobs = {str(p.relative_to(bench).with_suffix("")): float(p.read_text().splitlines()[1].split("\t")[0])
+            for p in sorted(bench.rglob("*.tsv"))}
     report = json.loads((workdir / "reports" / "summary.json").read_text())
     return {"wall_s": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024, 1), "job_seconds": jobs,
             "mean_ood_psnr": report["mean_ood_psnr"]}

@@ -74,7 +74,8 @@ def test_every_declared_output_exists(snakemake_run):
     expected = [
         "data/prepared/train.csv", "data/prepared/test.csv", "data/prepared/ood.csv", "data/prepared/clean_pool.csv",
         "data/prepared/summary.json", "models/gendeg/model.safetensors", "models/gendeg/config.json",
-        "models/gendeg/preview.png", "data/gends/manifest.csv", "data/gends/summary.json",
+        "models/gendeg/preview.png", "models/structure_correction/config.json",
+        "data/gends/manifest.csv", "data/gends/summary.json", "data/gends/oracle.csv",
         "reports/report.md", "reports/ood_psnr.png", "reports/samples.png", "reports/summary.json",
         "logs/prepare.log", "logs/benchmarks/prepare.tsv", "logs/report.log", "logs/benchmarks/report.tsv",
     ]
@@ -108,7 +109,7 @@ def test_mlflow_has_one_parent_and_a_child_per_job(snakemake_run):
     parents = [r for r in runs if r.data.tags.get("gendeg.orchestrator") == "snakemake"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    jobs = 1 + 1 + len(DEGRADATIONS) + 1 + 2 * len(TRAINING_SETS) + 1
+    jobs = 1 + 1 + 1 + len(DEGRADATIONS) + 1 + 2 * len(TRAINING_SETS) + 1  # ... structure_correction ...
     assert len(children) == jobs
     restorer = next(r for r in children if r.info.run_name == "train_restorer:gends")
     assert "restorer.train.lr" in restorer.data.params

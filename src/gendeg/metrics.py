@@ -33,10 +33,17 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3)).float()
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03), averaged over RGB channels; shape (B,)."""
+def ssim(pred: torch.Tensor, target: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """Per-image SSIM (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03), averaged over RGB channels; shape (B,).
+
+    Computed `chunk` images at a time in float32: torchmetrics keeps several full-batch
+    maps alive, which on a whole evaluation set in float64 took gigabytes.
+    """
     pred, target = _check_pair(pred, target, "ssim")
-    return structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none").float()
+    pred, target = pred.float(), target.float()
+    return torch.cat([structural_similarity_index_measure(pred[i:i + chunk], target[i:i + chunk], data_range=1.0,
+                                                          reduction="none").reshape(-1)
+                      for i in range(0, len(pred), chunk)]).float()
 
 
 def _as_float64(features: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:

@@ -104,3 +104,9 @@ def load_restorer(directory: str | Path) -> nn.Module:
     except RuntimeError as error:
         raise RestorerConfigError(f"restorer checkpoint {str(weights_path)!r} does not match {config_path.name}: {error}") from error
     return model.eval()
+
+
+def restore(model: nn.Module, degraded: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """Restored images in [0, 1], in batches, without gradients (evaluation and report grids)."""
+    with torch.no_grad():
+        return torch.cat([model(degraded[i:i + batch_size]).clamp(0, 1) for i in range(0, len(degraded), batch_size)])

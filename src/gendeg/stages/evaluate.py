@@ -20,12 +20,7 @@ from gendeg.manifest import read_manifest
 from gendeg.metrics import psnr, ssim
 from gendeg.pairs import PairBank
 from gendeg.progress import progress
-from gendeg.restorers import load_restorer
-
-
-def restore(model: torch.nn.Module, degraded: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(degraded[i:i + batch_size]).clamp(0, 1) for i in range(0, len(degraded), batch_size)])
+from gendeg.restorers import load_restorer, restore
 
 
 def score(model: torch.nn.Module, frame: pd.DataFrame, size: int, description: str) -> pd.DataFrame:

@@ -21,8 +21,7 @@ from gendeg.atomic import atomic_dir, write_json  # noqa: E402
 from gendeg.images import to_array, write_png  # noqa: E402
 from gendeg.manifest import read_manifest  # noqa: E402
 from gendeg.pairs import PairBank  # noqa: E402
-from gendeg.restorers import load_restorer  # noqa: E402
-from gendeg.stages.evaluate import restore  # noqa: E402
+from gendeg.restorers import load_restorer, restore  # noqa: E402
 
 
 def ood_table(metrics: dict[str, dict]) -> pd.DataFrame:
