@@ -33,10 +33,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import skimage
 import torch
 from PIL import Image
 
-import skimage
 from gendeg import DEGRADATIONS
 from gendeg.atomic import write_json
 from gendeg.classifier import predict, train_classifier

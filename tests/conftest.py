@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,21 @@ def smoke_params() -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["preset"] = "smoke"
     return resolve(params)
+
+
+@contextmanager
+def stage_workspace(root: Path):
+    """Run in `root` as the orchestrators do: stages write paths relative to the project root."""
+    (root / "reference").symlink_to(ROOT / "reference")
+    previous = os.getcwd()
+    os.chdir(root)
+    try:
+        yield root
+    finally:
+        os.chdir(previous)
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """File name -> SHA-256 of every file under `folder`: 'same bytes' made checkable."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 def write_histogram(folder: Path, label: str, dataset: str, top: float, counts: np.ndarray) -> None:
     edges = np.linspace(0.0, top, len(counts) + 1)
     rows = [{f"{label} min": float(lo), f"{label} max": float(hi), "Count": int(c), "Dataset": dataset}
-            for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+            for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=False)]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{label}_{dataset}.json").write_text(json.dumps(rows))
 

@@ -43,7 +43,7 @@ def test_generator_contract(name, crops):
     # Intensity grows with severity; severity 0 is (near) the clean image.
     mus = [mu(clean, generate(name, clean, 7, s, depth)) for s in (0.0, 0.3, 0.6, 1.0)]
     assert mus[0] < 0.05
-    assert all(b > a for a, b in zip(mus, mus[1:])), mus
+    assert all(b > a for a, b in zip(mus, mus[1:], strict=False)), mus
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
@@ -92,7 +92,8 @@ def test_nonhomogeneous_haze_varies_more_than_homogeneous(crops):
 def test_motion_blur_lowers_high_frequency_energy(name, crops):
     for clean, _ in crops:
         blurred = generate(name, clean, 2, 0.3)
-        energy = lambda image: float(np.mean(laplace(luma(image)) ** 2))
+        def energy(image):
+            return float(np.mean(laplace(luma(image)) ** 2))
         assert energy(blurred) < 0.5 * energy(clean)
         # Blur moves light around rather than removing it (averaging in linear light, as
         # GoPro-like does, brightens a little).

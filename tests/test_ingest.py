@@ -76,7 +76,7 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    return list(zip(frame["image_path"], frame["target_path"]))
+    return list(zip(frame["image_path"], frame["target_path"], strict=False))
 
 
 # --- good inputs -----------------------------------------------------------------------------

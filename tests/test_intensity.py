@@ -17,9 +17,26 @@ from skimage import data
 
 from gendeg import DEGRADATIONS
 from gendeg.intensity import (
-    DEFAULT_DOWN_WEIGHTS, N_BINS, NULL_SLOT, RANGES, DegradationStats, IntensityStats, IntensityStatsError,
-    IntensitySampler, bin_centre, bin_edges, bin_index, histogram_counts, histogram_w1, joint_counts,
-    load_intensity_stats, mu_sigma, mu_sigma_torch, stats_from_frame, write_intensity_stats, write_official_stats,
+    DEFAULT_DOWN_WEIGHTS,
+    N_BINS,
+    NULL_SLOT,
+    RANGES,
+    DegradationStats,
+    IntensitySampler,
+    IntensityStats,
+    IntensityStatsError,
+    bin_centre,
+    bin_edges,
+    bin_index,
+    histogram_counts,
+    histogram_w1,
+    joint_counts,
+    load_intensity_stats,
+    mu_sigma,
+    mu_sigma_torch,
+    stats_from_frame,
+    write_intensity_stats,
+    write_official_stats,
 )
 
 torch.set_num_threads(1)
@@ -184,7 +201,7 @@ def _frame_from_counts(stats: DegradationStats) -> pd.DataFrame:
     """A manifest whose (mu, sigma) pairs reproduce the counts (one row per joint cell entry)."""
     rows = []
     remaining = {d: stats.mu_counts[d].copy() for d in stats.datasets}
-    for m, s in zip(*np.nonzero(stats.joint_counts)):
+    for m, s in zip(*np.nonzero(stats.joint_counts), strict=False):
         for _ in range(stats.joint_counts[m, s]):
             dataset = next(d for d in stats.datasets if remaining[d][m] > 0)
             remaining[dataset][m] -= 1
@@ -381,7 +398,7 @@ def test_sigma_follows_the_conditional_row_of_the_mu_bin():
     draws = IntensitySampler(_one_dataset_stats(mu_counts, sigma_counts, joint), "snow",
                              uniform_every=0).sample(500, np.random.default_rng(4))
     mu, sigma, _, _ = _draw_arrays(draws)
-    pairs = set(zip(bin_index(mu, "mu").tolist(), bin_index(sigma, "sigma").tolist()))
+    pairs = set(zip(bin_index(mu, "mu").tolist(), bin_index(sigma, "sigma").tolist(), strict=False))
     assert pairs == {(10, 3), (40, 90)}
 
 

@@ -8,8 +8,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gendeg.restorers import (DEFAULTS, RestorerConfigError, build_restorer, count_parameters, load_restorer,
-                              save_restorer)
+from gendeg.restorers import (
+    DEFAULTS,
+    RestorerConfigError,
+    build_restorer,
+    count_parameters,
+    load_restorer,
+    save_restorer,
+)
 
 torch.set_num_threads(1)
 

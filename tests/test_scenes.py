@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from gendeg.scenes import (GREY_FILES, PHOTO_FILES, SceneSplit, caption, catalogue, dead_leaves, load_scene,
-                           random_crop, split_scenes)
+from gendeg.scenes import (
+    GREY_FILES,
+    PHOTO_FILES,
+    SceneSplit,
+    caption,
+    catalogue,
+    dead_leaves,
+    load_scene,
+    random_crop,
+    split_scenes,
+)
 
 torch.set_num_threads(1)
 

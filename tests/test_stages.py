@@ -4,9 +4,7 @@ seed, user data through `prepare`, and a killed training job resuming to the sam
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import stage_workspace, tree_digest
 from PIL import Image
 
 from gendeg.config import stage_config
@@ -29,20 +27,11 @@ from gendeg.stages.train_gendeg import train_gendeg
 from gendeg.stages.train_restorer import train_restorer
 
 
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, smoke_params):
     """Stages write relative paths, as they do under the orchestrators."""
-    root = tmp_path_factory.mktemp("stages")
-    (root / "reference").symlink_to(ROOT / "reference")
-    previous = os.getcwd()
-    os.chdir(root)
-    yield root, smoke_params
-    os.chdir(previous)
+    with stage_workspace(tmp_path_factory.mktemp("stages")) as root:
+        yield root, smoke_params
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,12 @@ the cached GenDeg inputs), and that training lowers the loss."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import stage_workspace, tree_digest
 
 import gendeg.stages.structure_correction as stage
 from gendeg.config import ConfigError, stage_config
@@ -21,20 +19,11 @@ from gendeg.stages.train_gendeg import train_gendeg
 from gendeg.structure_correction import load_structure_correction
 
 
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, smoke_params):
     """Stages write relative paths, as they do under the orchestrators."""
-    root = tmp_path_factory.mktemp("structure_correction")
-    (root / "reference").symlink_to(ROOT / "reference")
-    previous = os.getcwd()
-    os.chdir(root)
-    yield root, smoke_params
-    os.chdir(previous)
+    with stage_workspace(tmp_path_factory.mktemp("structure_correction")) as root:
+        yield root, smoke_params
 
 
 @pytest.fixture(scope="module")

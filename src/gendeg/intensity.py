@@ -358,7 +358,7 @@ def _load_degradation(folder: Path, degradation: str) -> DegradationStats:
     if not joint_files:
         raise IntensityStatsError(f"missing intensity statistics file {folder / 'Mu-Sigma.json'}")
     joints = [_read_joint(path) for path in joint_files]
-    for path, other in zip(joint_files[1:], joints[1:]):
+    for path, other in zip(joint_files[1:], joints[1:], strict=False):
         if not np.array_equal(other, joints[0]):
             raise IntensityStatsError(f"{path}: joint counts differ from {joint_files[0]}; expected identical copies")
     joint = joints[0]
@@ -504,7 +504,7 @@ class IntensitySampler:
         mu = np.where(uniform, mu_low + u[:, 2] * (mu_high - mu_low), mu)
         sigma = np.where(uniform, sigma_low + u[:, 4] * (sigma_high - sigma_low), sigma)
         return [IntensityDraw(float(m), float(s), bool(r), self.datasets[d])
-                for m, s, r, d in zip(mu, sigma, uniform, dataset)]
+                for m, s, r, d in zip(mu, sigma, uniform, dataset, strict=False)]
 
 
 # --------------------------------------------------------------------------------------

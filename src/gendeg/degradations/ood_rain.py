@@ -47,7 +47,7 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     # Streaks are semi-transparent layers: composite them as 1 - alpha = prod_i (1 - a_i),
     # accumulated in log space; each streak is drawn over its own thin bounding box only.
     log_clear = np.zeros((height, width), np.float32)
-    for (cy, cx), angle, length, width_px, strength in zip(centres, angles, lengths, widths, intensity * severity):
+    for (cy, cx), angle, length, width_px, strength in zip(centres, angles, lengths, widths, intensity * severity, strict=False):
         reach_y = abs(np.cos(angle)) * length / 2 + 3 * width_px
         reach_x = abs(np.sin(angle)) * length / 2 + 3 * width_px
         top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)

@@ -45,7 +45,7 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     uy = np.zeros((height, width), np.float32)  # normalised offsets from the winning drop's centre
     ux = np.zeros((height, width), np.float32)
     shift = np.zeros((height, width), np.float32)
-    for (cy, cx), radius, aspect, bend in zip(centres, radii, aspects, refraction):
+    for (cy, cx), radius, aspect, bend in zip(centres, radii, aspects, refraction, strict=False):
         reach_y, reach_x = radius / aspect, radius  # taller than wide
         top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)
         left, right = max(int(cx - reach_x), 0), min(int(np.ceil(cx + reach_x)) + 1, width)

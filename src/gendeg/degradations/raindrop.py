@@ -46,7 +46,7 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     # are visited one by one over their bounding boxes only (cheap, and never per pixel).
     rho_min = np.full((height, width), np.inf, np.float32)
     nearest = np.zeros((height, width), np.int64)
-    for i, ((cy, cx), radius, aspect) in enumerate(zip(centres, radii, aspects)):
+    for i, ((cy, cx), radius, aspect) in enumerate(zip(centres, radii, aspects, strict=False)):
         reach_y, reach_x = radius * aspect, radius / aspect
         top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)
         left, right = max(int(cx - reach_x), 0), min(int(np.ceil(cx + reach_x)) + 1, width)

@@ -39,7 +39,7 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     short = min(height, width)
     fall = line_kernel(uniform(rng, cfg["motion_length"]) * short, uniform(rng, cfg["angle"]))
     alpha = np.zeros((height, width), np.float32)
-    for radius, density in zip(cfg["flake_radius"], cfg["density_max"]):
+    for radius, density in zip(cfg["flake_radius"], cfg["density_max"], strict=False):
         seeds = rng.random((height, width))
         opacity = uniform(rng, cfg["opacity"], size=(height, width))
         impulses = np.where(seeds < density * severity, opacity, 0.0)

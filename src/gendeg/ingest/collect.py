@@ -74,7 +74,7 @@ def _ingest(specs: Sequence[Spec], on_bad: OnBad, workers: int | None) -> Ingest
     checker = ImageChecker(workers)
     rows: list[dict] = []
     problems: list[Problem] = []
-    for spec, source in zip(specs, listed):
+    for spec, source in zip(specs, listed, strict=False):
         kept, bad_files = validate_pairs(source.rows, checker, desc=f"validating {spec.name}")
         rows += kept
         problems += source.problems + bad_files

@@ -138,7 +138,7 @@ class ImageChecker:
                     bar.update()
             else:
                 with ThreadPoolExecutor(self.workers) as pool:
-                    for path, result in zip(todo, pool.map(check_file, todo)):
+                    for path, result in zip(todo, pool.map(check_file, todo), strict=False):
                         self.results[path] = result
                         bar.update()
 

@@ -90,12 +90,12 @@ class NAFNet(ResidualRestorer):
     def body(self, x: torch.Tensor) -> torch.Tensor:
         x = self.intro(x)
         skips = []
-        for encoder, down in zip(self.encoders, self.downs):
+        for encoder, down in zip(self.encoders, self.downs, strict=False):
             x = encoder(x)
             skips.append(x)
             x = down(x)
         x = self.middle(x)
-        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=False):
             x = decoder(up(x) + skip)
         return self.ending(x)
 

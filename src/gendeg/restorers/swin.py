@@ -143,7 +143,7 @@ class SwinEncoder(nn.Module):
         self.patch_norm = nn.LayerNorm(width)
         self.stages, self.norms, self.merges = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         dim = width
-        for i, (depth, h) in enumerate(zip(depths, heads)):
+        for i, (depth, h) in enumerate(zip(depths, heads, strict=False)):
             self.stages.append(nn.Sequential(*[SwinBlock(dim, h, window, j % 2 == 1, mlp_ratio) for j in range(depth)]))
             self.norms.append(nn.LayerNorm(dim))
             if i < len(depths) - 1:
@@ -154,7 +154,7 @@ class SwinEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_norm(self.patch_embed(x).permute(0, 2, 3, 1))
         features = []
-        for i, (stage, norm) in enumerate(zip(self.stages, self.norms)):
+        for i, (stage, norm) in enumerate(zip(self.stages, self.norms, strict=False)):
             x = stage(x)
             features.append(norm(x).permute(0, 3, 1, 2).contiguous())
             if i < len(self.merges):
@@ -186,7 +186,7 @@ class SwinRestorer(ResidualRestorer):
         self.encoder = SwinEncoder(in_channels, width, patch_size, depths, heads, window_size, mlp_ratio)
         dims = self.encoder.dims
         self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
-        for deep, shallow in zip(dims[:0:-1], dims[-2::-1]):
+        for deep, shallow in zip(dims[:0:-1], dims[-2::-1], strict=False):
             self.ups.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                                           nn.Conv2d(deep, shallow, 3, padding=1)))
             self.decoders.append(ConvBlock(2 * shallow, shallow, decoder_blocks))
@@ -200,7 +200,7 @@ class SwinRestorer(ResidualRestorer):
     def body(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(x)
         y = features[-1]
-        for up, decoder, skip in zip(self.ups, self.decoders, reversed(features[:-1])):
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(features[:-1]), strict=False):
             y = decoder(torch.cat([up(y), skip], dim=1))
         y = self.full_decoder(torch.cat([self.to_full(y), self.stem(x)], dim=1))
         return self.output(y)
