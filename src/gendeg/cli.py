@@ -88,12 +88,7 @@ def cmd_report(args) -> None:
 def cmd_tracking(args) -> None:
     from gendeg import tracking
 
-    if args.action == "init":
-        print(tracking.init_store())
-    elif args.action == "start-parent":
-        print(tracking.start_parent(args.name))
-    elif args.action == "end-parent":
-        tracking.end_parent(args.run_id, success=args.status == "FINISHED")
+    print(f"MLflow store {tracking.tracking_uri()}, experiment id {tracking.init_store()}")
 
 
 def cmd_track(args) -> int:
@@ -174,11 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepared", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 
-    p = stage("tracking", cmd_tracking, "MLflow store and parent runs")
-    p.add_argument("action", choices=["init", "start-parent", "end-parent"])
-    p.add_argument("--name", default="pipeline")
-    p.add_argument("--run-id")
-    p.add_argument("--status", choices=["FINISHED", "FAILED"], default="FINISHED")
+    p = stage("tracking", cmd_tracking, "create the MLflow store and experiment (before parallel jobs start)")
+    p.add_argument("action", choices=["init"])
 
     p = stage("track", cmd_track, "run a command under one MLflow parent run: gendeg track -- dvc repro")
     p.add_argument("command", nargs=argparse.REMAINDER)

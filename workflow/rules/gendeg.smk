@@ -5,7 +5,12 @@ rule train_gendeg:
         code=stage_code("train_gendeg"),
         prepared="data/prepared",
     output:
-        directory("models/gendeg"),
+        report(
+            directory("models/gendeg"),
+            patterns=["{name}.png"],
+            caption="../report/preview.rst",
+            category="GenDeg",
+        ),
     log:
         "logs/train_gendeg.log",
     benchmark:
