@@ -53,3 +53,25 @@ def tree_digest(folder: Path) -> dict[str, str]:
     """File name -> SHA-256 of every file under `folder`: 'same bytes' made checkable."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# The two fixtures below run inside the requesting module's own `workdir` fixture
+# (a stage_workspace with the smoke parameters): smoke data and a smoke GenDeg, made once per module.
+@pytest.fixture(scope="module")
+def prepared(workdir):
+    from gendeg.config import stage_config
+    from gendeg.stages.prepare import prepare
+
+    _, params = workdir
+    prepare(stage_config(params, "prepare"), Path("data/prepared"))
+    return Path("data/prepared")
+
+
+@pytest.fixture(scope="module")
+def gendeg_model(workdir, prepared):
+    from gendeg.config import stage_config
+    from gendeg.stages.train_gendeg import train_gendeg
+
+    _, params = workdir
+    train_gendeg(stage_config(params, "train_gendeg"), prepared, Path("models/gendeg"), Path("checkpoints/g"))
+    return Path("models/gendeg")

@@ -23,7 +23,6 @@ from gendeg.manifest import GENDS_COLUMNS, read_manifest
 from gendeg.stages.merge import intensity_filter, merge
 from gendeg.stages.prepare import prepare
 from gendeg.stages.synthesize import synthesize
-from gendeg.stages.train_gendeg import train_gendeg
 from gendeg.stages.train_restorer import train_restorer
 
 
@@ -32,20 +31,6 @@ def workdir(tmp_path_factory, smoke_params):
     """Stages write relative paths, as they do under the orchestrators."""
     with stage_workspace(tmp_path_factory.mktemp("stages")) as root:
         yield root, smoke_params
-
-
-@pytest.fixture(scope="module")
-def prepared(workdir):
-    root, params = workdir
-    prepare(stage_config(params, "prepare"), Path("data/prepared"))
-    return Path("data/prepared")
-
-
-@pytest.fixture(scope="module")
-def gendeg_model(workdir, prepared):
-    _, params = workdir
-    train_gendeg(stage_config(params, "train_gendeg"), prepared, Path("models/gendeg"), Path("checkpoints/g"))
-    return Path("models/gendeg")
 
 
 def test_prepare_writes_its_outputs_and_is_byte_deterministic(workdir, prepared):

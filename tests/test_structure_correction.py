@@ -14,8 +14,6 @@ from conftest import stage_workspace, tree_digest
 
 import gendeg.stages.structure_correction as stage
 from gendeg.config import ConfigError, stage_config
-from gendeg.stages.prepare import prepare
-from gendeg.stages.train_gendeg import train_gendeg
 from gendeg.structure_correction import load_structure_correction
 
 
@@ -34,20 +32,6 @@ def config(workdir) -> dict:
     # 40 steps on 12 pairs do not make S help, so the gate would leave every degradation out.
     resolved["structure_correction"].update(min_psnr_gain=None, min_diversity_kept=None)
     return resolved
-
-
-@pytest.fixture(scope="module")
-def prepared(workdir):
-    _, params = workdir
-    prepare(stage_config(params, "prepare"), Path("data/prepared"))
-    return Path("data/prepared")
-
-
-@pytest.fixture(scope="module")
-def gendeg_model(workdir, prepared):
-    _, params = workdir
-    train_gendeg(stage_config(params, "train_gendeg"), prepared, Path("models/gendeg"), Path("checkpoints/g"))
-    return Path("models/gendeg")
 
 
 @pytest.fixture(scope="module")
