@@ -34,6 +34,18 @@ def run(tmp_path, loss_fn=regression_loss, **overrides):
     return model, result
 
 
+class Killed(Exception):
+    """Stands for the job being killed mid-training."""
+
+
+def dies_at(kill_step: int):
+    def loss_fn(model, step, generator):
+        if step == kill_step:
+            raise Killed
+        return regression_loss(model, step, generator)
+    return loss_fn
+
+
 def test_training_lowers_the_loss(tmp_path):
     _, result = run(tmp_path)
     summary = loss_summary(result.losses)
@@ -50,17 +62,8 @@ def test_step_generators_are_independent_of_history():
 
 def test_a_killed_job_resumes_from_its_checkpoint_and_ends_identical(tmp_path):
     reference, _ = run(tmp_path / "uninterrupted")
-
-    class Killed(Exception):
-        pass
-
-    def dies_at_step_37(model, step, generator):
-        if step == 37:
-            raise Killed
-        return regression_loss(model, step, generator)
-
     with pytest.raises(Killed):
-        run(tmp_path / "interrupted", loss_fn=dies_at_step_37)
+        run(tmp_path / "interrupted", loss_fn=dies_at(37))
     assert (tmp_path / "interrupted" / "ckpt" / "last" / "state.safetensors").exists()
     resumed, result = run(tmp_path / "interrupted")
     assert result.resumed_from == 30
@@ -70,16 +73,8 @@ def test_a_killed_job_resumes_from_its_checkpoint_and_ends_identical(tmp_path):
 
 
 def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path, capsys):
-    class Killed(Exception):
-        pass
-
-    def dies(model, step, generator):
-        if step == 25:
-            raise Killed
-        return regression_loss(model, step, generator)
-
     with pytest.raises(Killed):
-        run(tmp_path, loss_fn=dies)
+        run(tmp_path, loss_fn=dies_at(25))
     _, result = run(tmp_path, fingerprint="run-b")
     assert result.resumed_from == 0
     assert "belongs to another configuration" in capsys.readouterr().out

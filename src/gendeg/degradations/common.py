@@ -112,3 +112,19 @@ def smooth_field(shape: tuple[int, int], rng: np.random.Generator, scale: float)
 
 def luminance(image: np.ndarray) -> np.ndarray:
     return image @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def ellipse_window(cy: float, cx: float, reach_y: float, reach_x: float, height: int, width: int):
+    """Bounding box of an axis-aligned ellipse on the image and its normalised coordinates.
+
+    Returns (window, yy, xx) with yy, xx the offsets from the centre divided by the reaches
+    (so yy**2 + xx**2 <= 1 inside), or None when the ellipse lies off the image.  Drops are
+    drawn over their boxes only, never per pixel of the whole image.
+    """
+    top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)
+    left, right = max(int(cx - reach_x), 0), min(int(np.ceil(cx + reach_x)) + 1, width)
+    if top >= bottom or left >= right:
+        return None
+    yy = (np.arange(top, bottom, dtype=np.float32)[:, None] - cy) / reach_y
+    xx = (np.arange(left, right, dtype=np.float32)[None, :] - cx) / reach_x
+    return (slice(top, bottom), slice(left, right)), yy, xx

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from gendeg.degradations.common import blur, check_input, finish, merged_config, uniform
+from gendeg.degradations.common import blur, check_input, ellipse_window, finish, merged_config, uniform
 
 DEFAULTS: dict[str, Any] = {
     "drops_per_area": [6.0, 16.0],  # drops per (64 px)^2
@@ -47,14 +47,11 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     shift = np.zeros((height, width), np.float32)
     for (cy, cx), radius, aspect, bend in zip(centres, radii, aspects, refraction, strict=False):
         reach_y, reach_x = radius / aspect, radius  # taller than wide
-        top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)
-        left, right = max(int(cx - reach_x), 0), min(int(np.ceil(cx + reach_x)) + 1, width)
-        if top >= bottom or left >= right:
+        box = ellipse_window(cy, cx, reach_y, reach_x, height, width)
+        if box is None:
             continue
-        yy = (np.arange(top, bottom, dtype=np.float32)[:, None] - cy) / reach_y
-        xx = (np.arange(left, right, dtype=np.float32)[None, :] - cx) / reach_x
+        window, yy, xx = box
         cap = np.sqrt(np.clip(1.0 - yy ** 2 - xx ** 2, 0.0, 1.0))  # spherical-cap height
-        window = (slice(top, bottom), slice(left, right))
         taller = cap > height_map[window]
         height_map[window] = np.where(taller, cap, height_map[window])
         uy[window] = np.where(taller, yy, uy[window])

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from gendeg.degradations.common import blur, check_input, finish, merged_config, uniform
+from gendeg.degradations.common import blur, check_input, ellipse_window, finish, merged_config, uniform
 
 DEFAULTS: dict[str, Any] = {
     "drops_per_area": [8.0, 20.0],  # drops per (64 px)^2 of image
@@ -48,14 +48,11 @@ def apply(clean: np.ndarray, rng: np.random.Generator, severity: float, depth: n
     nearest = np.zeros((height, width), np.int64)
     for i, ((cy, cx), radius, aspect) in enumerate(zip(centres, radii, aspects, strict=False)):
         reach_y, reach_x = radius * aspect, radius / aspect
-        top, bottom = max(int(cy - reach_y), 0), min(int(np.ceil(cy + reach_y)) + 1, height)
-        left, right = max(int(cx - reach_x), 0), min(int(np.ceil(cx + reach_x)) + 1, width)
-        if top >= bottom or left >= right:
+        box = ellipse_window(cy, cx, reach_y, reach_x, height, width)
+        if box is None:
             continue
-        yy = (np.arange(top, bottom, dtype=np.float32)[:, None] - cy) / reach_y
-        xx = (np.arange(left, right, dtype=np.float32)[None, :] - cx) / reach_x
+        window, yy, xx = box
         rho = np.sqrt(yy ** 2 + xx ** 2)
-        window = (slice(top, bottom), slice(left, right))
         closer = rho < rho_min[window]
         rho_min[window] = np.where(closer, rho, rho_min[window])
         nearest[window] = np.where(closer, i, nearest[window])
