@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from gendeg import DEGRADATIONS
@@ -99,7 +98,3 @@ class PairBank:
         """Whole images (no crop) as float tensors, for evaluation."""
         indices = slice(None) if indices is None else indices
         return self.degraded[indices].float() / 255.0, self.clean[indices].float() / 255.0
-
-
-def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
-    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
