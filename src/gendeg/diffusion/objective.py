@@ -71,7 +71,10 @@ def training_loss(
     ).to(device)
     noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(device)
     noisy = scheduler.add_noise(x0, noise, timesteps)
-    target = noise if core.config["prediction_type"] == "epsilon" else scheduler.get_velocity(x0, noise, timesteps)
+    kind = core.config["prediction_type"]
+    target = {"epsilon": noise, "sample": x0}.get(kind)
+    if target is None:
+        target = scheduler.get_velocity(x0, noise, timesteps)
     prediction = model(noisy, timesteps, clean_latents, degradation_ids, mu, sigma, drop_text, drop_image,
                        captions=captions)
     return F.mse_loss(prediction.float(), target.float())
