@@ -141,3 +141,15 @@ def test_restorer_settings_may_not_name_the_architecture(params):
     bad["restorer"]["model"]["nafnet"]["arch"] = "swin"
     with pytest.raises(ConfigError, match="restorer.model.nafnet.arch"):
         resolve(bad)
+
+
+def test_jobs_that_cannot_be_built_are_refused_before_any_runs(params):
+    bad = copy.deepcopy(params)
+    bad["architectures"] = ["nafnet", "swin"]
+    del bad["restorer"]["model"]["swin"]
+    with pytest.raises(ConfigError, match=r"architectures: \['swin'\] have no settings under restorer.model"):
+        resolve(bad)
+    bad = copy.deepcopy(params)
+    bad["scaling_counts"] = [10, 10_000]
+    with pytest.raises(ConfigError, match=r"scaling_counts: \[10000\] exceed synthesis.per_degradation"):
+        resolve(bad)

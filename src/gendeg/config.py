@@ -79,7 +79,25 @@ def resolve(params: dict, source: str = "params.yaml") -> dict:
     base = {k: v for k, v in params.items() if k != "presets"}
     resolved = deep_merge(base, presets[preset] or {})
     validate({**resolved, "presets": presets}, f"{source} (preset {preset!r} applied)")
+    check_jobs(resolved, f"{source} (preset {preset!r} applied)")
     return resolved
+
+
+def check_jobs(resolved: dict, source: str) -> None:
+    """Cross-key rules the schema cannot state: every job params.yaml asks for can be built.
+
+    Checked here, before any job starts, rather than when a restorer job fails an hour in.
+    """
+    models = resolved["restorer"]["model"]
+    missing = [arch for arch in resolved["architectures"] if arch not in models]
+    if missing:
+        raise ConfigError(f"{source}: architectures: {missing} have no settings under restorer.model "
+                          f"(have {sorted(models)}); add e.g. `{missing[0]}: {{width: 16}}` there")
+    most = resolved["synthesis"]["per_degradation"]
+    too_many = [n for n in resolved["scaling_counts"] if n > most]
+    if too_many:
+        raise ConfigError(f"{source}: scaling_counts: {too_many} exceed synthesis.per_degradation ({most}): "
+                          f"such a restorer would train on the same pairs as {most}")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

@@ -153,6 +153,8 @@ def scaling_plot(scaling: dict[int, dict], references: dict[str, float], arch: s
         ax.axhline(value, linestyle="--", linewidth=1, color="0.5" if "existing" in label else "C1", label=label)
     if counts and counts[0] >= 1 and counts[-1] / max(counts[0], 1) >= 10:
         ax.set_xscale("log")
+    if ax.get_xscale() == "linear":
+        ax.set_xticks(counts)
     ax.set_xlabel("generated pairs per degradation (N)")
     ax.set_ylabel("mean OOD PSNR (dB)")
     ax.set_title("Data scaling")
@@ -209,7 +211,7 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
         "PSNR (dB) and SSIM on RGB in [0, 1]: higher is better. KID between restored images and their ground truth "
         "in the feature space of a degradation classifier trained on the training split only (stage `train_features`): "
         "lower is better.", "",
-        ood_table(jobs, metrics).to_markdown(), "",
+        ood_table(jobs, metrics).to_markdown(disable_numparse=True), "",
     ]
     for arch, gain in summary["gain_db"].items():
         lines += [f"Mean OOD PSNR of {arch}, existing -> GenDS: {means[f'{arch}-existing']:.2f} -> "
@@ -218,11 +220,11 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
               "## Distributional distances (lower is better)", "",
               "KID and FID on the frozen classifier's features, SWD: sliced Wasserstein-1 between raw 7x7 RGB patch "
               "distributions (no network). Mean over OOD sets, and over all OOD images as one set.", "",
-              distance_table(jobs, metrics).to_markdown(), "",
+              distance_table(jobs, metrics).to_markdown(disable_numparse=True), "",
               "## In distribution vs out of distribution", "",
               "In distribution: the test split (the training datasets' scenes and generators, new crops and draws). "
               "Out of distribution: mean over the OOD sets.", "",
-              id_vs_ood_table(jobs, metrics).to_markdown(), "",
+              id_vs_ood_table(jobs, metrics).to_markdown(disable_numparse=True), "",
               "## Per degradation", "", "![OOD PSNR per degradation](ood_per_degradation.png)", ""]
     if scaling:
         table = pd.DataFrame({str(n): {"generated pairs (all degradations)": s.get("restorer", {}).get("generated_pairs", "-"),
@@ -233,7 +235,7 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
         table.index.name = "N per degradation"
         lines += ["## Data scaling", "",
                   f"{scaling_arch} trained on the existing pairs + the first N generated pairs of each degradation "
-                  "(fewer where the filter kept fewer), same budget.", "", table.to_markdown(), "",
+                  "(fewer where the filter kept fewer), same budget.", "", table.to_markdown(disable_numparse=True), "",
                   "![scaling curve](scaling.png)", ""]
     models = {j["job"]: j["model"] for j in jobs}
     lines += ["## Samples", "", "Columns: degraded input, " + ", ".join(models) + ", ground truth.", "",
