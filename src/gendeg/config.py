@@ -93,6 +93,10 @@ def check_jobs(resolved: dict, source: str) -> None:
     if missing:
         raise ConfigError(f"{source}: architectures: {missing} have no settings under restorer.model "
                           f"(have {sorted(models)}); add e.g. `{missing[0]}: {{width: 16}}` there")
+    named = [arch for arch, settings in models.items() if "arch" in settings]
+    if named:
+        raise ConfigError(f"{source}: restorer.model.{named[0]}.arch: remove it; each job's architecture comes from "
+                          f"`architectures:` and its settings from restorer.model.<arch>")
     most = resolved["synthesis"]["per_degradation"]
     too_many = [n for n in resolved["scaling_counts"] if n > most]
     if too_many:
