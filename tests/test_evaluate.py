@@ -54,3 +54,15 @@ def test_same_seed_same_numbers_and_single_images_are_undefined():
     index = np.arange(len(clean))
     assert set_distances(split, index, CFG, seed=3) == set_distances(split, index, CFG, seed=3)
     assert set_distances(split, np.arange(1), CFG, seed=3) == dict.fromkeys(DISTANCES)
+
+
+def test_feature_training_cap_is_per_degradation_deterministic_and_ordered():
+    import pandas as pd
+
+    from gendeg.stages.train_features import cap_per_degradation
+
+    frame = pd.DataFrame({"degradation": ["haze"] * 10 + ["rain"] * 3, "dataset": list("abababababxyz")})
+    capped = cap_per_degradation(frame, 4, seed=0)
+    assert capped.groupby("degradation").size().to_dict() == {"haze": 4, "rain": 3}
+    assert capped.index.is_monotonic_increasing and capped.equals(cap_per_degradation(frame, 4, seed=0))
+    assert cap_per_degradation(frame, None, seed=0) is frame

@@ -42,10 +42,23 @@ def labelled_images(frame: pd.DataFrame, size: int, description: str) -> tuple[t
     return images, labels
 
 
+def cap_per_degradation(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """At most `limit` pairs of each degradation, drawn with `seed` across all its datasets (None: all).
+
+    Why: every image is held in memory, and a classifier needs a few thousand examples, not
+    the paper's 214k pairs.  Rows keep their manifest order, so the result is deterministic.
+    """
+    if limit is None:
+        return frame
+    parts = [g if len(g) <= limit else g.sample(n=limit, random_state=seed) for _, g in frame.groupby("degradation")]
+    return frame.loc[sorted(i for part in parts for i in part.index)]
+
+
 def train_features(config: dict, prepared_dir: Path, out_dir: Path) -> dict:
     cfg = config["features"]
-    train = read_manifest(Path(prepared_dir) / "train.csv")
-    test = read_manifest(Path(prepared_dir) / "test.csv")
+    limit = cfg.get("max_pairs_per_degradation")
+    train = cap_per_degradation(read_manifest(Path(prepared_dir) / "train.csv"), limit, config["seed"])
+    test = cap_per_degradation(read_manifest(Path(prepared_dir) / "test.csv"), limit, config["seed"])
     images, labels = labelled_images(train, cfg["image_size"], "loading training split")
     with tracking.job_run("train_features", "train_features", config) as run:
         model, losses = train_classifier(images, labels, steps=cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
