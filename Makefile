@@ -1,13 +1,15 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11, no GPU):
 #   make run    installs everything and runs the whole pipeline on the built-in default
 #   make test   installs everything plus the test tools and runs the test suite
+#   make full   the paper's full comparison (3 architectures x 4 training sets + scaling curve):
+#               rewrites three keys of params.yaml (`gendeg comparison default` puts them back)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install run repro test benchmarks mlflow-ui clean
+.PHONY: install run full repro test benchmarks mlflow-ui clean
 
 $(VENV)/.installed: pyproject.toml envs/requirements.txt envs/constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -19,6 +21,10 @@ $(VENV)/.installed: pyproject.toml envs/requirements.txt envs/constraints.txt
 install: $(VENV)/.installed
 
 run: install
+	snakemake --cores all
+
+full: install
+	gendeg comparison full
 	snakemake --cores all
 
 repro: install

@@ -12,7 +12,7 @@ Writes benchmarks/results/ood_default.json after every finished seed (so a parti
 leaves partial figures, marked "complete": false).  Results are cached under --work by
 seed, set and a fingerprint of the configs and the bytes of every image used (not the
 code), so an interrupted call resumes and `--sets existing` can run before GenDS exists.  The seed equal to the run's own seed
-reuses the run's metrics/<set>.json: the pipeline is deterministic on CPU, so retraining
+reuses the run's metrics/<arch>/<set>.json: the pipeline is deterministic on CPU, so retraining
 would reproduce it byte for byte (`--retrain-run-seed` retrains it anyway).  Restorers and
 their metrics go to --work (outside the repository); MLflow records go to a store there,
 never into the run's mlflow.db.
@@ -35,6 +35,7 @@ from gendeg.atomic import write_json
 from gendeg.config import read_stage_config
 from gendeg.manifest import read_manifest
 from gendeg.stages.evaluate import evaluate
+from gendeg.stages.select_pairs import select_pairs
 from gendeg.stages.train_restorer import train_restorer
 from gendeg.synthesis_quality import compare_over_seeds, mean_std
 
@@ -67,21 +68,24 @@ def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dic
     return digest.hexdigest()
 
 
-def metrics_for_seed(run: Path, work: Path, train_set: str, seed: int, run_seed: int, retrain_run_seed: bool) -> dict:
-    """metrics/<set>.json of a restorer trained with `seed` (reused from the run for its own seed)."""
-    pipeline_metrics = run / "metrics" / f"{train_set}.json"
+def metrics_for_seed(run: Path, work: Path, arch: str, train_set: str, seed: int, run_seed: int,
+                     retrain_run_seed: bool) -> dict:
+    """metrics/<arch>/<set>.json of a restorer trained with `seed` (reused from the run for its own seed)."""
+    pipeline_metrics = run / "metrics" / arch / f"{train_set}.json"
     if seed == run_seed and not retrain_run_seed and pipeline_metrics.is_file():
         return {**json.loads(pipeline_metrics.read_text()), "source": str(pipeline_metrics)}
     train_cfg = copy.deepcopy(read_stage_config(run / "resolved_params" / "train_restorer.json"))
     train_cfg["seed"] = seed
     eval_cfg = read_stage_config(run / "resolved_params" / "evaluate.json")
-    out = work / f"seed{seed}" / train_set / inputs_fingerprint(run, train_set, train_cfg, eval_cfg)[:16]
+    out = work / f"seed{seed}" / arch / train_set / inputs_fingerprint(run, train_set, train_cfg, eval_cfg)[:16]
     out_json = out / "metrics.json"
     if out_json.is_file():  # same inputs finished earlier (an interrupted call, or another run folder)
         return {**json.loads(out_json.read_text()), "source": str(out_json)}
     started = time.perf_counter()
-    train_restorer(train_cfg, train_set, run / TRAINING_SETS[train_set], out / "model", checkpoint_dir=None)
-    summary = evaluate(eval_cfg, train_set, out / "model", run / "data/prepared", out_json, out / "per_set.csv")
+    select_pairs(train_set, run / TRAINING_SETS[train_set], out / "pairs.csv")
+    train_restorer(train_cfg, arch, train_set, out / "pairs.csv", out / "model", checkpoint_dir=None)
+    summary = evaluate(eval_cfg, f"{arch}-{train_set}", out / "model", run / "models/features", run / "data/prepared",
+                       out_json, out / "per_set.csv")
     print(f"seed {seed} {train_set}: OOD {summary['ood']['mean_psnr']:.3f} dB "
           f"({time.perf_counter() - started:.0f} s)", flush=True)
     return {**summary, "source": str(out_json)}
@@ -97,6 +101,10 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
     ood = {t: mean_std(pick(t, lambda m: m["ood"]["mean_psnr"])) for t in TRAINING_SETS}
     in_dist = {t: mean_std(pick(t, lambda m: m["in_distribution"]["psnr"])) for t in TRAINING_SETS}
     gain = compare_over_seeds(ood["existing"]["per_seed"], ood["gends"]["per_seed"])
+    # The distributional distance (KID on the frozen classifier's features; lower is better),
+    # when the metrics have it (runs made before the train_features stage do not).
+    has_kid = all(results[s][t]["ood"].get("mean_kid") is not None for s in done for t in TRAINING_SETS)
+    kid = {t: mean_std(pick(t, lambda m: m["ood"]["mean_kid"])) for t in TRAINING_SETS} if has_kid else None
 
     def breakdown(section: str) -> dict:
         names = sorted(results[done[0]]["existing"]["ood"][section])
@@ -118,6 +126,9 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "gain_db": gain,
         "verdict": (f"mean OOD gain {gain['mean']:+.3f} dB (std {gain['std']:.3f} over {len(done)} seeds, "
                     f"seed spread {gain['spread']:.3f}): {gain['verdict']}"),
+        "mean_ood_kid": kid,
+        # gends minus existing: a positive "gain" here means GenDS restorations are *farther* from the ground truth.
+        "kid_change": (compare_over_seeds(kid["existing"]["per_seed"], kid["gends"]["per_seed"]) if kid else None),
         "per_set": per_set,
         "per_degradation": per_degradation,
         "sets_gaining": by_verdict(per_set, "gain"), "sets_losing": by_verdict(per_set, "loss"),
@@ -145,6 +156,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a finished pipeline run folder")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--arch", default="nafnet", help="architecture (its settings: restorer.model.<arch>)")
     parser.add_argument("--sets", nargs="+", choices=sorted(TRAINING_SETS), default=sorted(TRAINING_SETS),
                         help="train only these sets (e.g. `existing` before the run's GenDS exists); "
                              "a later call reuses what --work holds")
@@ -156,7 +168,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     run = args.run.resolve()
     needs_gends = ("data/gends/manifest.csv",) if "gends" in args.sets else ()
-    for needed in ("data/prepared/ood.csv", *needs_gends, "resolved_params/train_restorer.json",
+    for needed in ("data/prepared/ood.csv", "models/features/classifier.json", *needs_gends,
+                   "resolved_params/train_restorer.json",
                    "resolved_params/evaluate.json"):
         if not (run / needed).exists():
             raise SystemExit(f"ood_default: {run} is not a finished pipeline run: {needed} is missing")
@@ -168,7 +181,7 @@ def main() -> None:
     results: dict[int, dict[str, dict]] = {}
     for seed in args.seeds:
         for train_set in args.sets:
-            results.setdefault(seed, {})[train_set] = metrics_for_seed(run, work, train_set, seed, run_seed,
+            results.setdefault(seed, {})[train_set] = metrics_for_seed(run, work, args.arch, train_set, seed, run_seed,
                                                                        args.retrain_run_seed)
         complete = seed == args.seeds[-1] and set(args.sets) == set(TRAINING_SETS)
         write_json(summarise(results, args.seeds, run, complete, args), args.out)

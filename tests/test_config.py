@@ -107,3 +107,49 @@ def test_stage_sections_exist_in_params(params):
         missing = [s for s in sections if s not in params]
         assert not missing, f"{stage} depends on sections {missing} that params.yaml lacks"
     assert os.path.exists(ROOT / "workflow" / "schemas" / "params.schema.yaml")
+
+
+def test_comparison_switch_rewrites_only_the_dag_keys_and_round_trips(tmp_path):
+    from gendeg.config import COMPARISONS, set_comparison
+
+    original = (ROOT / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(original)
+    assert set(set_comparison(path, "full")) == {"architectures", "training_sets", "scaling_counts"}
+    full = load_params(path)
+    for key, value in COMPARISONS["full"].items():
+        assert full[key] == value
+    assert full["restorer"] == load_params(ROOT / "params.yaml")["restorer"]  # nothing else moved
+    assert "# nafnet | promptir | swin" in path.read_text(), "the key's comment was lost"
+    assert set_comparison(path, "full") == []
+    set_comparison(path, "default")
+    assert path.read_text() == original
+    with pytest.raises(ConfigError, match="unknown comparison 'huge'"):
+        set_comparison(path, "huge")
+
+
+def test_presets_may_not_set_architectures_or_scaling_counts(params):
+    for key, value in (("architectures", ["swin"]), ("scaling_counts", [4])):
+        bad = copy.deepcopy(params)
+        bad["presets"]["smoke"][key] = value
+        with pytest.raises(ConfigError, match="presets.smoke"):
+            resolve(bad)
+
+
+def test_restorer_settings_may_not_name_the_architecture(params):
+    bad = copy.deepcopy(params)
+    bad["restorer"]["model"]["nafnet"]["arch"] = "swin"
+    with pytest.raises(ConfigError, match="restorer.model.nafnet.arch"):
+        resolve(bad)
+
+
+def test_jobs_that_cannot_be_built_are_refused_before_any_runs(params):
+    bad = copy.deepcopy(params)
+    bad["architectures"] = ["nafnet", "swin"]
+    del bad["restorer"]["model"]["swin"]
+    with pytest.raises(ConfigError, match=r"architectures: \['swin'\] have no settings under restorer.model"):
+        resolve(bad)
+    bad = copy.deepcopy(params)
+    bad["scaling_counts"] = [10, 10_000]
+    with pytest.raises(ConfigError, match=r"scaling_counts: \[10000\] exceed synthesis.per_degradation"):
+        resolve(bad)

@@ -4,7 +4,8 @@ In a temporary git repository holding the project's files:
 1. `snakemake --cores 2` builds every declared output, logs, benchmarks and MLflow runs;
 2. `dvc repro` then has nothing to do (Snakemake's onsuccess committed the DVC lock);
 3. editing one restorer parameter re-runs only restorer training, evaluation and report;
-4. after that `snakemake -n` has nothing to do.
+4. after that `snakemake -n` has nothing to do;
+5. `snakemake --report` renders every report figure with its caption.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.e2e
 
 DEGRADATIONS = ["haze", "rain", "snow", "motion_blur", "low_light", "raindrop"]
 TRAINING_SETS = ["existing", "gends"]
+ARCH = "nafnet"  # architectures: [nafnet] by default
 
 
 def project_files() -> list[str]:
@@ -76,13 +78,17 @@ def test_every_declared_output_exists(snakemake_run):
         "data/prepared/summary.json", "models/gendeg/model.safetensors", "models/gendeg/config.json",
         "models/gendeg/preview.png", "models/structure_correction/config.json",
         "data/gends/manifest.csv", "data/gends/summary.json", "data/gends/oracle.csv",
-        "reports/report.md", "reports/ood_psnr.png", "reports/samples.png", "reports/summary.json",
+        "reports/report.md", "reports/ood_psnr.png", "reports/ood_per_degradation.png", "reports/samples.png",
+        "reports/summary.json", "models/features/classifier.safetensors", "models/features/classifier.json",
+        "models/features/summary.json", "logs/train_features.log", "logs/benchmarks/train_features.tsv",
         "logs/prepare.log", "logs/benchmarks/prepare.tsv", "logs/report.log", "logs/benchmarks/report.tsv",
     ]
     expected += [f"data/synthetic/{d}/manifest.csv" for d in DEGRADATIONS]
     expected += [f"logs/synthesize/{d}.log" for d in DEGRADATIONS]
     for s in TRAINING_SETS:
-        expected += [f"models/restorer/{s}/model.safetensors", f"metrics/{s}.json", f"metrics/{s}_per_set.csv"]
+        expected += [f"data/training_sets/{s}.csv", f"models/restorer/{ARCH}/{s}/model.safetensors",
+                     f"metrics/{ARCH}/{s}.json", f"metrics/{ARCH}/{s}_per_set.csv",
+                     f"logs/train_restorer/{ARCH}/{s}.log", f"logs/evaluate/{ARCH}/{s}.log"]
     missing = [p for p in expected if not (root / p).exists()]
     assert not missing, missing
     assert not list(root.rglob(".*.tmp-*")), "a temporary file survived"
@@ -93,10 +99,15 @@ def test_metrics_and_report_are_consistent(snakemake_run):
     root, _, _ = snakemake_run
     summary = json.loads((root / "reports" / "summary.json").read_text())
     for s in TRAINING_SETS:
-        metrics = json.loads((root / "metrics" / f"{s}.json").read_text())
-        assert summary["mean_ood_psnr"][s] == pytest.approx(metrics["ood"]["mean_psnr"])
+        metrics = json.loads((root / "metrics" / ARCH / f"{s}.json").read_text())
+        assert summary["mean_ood_psnr"][f"{ARCH}-{s}"] == pytest.approx(metrics["ood"]["mean_psnr"])
         assert len(metrics["ood"]["per_set"]) >= len(DEGRADATIONS)
-    assert "existing" in (root / "reports" / "report.md").read_text()
+        assert metrics["restorer"]["arch"] == ARCH and metrics["restorer"]["train_set"] == s
+        assert metrics["ood"]["mean_kid"] is not None and metrics["ood"]["pooled"]["input_swd"] is not None
+    text = (root / "reports" / "report.md").read_text()
+    assert f"{ARCH} / existing" in text and "In distribution vs out of distribution" in text
+    assert "Data scaling" not in text, "no scaling_counts by default, so no scaling section"
+
 
 
 def test_mlflow_has_one_parent_and_a_child_per_job(snakemake_run):
@@ -109,9 +120,11 @@ def test_mlflow_has_one_parent_and_a_child_per_job(snakemake_run):
     parents = [r for r in runs if r.data.tags.get("gendeg.orchestrator") == "snakemake"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    jobs = 1 + 1 + 1 + len(DEGRADATIONS) + 1 + 2 * len(TRAINING_SETS) + 1  # ... structure_correction ...
+    # prepare, train_gendeg, structure_correction, synthesize x6, merge, train_features,
+    # select_pairs / train_restorer / evaluate per training set, report
+    jobs = 1 + 1 + 1 + len(DEGRADATIONS) + 1 + 1 + 3 * len(TRAINING_SETS) + 1
     assert len(children) == jobs
-    restorer = next(r for r in children if r.info.run_name == "train_restorer:gends")
+    restorer = next(r for r in children if r.info.run_name == f"train_restorer:{ARCH}-gends")
     assert "restorer.train.lr" in restorer.data.params
     assert len(client.get_metric_history(restorer.info.run_id, "loss")) >= 2
     assert any(a.path.endswith(".png") for a in client.list_artifacts(restorer.info.run_id))
@@ -131,9 +144,18 @@ def test_dvc_agrees_then_reruns_only_what_a_restorer_edit_affects(snakemake_run)
     params.write_text(text)
     output = run(["gendeg", "track", "--", "dvc", "repro"], root, env)
     ran = set(re.findall(r"Running stage '([^']+)'", output))
-    expected = {f"train_restorer@{s}" for s in TRAINING_SETS} | {f"evaluate@{s}" for s in TRAINING_SETS} | {"report"}
+    expected = ({f"train_restorer@{ARCH}-{s}" for s in TRAINING_SETS} | {f"evaluate@{ARCH}-{s}" for s in TRAINING_SETS}
+                | {"report"})
     assert expected <= ran, output
     assert ran - expected <= {"resolve_params"}, f"unexpected stages re-ran: {sorted(ran - expected)}"
 
     dry = run(["snakemake", "-n", "--cores", "2"], root, env)
     assert "Nothing to be done" in dry, dry
+
+
+def test_snakemake_report_has_a_caption_per_figure(snakemake_run):
+    root, env, _ = snakemake_run
+    run(["snakemake", "--cores", "1", "--report", "report.html"], root, env)
+    html = (root / "report.html").read_text(errors="replace")
+    assert "OOD sets grouped by the degradation they show" in html
+    assert "One image per OOD set" in html

@@ -20,9 +20,13 @@ from PIL import Image
 from gendeg.config import stage_config
 from gendeg.ingest import IngestError
 from gendeg.manifest import GENDS_COLUMNS, read_manifest
+from gendeg.stages.evaluate import evaluate
 from gendeg.stages.merge import intensity_filter, merge
 from gendeg.stages.prepare import prepare
+from gendeg.stages.report import report, restorer_jobs
+from gendeg.stages.select_pairs import first_generated, select_pairs
 from gendeg.stages.synthesize import synthesize
+from gendeg.stages.train_features import train_features
 from gendeg.stages.train_restorer import train_restorer
 
 
@@ -119,15 +123,101 @@ def test_intensity_filter_rule():
     assert intensity_filter(frame, {**cfg, "enabled": False}).all()
 
 
-def test_restorer_training_is_byte_deterministic(workdir, prepared):
+@pytest.fixture(scope="module")
+def existing_pairs(workdir, prepared):
+    select_pairs("existing", prepared, Path("data/training_sets/existing.csv"))
+    return Path("data/training_sets/existing.csv")
+
+
+def test_select_pairs_hashes_every_image(workdir, prepared, existing_pairs):
+    frame = read_manifest(existing_pairs)
+    assert len(frame) == len(read_manifest(prepared / "train.csv"))
+    assert frame["image_sha1"].str.len().eq(40).all() and frame["target_sha1"].str.len().eq(40).all()
+    with pytest.raises(ValueError, match="generated_per_degradation needs a training set with generated pairs"):
+        select_pairs("existing", prepared, Path("x.csv"), generated_per_degradation=2)
+
+
+def test_first_generated_keeps_real_pairs_and_a_nested_prefix_per_degradation():
+    frame = pd.DataFrame({"category": ["Real", "Synthetic", "Synthetic", "Real", "Synthetic", "Synthetic", "Synthetic"],
+                          "degradation": ["haze", "haze", "rain", "rain", "haze", "rain", "haze"]})
+    one, two = first_generated(frame, 1), first_generated(frame, 2)
+    assert one.index.tolist() == [0, 1, 2, 3]
+    assert two.index.tolist() == [0, 1, 2, 3, 4, 5]
+    assert set(one.index) <= set(two.index) and first_generated(frame, 0).index.tolist() == [0, 3]
+
+
+def test_restorer_training_is_byte_deterministic(workdir, existing_pairs):
     _, params = workdir
     config = stage_config(params, "train_restorer")
-    train_restorer(config, "existing", prepared, Path("models/r1"), Path("checkpoints/r1"))
-    train_restorer(config, "existing", prepared, Path("models/r2"), Path("checkpoints/r2"))
+    train_restorer(config, "nafnet", "existing", existing_pairs, Path("models/r1"), Path("checkpoints/r1"))
+    train_restorer(config, "nafnet", "existing", existing_pairs, Path("models/r2"), Path("checkpoints/r2"))
     assert (Path("models/r1/model.safetensors").read_bytes() == Path("models/r2/model.safetensors").read_bytes())
+    assert json.loads(Path("models/r1/train_summary.json").read_text())["arch"] == "nafnet"
 
 
-def test_a_killed_restorer_job_resumes_from_its_checkpoint(workdir, prepared):
+def test_an_architecture_without_settings_is_named_in_the_error(workdir, existing_pairs):
+    _, params = workdir
+    config = stage_config(params, "train_restorer")
+    del config["restorer"]["model"]["swin"]
+    with pytest.raises(ValueError, match=r"restorer.model has no entry for architecture 'swin'"):
+        train_restorer(config, "swin", "existing", existing_pairs, Path("models/x"), None)
+
+
+def test_features_evaluation_and_report(workdir, prepared, existing_pairs):
+    """train_features is deterministic; evaluate writes distances for restorer and input; report renders them."""
+    _, params = workdir
+    features_config = stage_config(params, "train_features")
+    summary = train_features(features_config, prepared, Path("models/features"))
+    train_features(features_config, prepared, Path("again/features"))
+    assert tree_digest(Path("models/features")) == tree_digest(Path("again/features"))
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["feature_dim"] > 0
+    if not Path("models/r1/model.safetensors").exists():
+        train_restorer(stage_config(params, "train_restorer"), "nafnet", "existing", existing_pairs, Path("models/r1"), None)
+
+    config = stage_config(params, "evaluate")
+    metrics = evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/features"), prepared,
+                       Path("metrics/nafnet/existing.json"), Path("metrics/nafnet/existing_per_set.csv"))
+    ood = metrics["ood"]
+    for key in ("kid", "fid", "swd", "input_kid", "input_fid", "input_swd"):
+        assert ood[f"mean_{key}"] is not None and ood["pooled"][key] is not None, key
+        assert all(s[key] is not None for s in ood["per_set"].values()), key
+    assert metrics["restorer"] == {"arch": "nafnet", "train_set": "existing", "pairs": len(read_manifest(existing_pairs)),
+                                   "generated_pairs": 0}
+    table = pd.read_csv("metrics/nafnet/existing_per_set.csv")
+    assert {"kid", "fid", "swd", "input_kid", "psnr", "ssim"} <= set(table.columns) and set(table["split"]) == {"ood", "test"}
+    first = Path("metrics/nafnet/existing.json").read_bytes()
+    evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/features"), prepared,
+             Path("metrics/nafnet/existing.json"), Path("metrics/nafnet/existing_per_set.csv"))
+    assert Path("metrics/nafnet/existing.json").read_bytes() == first, "evaluation is not deterministic"
+
+    # The report on two "training sets" that are one model, plus a two-point scaling curve.
+    Path("metrics/nafnet/gends.json").write_bytes(first)
+    Path("metrics/scaling").mkdir(parents=True, exist_ok=True)
+    for n in (0, 4):
+        Path(f"metrics/scaling/{n}.json").write_bytes(first)
+    Path("models/restorer/nafnet").mkdir(parents=True, exist_ok=True)
+    for name in ("existing", "gends"):
+        link = Path("models/restorer/nafnet") / name
+        if not link.exists():
+            link.symlink_to(Path("models/r1").resolve())
+    report_config = {**stage_config(params, "report"), "scaling_counts": [0, 4]}
+    jobs = restorer_jobs(report_config, Path("metrics"), Path("models/restorer"))
+    assert [j["job"] for j in jobs] == ["nafnet-existing", "nafnet-gends"]
+    summary = report(report_config, jobs, {n: Path(f"metrics/scaling/{n}.json") for n in (0, 4)}, prepared,
+                     Path("reports"))
+    text = Path("reports/report.md").read_text()
+    for heading in ("Out-of-distribution PSNR / SSIM / KID", "Distributional distances", "In distribution vs out",
+                    "Per degradation", "Data scaling", "nafnet / gends"):
+        assert heading in text, heading
+    for name in ("ood_psnr.png", "ood_per_degradation.png", "scaling.png", "samples.png", "summary.json"):
+        assert (Path("reports") / name).exists(), name
+    assert summary["gain_db"] == {"nafnet": 0.0}
+    digest = tree_digest(Path("reports"))
+    report(report_config, jobs, {n: Path(f"metrics/scaling/{n}.json") for n in (0, 4)}, prepared, Path("reports"))
+    assert tree_digest(Path("reports")) == digest, "report bytes differ between two runs"
+
+
+def test_a_killed_restorer_job_resumes_from_its_checkpoint(workdir, existing_pairs):
     """SIGKILL the real CLI after its first checkpoint, run it again: same bytes as uninterrupted."""
     _, params = workdir
     config = stage_config(params, "train_restorer")
@@ -135,7 +225,7 @@ def test_a_killed_restorer_job_resumes_from_its_checkpoint(workdir, prepared):
     Path("resolved_params").mkdir(exist_ok=True)
     Path("resolved_params/kill.json").write_text(json.dumps(config))
     command = [sys.executable, "-m", "gendeg.cli", "--threads", "1", "train-restorer", "--config",
-               "resolved_params/kill.json", "--train-set", "existing", "--data", str(prepared)]
+               "resolved_params/kill.json", "--arch", "nafnet", "--train-set", "existing", "--pairs", str(existing_pairs)]
     subprocess.run(command + ["--out", "models/whole", "--checkpoints", "checkpoints/whole"], check=True,
                    capture_output=True)
     job = subprocess.Popen(command + ["--out", "models/killed", "--checkpoints", "checkpoints/killed"],

@@ -17,10 +17,10 @@ from gendeg.config import STAGE_SECTIONS
 JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
 
 
-def snakemake_jobs() -> dict[str, dict]:
+def snakemake_jobs(root: Path = ROOT) -> dict[str, dict]:
     """Every job of a forced dry run: inputs, outputs and shell command, keyed like DVC stages."""
     snakemake = Path(sys.executable).parent / "snakemake"
-    done = subprocess.run([str(snakemake), "-n", "--forceall", "--cores", "2", "--printshellcmds"], cwd=ROOT,
+    done = subprocess.run([str(snakemake), "-n", "--forceall", "--cores", "2", "--printshellcmds"], cwd=root,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     jobs, current = {}, None
@@ -38,18 +38,19 @@ def snakemake_jobs() -> dict[str, dict]:
             current["wildcards"] = dict(pair.split("=", 1) for pair in value.split(", "))
         elif line.startswith("Shell command:") or field == "Shell command":
             current["shell"] = line.split(":", 1)[1].strip()
-            suffix = "@" + next(iter(current["wildcards"].values())) if current["wildcards"] else ""
+            # DVC names foreach jobs `stage@value` and matrix jobs `stage@value1-value2`.
+            suffix = "@" + "-".join(current["wildcards"].values()) if current["wildcards"] else ""
             jobs[current["rule"] + suffix] = current
             current = None
     return jobs
 
 
-def dvc_stages() -> dict:
+def dvc_stages(root: Path = ROOT) -> dict:
     from dvc.repo import Repo
 
-    with Repo(str(ROOT)) as repo:
+    with Repo(str(root)) as repo:
         return {
-            stage.addressing: {
+            stage.name: {
                 "cmd": " ".join(stage.cmd.split()),
                 "deps": sorted(dep.def_path for dep in stage.deps if not dep.def_path.startswith("params")),
                 "params": sorted(k for dep in stage.deps if hasattr(dep, "params") for k in (dep.params or [])),
@@ -110,4 +111,32 @@ def test_every_parameter_section_is_tracked_by_dvc(both):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert sorted(stages["resolve_params"]["params"]) == sorted(params)
     assert {s for sections in STAGE_SECTIONS.values() for s in sections} <= set(params)
-    assert set(STAGE_SECTIONS) == {name.split("@")[0] for name in stages} - {"resolve_params"}
+    # Every resolved stage config is read by some DVC stage, and every config a stage reads exists.
+    configs = {Path(dep).stem for stage in stages.values() for dep in stage["deps"] if dep.startswith("resolved_params/")}
+    assert configs == set(STAGE_SECTIONS)
+
+
+def test_scaling_and_architecture_jobs_stay_in_step(tmp_path):
+    """The jobs params.yaml does not create by default (scaling curve, more architectures) drift too."""
+    import shutil
+
+    for name in ("Snakefile", "dvc.yaml", "params.yaml"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    for name in ("workflow", "src"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    params = (tmp_path / "params.yaml").read_text()
+    params = params.replace("architectures: [nafnet]", "architectures: [nafnet, swin]", 1)
+    params = params.replace("scaling_counts: []", "scaling_counts: [0, 8]", 1)
+    (tmp_path / "params.yaml").write_text(params)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    jobs, stages = snakemake_jobs(tmp_path), dvc_stages(tmp_path)
+    expected = {"train_restorer@swin-gends", "evaluate@swin-existing", "select_pairs_scaling@8",
+                "train_restorer_scaling@0", "evaluate_scaling@8"}
+    assert expected <= set(stages)
+    assert set(jobs) - {"all"} == set(stages) - {"resolve_params"}
+    for name in expected:
+        assert normalise_shell(jobs[name]["shell"]) == stages[name]["cmd"], name
+        assert sorted(jobs[name]["output"]) == stages[name]["outs"], name
+    assert "--arch nafnet" in stages["train_restorer_scaling@8"]["cmd"]
+    assert "metrics/scaling/8.json" in jobs["report"]["input"]

@@ -110,7 +110,10 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = DE
         model = DegradationClassifier(width=width, num_classes=num_classes, in_channels=images.shape[1])
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    # OneCycle needs at least one warm-up step (pct_start * steps > 1) or it divides by zero:
+    # 10% warm-up as before from 20 steps on, longer for the few-step smoke runs.
+    pct_start = min(0.5, max(0.1, 2.0 / max(steps, 1)))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 4), pct_start=pct_start)
     model.train()
     losses: list[float] = []
     order = torch.empty(0, dtype=torch.long)

@@ -18,6 +18,7 @@ from gendeg.config import ConfigError, read_stage_config, write_resolved
 from gendeg.ingest import IngestError
 from gendeg.intensity import IntensityStatsError
 from gendeg.manifest import ManifestError
+from gendeg.restorers.common import RestorerConfigError
 
 
 def _set_threads(threads: int | None) -> None:
@@ -64,25 +65,48 @@ def cmd_merge(args) -> None:
     merge(config, args.prepared, [args.synthetic_root / d for d in config["degradations"]], args.out)
 
 
+def cmd_train_features(args) -> None:
+    from gendeg.stages.train_features import train_features
+
+    train_features(read_stage_config(args.config), args.prepared, args.out)
+
+
+def cmd_select_pairs(args) -> None:
+    from gendeg.stages.select_pairs import select_pairs
+
+    select_pairs(args.train_set, args.data, args.out, args.generated_per_degradation)
+
+
 def cmd_train_restorer(args) -> None:
     from gendeg.stages.train_restorer import train_restorer
 
-    train_restorer(read_stage_config(args.config), args.train_set, args.data, args.out, args.checkpoints)
+    train_restorer(read_stage_config(args.config), args.arch, args.train_set, args.pairs, args.out, args.checkpoints,
+                   name=args.job)
 
 
 def cmd_evaluate(args) -> None:
     from gendeg.stages.evaluate import evaluate
 
-    evaluate(read_stage_config(args.config), args.train_set, args.model, args.prepared, args.out_json, args.out_csv)
+    evaluate(read_stage_config(args.config), args.job, args.model, args.features, args.prepared, args.out_json,
+             args.out_csv)
 
 
 def cmd_report(args) -> None:
-    from gendeg.stages.report import report
+    from gendeg.stages.report import report, restorer_jobs
 
     config = read_stage_config(args.config)
-    sets = list(config["training_sets"])
-    report(config, {s: args.metrics_dir / f"{s}.json" for s in sets}, {s: args.models_dir / s for s in sets},
-           args.prepared, args.out)
+    jobs = restorer_jobs(config, args.metrics_dir, args.models_dir)
+    scaling = {n: args.metrics_dir / "scaling" / f"{n}.json" for n in config["scaling_counts"]}
+    report(config, jobs, scaling, args.prepared, args.out)
+
+
+def cmd_comparison(args) -> None:
+    from gendeg.config import COMPARISONS, set_comparison
+
+    changed = set_comparison(args.params, args.name)
+    wanted = COMPARISONS[args.name]
+    print(f"{args.params}: " + (", ".join(f"{k} = {wanted[k]}" for k in changed) if changed else "already set") +
+          f" ({args.name} comparison)")
 
 
 def cmd_tracking(args) -> None:
@@ -114,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
-        if name not in ("resolve-params", "tracking", "track"):
+        if name not in ("resolve-params", "tracking", "track", "select-pairs", "comparison"):
             p.add_argument("--config", type=Path, required=True, help="resolved stage config (resolved_params/<stage>.json)")
         return p
 
@@ -150,24 +174,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-root", type=Path, required=True, help="folder holding one output per degradation")
     p.add_argument("--out", type=Path, required=True)
 
+    p = stage("train-features", cmd_train_features, "train the frozen feature network for KID / FID (training split only)")
+    p.add_argument("--prepared", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+    p = stage("select-pairs", cmd_select_pairs, "the pairs of one training set, with image hashes")
+    p.add_argument("--train-set", required=True, choices=["existing", "gends", "gendeg", "oracle"])
+    p.add_argument("--data", type=Path, required=True, help="the set's data folder (data/prepared or data/gends)")
+    p.add_argument("--generated-per-degradation", type=int, default=None,
+                   help="keep only the first N generated pairs of each degradation (scaling curve)")
+    p.add_argument("--out", type=Path, required=True)
+
     p = stage("train-restorer", cmd_train_restorer, "train an all-in-one restorer on one training set")
+    p.add_argument("--arch", required=True, help="an architecture with settings under restorer.model")
     p.add_argument("--train-set", required=True)
-    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--pairs", type=Path, required=True, help="data/training_sets/<set>.csv (stage select_pairs)")
+    p.add_argument("--job", default=None, help="job label for logs and MLflow (default <arch>-<set>)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--checkpoints", type=Path, default=None)
 
-    p = stage("evaluate", cmd_evaluate, "PSNR/SSIM of a restorer on the OOD and in-distribution sets")
-    p.add_argument("--train-set", required=True)
+    p = stage("evaluate", cmd_evaluate, "PSNR/SSIM and KID/FID/SWD of a restorer on the OOD and in-distribution sets")
+    p.add_argument("--job", required=True, help="label of the restorer job, e.g. nafnet-gends")
     p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--features", type=Path, required=True, help="feature network folder (stage train_features)")
     p.add_argument("--prepared", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
     p.add_argument("--out-csv", type=Path, required=True)
 
     p = stage("report", cmd_report, "tables, plots and sample grids")
-    p.add_argument("--metrics-dir", type=Path, required=True, help="holds <training set>.json")
-    p.add_argument("--models-dir", type=Path, required=True, help="holds one restorer folder per training set")
+    p.add_argument("--metrics-dir", type=Path, required=True, help="holds <arch>/<training set>.json and scaling/<n>.json")
+    p.add_argument("--models-dir", type=Path, required=True, help="holds <arch>/<training set>/ restorer folders")
     p.add_argument("--prepared", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+
+    p = stage("comparison", cmd_comparison,
+              "set architectures / training_sets / scaling_counts in params.yaml for the default or full comparison")
+    p.add_argument("name", choices=["default", "full"])
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
 
     p = stage("tracking", cmd_tracking, "create the MLflow store and experiment (before parallel jobs start)")
     p.add_argument("action", choices=["init"])
@@ -217,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _set_threads(args.threads)
         code = args.func(args) or 0
-    except (ConfigError, ManifestError, IngestError, IntensityStatsError) as error:
+    except (ConfigError, ManifestError, IngestError, IntensityStatsError, RestorerConfigError) as error:
         print(f"gendeg {args.command_name}: {error}", file=sys.stderr)
         code = 2
     except BaseException:

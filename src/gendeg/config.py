@@ -30,9 +30,10 @@ STAGE_SECTIONS: dict[str, list[str]] = {
     "structure_correction": ["seed", "degradations", "structure_correction"],
     "synthesize": ["seed", "degradations", "synthesis"],
     "merge": ["degradations", "merge"],
+    "train_features": ["seed", "degradations", "features"],
     "train_restorer": ["seed", "degradations", "restorer"],
-    "evaluate": ["evaluate"],
-    "report": ["training_sets", "report"],
+    "evaluate": ["seed", "evaluate"],
+    "report": ["architectures", "training_sets", "scaling_counts", "report"],
 }
 
 
@@ -78,7 +79,29 @@ def resolve(params: dict, source: str = "params.yaml") -> dict:
     base = {k: v for k, v in params.items() if k != "presets"}
     resolved = deep_merge(base, presets[preset] or {})
     validate({**resolved, "presets": presets}, f"{source} (preset {preset!r} applied)")
+    check_jobs(resolved, f"{source} (preset {preset!r} applied)")
     return resolved
+
+
+def check_jobs(resolved: dict, source: str) -> None:
+    """Cross-key rules the schema cannot state: every job params.yaml asks for can be built.
+
+    Checked here, before any job starts, rather than when a restorer job fails an hour in.
+    """
+    models = resolved["restorer"]["model"]
+    missing = [arch for arch in resolved["architectures"] if arch not in models]
+    if missing:
+        raise ConfigError(f"{source}: architectures: {missing} have no settings under restorer.model "
+                          f"(have {sorted(models)}); add e.g. `{missing[0]}: {{width: 16}}` there")
+    named = [arch for arch, settings in models.items() if "arch" in settings]
+    if named:
+        raise ConfigError(f"{source}: restorer.model.{named[0]}.arch: remove it; each job's architecture comes from "
+                          f"`architectures:` and its settings from restorer.model.<arch>")
+    most = resolved["synthesis"]["per_degradation"]
+    too_many = [n for n in resolved["scaling_counts"] if n > most]
+    if too_many:
+        raise ConfigError(f"{source}: scaling_counts: {too_many} exceed synthesis.per_degradation ({most}): "
+                          f"such a restorer would train on the same pairs as {most}")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -118,3 +141,60 @@ def read_stage_config(path: str | Path) -> dict:
     if not path.exists():
         raise ConfigError(f"resolved stage config not found: {path} (run `gendeg resolve-params`)")
     return json.loads(path.read_text())
+
+
+# The DAG-shaping keys of the two comparisons `gendeg comparison` switches between (README:
+# "The full comparison").  Presets may not set these keys (DVC reads them before any preset
+# applies), so the switch rewrites them in params.yaml itself, where `git diff` shows it.
+COMPARISONS: dict[str, dict] = {
+    "default": {"architectures": ["nafnet"], "training_sets": {"existing": "prepared", "gends": "gends"},
+                "scaling_counts": []},
+    "full": {"architectures": ["nafnet", "promptir", "swin"],
+             "training_sets": {"existing": "prepared", "gends": "gends", "gendeg": "gends", "oracle": "gends"},
+             "scaling_counts": [10, 20, 40, 80]},
+}
+
+
+def _top_level_block(lines: list[str], key: str) -> tuple[int, int]:
+    """[start, end) of `key:` at column 0 and the indented lines under it."""
+    starts = [i for i, line in enumerate(lines) if line.startswith(f"{key}:")]
+    if len(starts) != 1:
+        raise ConfigError(f"params.yaml: expected one top-level `{key}:` line, found {len(starts)}")
+    end = starts[0] + 1
+    while end < len(lines) and lines[end][:1] in (" ", "\t") and lines[end].strip():
+        end += 1
+    return starts[0], end
+
+
+def _render(key: str, value, comment: str) -> list[str]:
+    if isinstance(value, dict):
+        return [f"{key}:{comment}"] + [f"  {k}: {v}" for k, v in value.items()]
+    return [f"{key}: [{', '.join(map(str, value))}]{comment}"]
+
+
+def set_comparison(params_path: str | Path, name: str) -> list[str]:
+    """Rewrite architectures / training_sets / scaling_counts in params.yaml for comparison `name`.
+
+    Line-based, so every comment and every other key stays as written; the result is
+    validated before it replaces the file.  Returns the keys that changed.
+    """
+    if name not in COMPARISONS:
+        raise ConfigError(f"unknown comparison {name!r}; known: {sorted(COMPARISONS)}")
+    path = Path(params_path)
+    current = yaml.safe_load(path.read_text())
+    lines = path.read_text().splitlines()
+    changed = []
+    for key, value in COMPARISONS[name].items():
+        if current.get(key) == value:
+            continue
+        start, end = _top_level_block(lines, key)
+        head = lines[start]
+        comment = "  # " + head.split("#", 1)[1].strip() if "#" in head else ""
+        lines[start:end] = _render(key, value, comment)
+        changed.append(key)
+    text = "\n".join(lines) + "\n"
+    resolve(yaml.safe_load(text), f"{path} (comparison {name!r})")
+    if changed:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return changed

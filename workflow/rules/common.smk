@@ -17,11 +17,16 @@ except ConfigError as error:
     raise WorkflowError(str(error))
 
 DEGRADATIONS = RESOLVED["degradations"]
+ARCHITECTURES = RESOLVED["architectures"]
 TRAINING_SETS = list(RESOLVED["training_sets"])
+SCALING_COUNTS = RESOLVED["scaling_counts"]
+SCALING_ARCH = ARCHITECTURES[0]  # the data-scaling curve trains the first architecture
 
 wildcard_constraints:
     degradation="|".join(DEGRADATIONS),
+    arch="|".join(ARCHITECTURES),
     train_set="|".join(TRAINING_SETS),
+    generated=r"\d+",
 
 
 def resolved(stage):
@@ -35,6 +40,9 @@ def stage_code(stage):
 def training_data(wildcards):
     """The stage output a training set's pairs come from (training_sets: in params.yaml)."""
     return f"data/{RESOLVED['training_sets'][wildcards.train_set]}"
+
+
+RESTORER_JOBS = [f"{arch}/{train_set}" for arch in ARCHITECTURES for train_set in TRAINING_SETS]
 
 
 onstart:

@@ -1,17 +1,19 @@
 rule report:
-    """OOD table (existing vs GenDS), per-set plot, qualitative grid."""
+    """OOD table (architecture x training set), distances, ID vs OOD, per-degradation and scaling plots, samples."""
     input:
         config=resolved("report"),
         code=stage_code("report"),
         prepared="data/prepared",
-        metrics=expand("metrics/{train_set}.json", train_set=TRAINING_SETS),
-        models=expand("models/restorer/{train_set}", train_set=TRAINING_SETS),
+        metrics=expand("metrics/{job}.json", job=RESTORER_JOBS),
+        scaling=expand("metrics/scaling/{n}.json", n=SCALING_COUNTS),
+        models=expand("models/restorer/{job}", job=RESTORER_JOBS),
     output:
         report(
             directory("reports"),
             patterns=["{name}.png"],
-            caption="../report/ood_psnr.rst",
+            caption="../report/results.rst",
             category="Results",
+            labels={"figure": "{name}"},
         ),
     log:
         "logs/report.log",

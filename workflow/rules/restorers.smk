@@ -1,41 +1,140 @@
+rule train_features:
+    """The frozen degradation classifier whose features KID / FID use (training split only)."""
+    input:
+        config=resolved("train_features"),
+        code=stage_code("train_features"),
+        prepared="data/prepared",
+    output:
+        directory("models/features"),
+    log:
+        "logs/train_features.log",
+    benchmark:
+        "logs/benchmarks/train_features.tsv"
+    threads: 1
+    shell:
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_features.tsv"
+        " train-features --config {input.config} --prepared {input.prepared} --out {output}"
+
+
+rule select_pairs:
+    """One training set's pairs, with image hashes, at a path every restorer job can name."""
+    input:
+        code=stage_code("select_pairs"),
+        data=training_data,
+    output:
+        "data/training_sets/{train_set}.csv",
+    log:
+        "logs/select_pairs/{train_set}.log",
+    benchmark:
+        "logs/benchmarks/select_pairs/{train_set}.tsv"
+    threads: 1
+    shell:
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/select_pairs/{wildcards.train_set}.tsv"
+        " select-pairs --train-set {wildcards.train_set} --data {input.data} --out {output}"
+
+
 rule train_restorer:
-    """The same restorer, budget and data pipeline, trained on one training set."""
+    """One architecture, the common step budget and data pipeline, trained on one training set."""
     input:
         config=resolved("train_restorer"),
         code=stage_code("train_restorer"),
-        prepared="data/prepared",
-        data=training_data,
+        pairs="data/training_sets/{train_set}.csv",
     output:
-        directory("models/restorer/{train_set}"),
+        directory("models/restorer/{arch}/{train_set}"),
     log:
-        "logs/train_restorer/{train_set}.log",
+        "logs/train_restorer/{arch}/{train_set}.log",
     benchmark:
-        "logs/benchmarks/train_restorer/{train_set}.tsv"
+        "logs/benchmarks/train_restorer/{arch}/{train_set}.tsv"
     threads: 1
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_restorer/{wildcards.train_set}.tsv"
-        " train-restorer --config {input.config} --train-set {wildcards.train_set}"
-        " --data {input.data} --out {output} --checkpoints checkpoints/train_restorer/{wildcards.train_set}"
-        ""
+        "gendeg --threads {threads} --log {log}"
+        " --benchmark logs/benchmarks/train_restorer/{wildcards.arch}/{wildcards.train_set}.tsv"
+        " train-restorer --config {input.config} --arch {wildcards.arch} --train-set {wildcards.train_set}"
+        " --pairs {input.pairs} --job {wildcards.arch}-{wildcards.train_set}"
+        " --out {output} --checkpoints checkpoints/train_restorer/{wildcards.arch}/{wildcards.train_set}"
 
 
 rule evaluate:
-    """PSNR / SSIM on every OOD set and on the in-distribution test split."""
+    """PSNR / SSIM and KID / FID / SWD on every OOD set and on the in-distribution test split."""
     input:
         config=resolved("evaluate"),
         code=stage_code("evaluate"),
         prepared="data/prepared",
-        model="models/restorer/{train_set}",
+        features="models/features",
+        model="models/restorer/{arch}/{train_set}",
     output:
-        metrics="metrics/{train_set}.json",
-        per_set="metrics/{train_set}_per_set.csv",
+        metrics="metrics/{arch}/{train_set}.json",
+        per_set="metrics/{arch}/{train_set}_per_set.csv",
     log:
-        "logs/evaluate/{train_set}.log",
+        "logs/evaluate/{arch}/{train_set}.log",
     benchmark:
-        "logs/benchmarks/evaluate/{train_set}.tsv"
+        "logs/benchmarks/evaluate/{arch}/{train_set}.tsv"
     threads: 1
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/evaluate/{wildcards.train_set}.tsv"
-        " evaluate --config {input.config} --train-set {wildcards.train_set}"
-        " --model {input.model} --prepared {input.prepared} --out-json {output.metrics}"
-        " --out-csv {output.per_set}"
+        "gendeg --threads {threads} --log {log}"
+        " --benchmark logs/benchmarks/evaluate/{wildcards.arch}/{wildcards.train_set}.tsv"
+        " evaluate --config {input.config} --job {wildcards.arch}-{wildcards.train_set}"
+        " --model {input.model} --features {input.features} --prepared {input.prepared}"
+        " --out-json {output.metrics} --out-csv {output.per_set}"
+
+
+# Data-scaling curve (scaling_counts: in params.yaml; none by default).
+rule select_pairs_scaling:
+    """Existing pairs + the first N generated pairs of each degradation."""
+    input:
+        code=stage_code("select_pairs"),
+        data="data/gends",
+    output:
+        "data/training_sets/scaling/{generated}.csv",
+    log:
+        "logs/select_pairs/scaling/{generated}.log",
+    benchmark:
+        "logs/benchmarks/select_pairs/scaling/{generated}.tsv"
+    threads: 1
+    shell:
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/select_pairs/scaling/{wildcards.generated}.tsv"
+        " select-pairs --train-set gends --data {input.data} --generated-per-degradation {wildcards.generated}"
+        " --out {output}"
+
+
+rule train_restorer_scaling:
+    """The first architecture trained on one point of the scaling curve."""
+    input:
+        config=resolved("train_restorer"),
+        code=stage_code("train_restorer"),
+        pairs="data/training_sets/scaling/{generated}.csv",
+    output:
+        directory("models/restorer_scaling/{generated}"),
+    log:
+        "logs/train_restorer/scaling/{generated}.log",
+    benchmark:
+        "logs/benchmarks/train_restorer/scaling/{generated}.tsv"
+    threads: 1
+    shell:
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_restorer/scaling/{wildcards.generated}.tsv"
+        " train-restorer --config {input.config} --arch " + SCALING_ARCH + " --train-set gends"
+        " --pairs {input.pairs} --job scaling-{wildcards.generated}"
+        " --out {output} --checkpoints checkpoints/train_restorer/scaling/{wildcards.generated}"
+
+
+rule evaluate_scaling:
+    """The same evaluation for one point of the scaling curve."""
+    input:
+        config=resolved("evaluate"),
+        code=stage_code("evaluate"),
+        prepared="data/prepared",
+        features="models/features",
+        model="models/restorer_scaling/{generated}",
+    output:
+        metrics="metrics/scaling/{generated}.json",
+        per_set="metrics/scaling/{generated}_per_set.csv",
+    log:
+        "logs/evaluate/scaling/{generated}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/scaling/{generated}.tsv"
+    threads: 1
+    shell:
+        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/evaluate/scaling/{wildcards.generated}.tsv"
+        " evaluate --config {input.config} --job scaling-{wildcards.generated}"
+        " --model {input.model} --features {input.features} --prepared {input.prepared}"
+        " --out-json {output.metrics} --out-csv {output.per_set}"

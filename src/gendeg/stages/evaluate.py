@@ -1,13 +1,30 @@
-"""Stage `evaluate` (one job per training set): PSNR / SSIM of the restorer on every OOD set and
-on the in-distribution test split, next to the same metrics of the unrestored input.
+"""Stage `evaluate` (one job per restorer): PSNR / SSIM of the restorer on every OOD set and on
+the in-distribution test split, distributional distances between its outputs and the
+ground truth, and the same numbers for the unrestored input as a baseline.
 
-Outputs: metrics/<set>.json (DVC metrics: means per OOD set, per degradation, OOD and
-in-distribution overall) and metrics/<set>_per_set.csv (one row per evaluation set, for
-`dvc plots`).  Metrics are on RGB in [0, 1] (data range 1), images as stored (8-bit sRGB).
+Fidelity: PSNR and SSIM per image, on RGB in [0, 1] (data range 1), images as stored
+(8-bit sRGB, no linearisation or YCbCr), averaged per set.
+
+Distributional distances (lower is better), between the set of restored images and the set
+of their clean targets, per evaluation set, per OOD degradation and pooled over all OOD
+images:
+- `kid`, `fid`: KID (unbiased, polynomial kernel) and the Frechet distance in the feature
+  space of the frozen degradation classifier of stage `train_features` (trained on the
+  training split only; see that module for why it stands in for Inception);
+- `swd`: sliced Wasserstein-1 distance between raw 7x7 RGB patch distributions, no network.
+Subsets, patches and projections come from `seed`, identical for every restorer, so two
+restorers are compared on exactly the same draws.  FID is biased upward for small sets:
+compare it only between restorers on the same sets, never across sets of other sizes.
+
+Outputs: metrics/<job>.json (DVC metrics: means per OOD set, per degradation, OOD and
+in-distribution overall) and metrics/<job>_per_set.csv (one row per evaluation set, for
+`dvc plots`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,61 +33,145 @@ import torch
 
 from gendeg import tracking
 from gendeg.atomic import atomic_path, write_json
+from gendeg.classifier import extract_features, load_classifier
 from gendeg.manifest import read_manifest
-from gendeg.metrics import psnr, ssim
+from gendeg.metrics import frechet_distance, kid, psnr, sliced_wasserstein_patches, ssim
 from gendeg.pairs import PairBank
 from gendeg.progress import progress
 from gendeg.restorers import load_restorer, restore
 
-
-def score(model: torch.nn.Module, frame: pd.DataFrame, size: int, description: str) -> pd.DataFrame:
-    """One row per image: dataset, degradation, PSNR/SSIM of input and of restoration."""
-    bank = PairBank(frame, size=size, description=f"loading {description}")
-    degraded, clean = bank.tensors()
-    restored = torch.cat([restore(model, degraded[i:i + 64]) for i in
-                          progress(range(0, len(degraded), 64), desc=f"restoring {description}")])
-    return pd.DataFrame({
-        "dataset": bank.frame["dataset"], "degradation": bank.frame["degradation"], "split": bank.frame["split"],
-        "psnr": psnr(restored, clean).numpy(), "ssim": ssim(restored, clean).numpy(),
-        "input_psnr": psnr(degraded, clean).numpy(), "input_ssim": ssim(degraded, clean).numpy(),
-    })
+FIDELITY = ("psnr", "ssim", "input_psnr", "input_ssim")
+DISTANCES = ("kid", "fid", "swd", "input_kid", "input_fid", "input_swd")
 
 
-def _means(frame: pd.DataFrame) -> dict:
-    return {k: float(frame[k].mean()) for k in ("psnr", "ssim", "input_psnr", "input_ssim")} | {"n": int(len(frame))}
+class Evaluated:
+    """One split's images (degraded, clean, restored), their classifier features and per-image scores."""
+
+    def __init__(self, model: torch.nn.Module, features_net, frame: pd.DataFrame, size: int, description: str):
+        bank = PairBank(frame, size=size, description=f"loading {description}")
+        self.degraded, self.clean = bank.tensors()
+        self.restored = torch.cat([restore(model, self.degraded[i:i + 64]) for i in
+                                   progress(range(0, len(self.degraded), 64), desc=f"restoring {description}")])
+        self.features = {name: extract_features(features_net, images)
+                         for name, images in (("degraded", self.degraded), ("clean", self.clean), ("restored", self.restored))}
+        self.rows = pd.DataFrame({
+            "dataset": bank.frame["dataset"], "degradation": bank.frame["degradation"], "split": bank.frame["split"],
+            "psnr": psnr(self.restored, self.clean).numpy(), "ssim": ssim(self.restored, self.clean).numpy(),
+            "input_psnr": psnr(self.degraded, self.clean).numpy(), "input_ssim": ssim(self.degraded, self.clean).numpy(),
+        })
 
 
-def summarise(rows: pd.DataFrame) -> dict:
-    ood, in_dist = rows[rows["split"] == "ood"], rows[rows["split"] == "test"]
-    per_set = {name: _means(g) for name, g in ood.groupby("dataset")}
+def set_distances(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> dict:
+    """KID / FID / SWD of restored-vs-clean and degraded-vs-clean over the images `index` selects.
+
+    Undefined (None) for fewer than two images: a distribution distance needs a sample.
+    """
+    if len(index) < 2:
+        return dict.fromkeys(DISTANCES)
+    rows = torch.from_numpy(index)
+    clean_f, clean = split.features["clean"][rows], split.clean[rows]
+    out = {}
+    for prefix, name, images in (("", "restored", split.restored), ("input_", "degraded", split.degraded)):
+        feats = split.features[name][rows]
+        out[f"{prefix}kid"] = kid(feats, clean_f, subsets=cfg["kid_subsets"], subset_size=cfg["kid_subset_size"], seed=seed)[0]
+        out[f"{prefix}fid"] = frechet_distance(feats, clean_f)
+        out[f"{prefix}swd"] = sliced_wasserstein_patches(images[rows], clean, patch_size=cfg["patch_size"],
+                                                         patches_per_image=cfg["patches_per_image"],
+                                                         projections=cfg["projections"], seed=seed)
+    return out
+
+
+def _group_summary(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> dict:
+    frame = split.rows.iloc[index]
+    return {**{k: float(frame[k].mean()) for k in FIDELITY}, **set_distances(split, index, cfg, seed), "n": int(len(index))}
+
+
+def _groups(split: Evaluated, column: str) -> dict[str, np.ndarray]:
+    return {name: np.asarray(index, dtype=np.int64) for name, index in split.rows.groupby(column, sort=True).indices.items()}
+
+
+def _mean(values: list) -> float | None:
+    """Mean over sets (each set weighs the same, as the paper's headline); None if any is undefined."""
+    return None if not values or any(v is None for v in values) else float(np.mean(values))
+
+
+def summarise(ood: Evaluated, in_dist: Evaluated, cfg: dict, seed: int) -> dict:
+    per_set = {name: _group_summary(ood, index, cfg, seed) for name, index in _groups(ood, "dataset").items()}
+    everything = np.arange(len(ood.rows), dtype=np.int64)
     return {
         "ood": {
-            # The paper's headline: the mean over OOD sets (each set weighs the same).
-            "mean_psnr": float(np.mean([s["psnr"] for s in per_set.values()])),
-            "mean_ssim": float(np.mean([s["ssim"] for s in per_set.values()])),
-            "mean_input_psnr": float(np.mean([s["input_psnr"] for s in per_set.values()])),
+            "mean_psnr": _mean([s["psnr"] for s in per_set.values()]),
+            "mean_ssim": _mean([s["ssim"] for s in per_set.values()]),
+            "mean_input_psnr": _mean([s["input_psnr"] for s in per_set.values()]),
+            "mean_input_ssim": _mean([s["input_ssim"] for s in per_set.values()]),
+            **{f"mean_{k}": _mean([s[k] for s in per_set.values()]) for k in DISTANCES},
+            # All OOD images as one set: the distributional view of the whole benchmark.
+            "pooled": _group_summary(ood, everything, cfg, seed),
             "per_set": per_set,
-            "per_degradation": {d: _means(g) for d, g in ood.groupby("degradation")},
+            "per_degradation": {d: _group_summary(ood, index, cfg, seed) for d, index in _groups(ood, "degradation").items()},
         },
-        "in_distribution": {**_means(in_dist), "per_degradation": {d: _means(g) for d, g in in_dist.groupby("degradation")}},
+        "in_distribution": {
+            **_group_summary(in_dist, np.arange(len(in_dist.rows), dtype=np.int64), cfg, seed),
+            "per_degradation": {d: _group_summary(in_dist, index, cfg, seed)
+                                for d, index in _groups(in_dist, "degradation").items()},
+        },
     }
 
 
-def evaluate(config: dict, train_set: str, model_dir: Path, prepared_dir: Path, out_json: Path, out_csv: Path) -> dict:
+def per_set_table(splits: dict[str, Evaluated], cfg: dict, seed: int, job: str) -> pd.DataFrame:
+    """One row per (split, dataset, degradation): fidelity means and distances, for `dvc plots`."""
+    records = []
+    for split in splits.values():
+        for (split_name, dataset, degradation), index in sorted(split.rows.groupby(["split", "dataset", "degradation"]).indices.items()):
+            summary = _group_summary(split, np.asarray(index, dtype=np.int64), cfg, seed)
+            records.append({"split": split_name, "dataset": dataset, "degradation": degradation,
+                            **{k: summary[k] for k in FIDELITY + DISTANCES}, "n": summary["n"]})
+    table = pd.DataFrame.from_records(records).sort_values(["split", "dataset", "degradation"], kind="stable")
+    return table.reset_index(drop=True).assign(job=job)
+
+
+def restorer_identity(model_dir: Path) -> dict:
+    """What the restorer is (architecture, training set, generated pairs per degradation), from its folder.
+
+    Copied into the metrics so that the report, `dvc metrics show` and MLflow can group
+    results without parsing file names.
+    """
+    identity = {}
+    config_path, summary_path = Path(model_dir) / "config.json", Path(model_dir) / "train_summary.json"
+    if config_path.is_file():
+        identity["arch"] = json.loads(config_path.read_text()).get("arch")
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        identity |= {k: summary[k] for k in ("train_set", "pairs", "generated_pairs") if k in summary}
+    return identity
+
+
+def evaluate(config: dict, job: str, model_dir: Path, features_dir: Path, prepared_dir: Path, out_json: Path,
+             out_csv: Path) -> dict:
+    """Score the restorer in `model_dir`; `job` names it in outputs and MLflow (e.g. `nafnet-gends`)."""
     cfg = config["evaluate"]
+    tags = restorer_identity(model_dir)
+    distances = cfg["distances"]
     model = load_restorer(model_dir).eval()
-    frames = [read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")]
-    with tracking.job_run("evaluate", f"evaluate:{train_set}", config) as run:
-        run.set_tags({"gendeg.training_set": train_set})
-        rows = pd.concat([score(model, frame, cfg["image_size"], split) for frame, split in zip(frames, ("ood", "test"), strict=True)],
-                         ignore_index=True)
-        summary = summarise(rows)
-        per_set = rows.groupby(["split", "dataset", "degradation"], sort=True)[["psnr", "ssim", "input_psnr", "input_ssim"]]
-        table = per_set.mean().reset_index().assign(train_set=train_set)
+    features_net = load_classifier(features_dir)
+    frames = {split: read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")}
+    with tracking.job_run("evaluate", f"evaluate:{job}", config) as run:
+        run.set_tags({"gendeg.job": job, **{f"gendeg.{k}": v for k, v in tags.items()}})
+        splits = {split: Evaluated(model, features_net, frame, cfg["image_size"], split) for split, frame in frames.items()}
+        summary = summarise(splits["ood"], splits["test"], distances, config["seed"])
+        summary["job"] = job
+        summary["restorer"] = tags
+        table = per_set_table(splits, distances, config["seed"], job)
         with atomic_path(out_csv) as tmp:
-            table.to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n")
+            table.to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n", na_rep="")
         write_json(summary, out_json)
-        run.log_metrics({"ood.mean_psnr": summary["ood"]["mean_psnr"], "ood.mean_ssim": summary["ood"]["mean_ssim"],
-                         "id.psnr": summary["in_distribution"]["psnr"], "id.ssim": summary["in_distribution"]["ssim"],
-                         **{f"ood.{name}.psnr": s["psnr"] for name, s in summary["ood"]["per_set"].items()}})
+        ood = summary["ood"]
+        metrics = {"ood.mean_psnr": ood["mean_psnr"], "ood.mean_ssim": ood["mean_ssim"],
+                   "id.psnr": summary["in_distribution"]["psnr"], "id.ssim": summary["in_distribution"]["ssim"],
+                   **{f"ood.mean_{k}": ood[f"mean_{k}"] for k in DISTANCES},
+                   **{f"ood.pooled.{k}": ood["pooled"][k] for k in DISTANCES},
+                   **{f"id.{k}": summary["in_distribution"][k] for k in DISTANCES}}
+        for name, s in ood["per_set"].items():
+            metrics |= {f"ood.{name}.{k}": s[k] for k in ("psnr", "ssim", "kid", "fid", "swd")}
+        run.log_metrics({k: v for k, v in metrics.items() if v is not None and math.isfinite(v)})
     return summary

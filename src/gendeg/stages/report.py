@@ -1,7 +1,15 @@
-"""Stage `report`: what the paper shows, for this run — the OOD table (existing vs GenDS), a
-per-set bar plot, and a qualitative grid (input / each restorer / ground truth).
+"""Stage `report`: what the paper shows, for this run.
 
-Output folder reports/: report.md, ood_psnr.png, samples.png, summary.json.
+- the OOD table: rows architecture x training set, columns OOD sets, cells PSNR / SSIM / KID;
+- mean OOD distances (KID, FID, sliced Wasserstein) next to the degraded input's;
+- the in- vs out-of-distribution table for every restorer (the paper's point that generated
+  data alone is worse in distribution, and the mix best in and out);
+- figures: OOD PSNR per set, OOD PSNR per degradation (one series per training set), the
+  data-scaling curve (when `scaling_counts` is set) and a qualitative grid.
+
+Output folder reports/: report.md, ood_psnr.png, ood_per_degradation.png, [scaling.png],
+samples.png, summary.json.  Figures are written without timestamps so that the same
+metrics give the same bytes.
 """
 
 from __future__ import annotations
@@ -23,40 +31,136 @@ from gendeg.manifest import read_manifest  # noqa: E402
 from gendeg.pairs import PairBank  # noqa: E402
 from gendeg.restorers import load_restorer, restore  # noqa: E402
 
+PNG_METADATA = {"Software": None}
 
-def ood_table(metrics: dict[str, dict]) -> pd.DataFrame:
-    """Rows: training sets; columns: OOD sets + mean; cells: 'PSNR / SSIM'."""
+
+def restorer_jobs(config: dict, metrics_dir: Path, models_dir: Path) -> list[dict]:
+    """Every (architecture, training set) job of params.yaml, with its metrics file and model folder."""
+    return [{"job": f"{arch}-{train_set}", "arch": arch, "train_set": train_set,
+             "metrics": Path(metrics_dir) / arch / f"{train_set}.json", "model": Path(models_dir) / arch / train_set}
+            for arch in config["architectures"] for train_set in config["training_sets"]]
+
+
+def _load(path: Path) -> dict:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"report: metrics file {path} not found (is its evaluate job in the DAG?)")
+    return json.loads(Path(path).read_text())
+
+
+def _fmt(value, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _cell(s: dict, prefix: str = "") -> str:
+    return f"{_fmt(s[prefix + 'psnr'], 2)} / {_fmt(s[prefix + 'ssim'], 3)} / {_fmt(s[prefix + 'kid'], 3)}"
+
+
+def ood_table(jobs: list[dict], metrics: dict[str, dict]) -> pd.DataFrame:
+    """Rows: architecture x training set (+ the degraded input); columns: OOD sets + mean; cells PSNR / SSIM / KID."""
     rows = {}
-    for train_set, summary in metrics.items():
-        cells = {name: f"{s['psnr']:.2f} / {s['ssim']:.3f}" for name, s in summary["ood"]["per_set"].items()}
-        cells["mean OOD"] = f"{summary['ood']['mean_psnr']:.2f} / {summary['ood']['mean_ssim']:.3f}"
-        cells["in-distribution"] = f"{summary['in_distribution']['psnr']:.2f} / {summary['in_distribution']['ssim']:.3f}"
-        rows[train_set] = cells
-    first = next(iter(metrics.values()))
-    rows["(degraded input)"] = {name: f"{s['input_psnr']:.2f} / {s['input_ssim']:.3f}" for name, s in first["ood"]["per_set"].items()}
-    rows["(degraded input)"]["mean OOD"] = f"{first['ood']['mean_input_psnr']:.2f} / -"
-    rows["(degraded input)"]["in-distribution"] = f"{first['in_distribution']['input_psnr']:.2f} / {first['in_distribution']['input_ssim']:.3f}"
+    for job in jobs:
+        m = metrics[job["job"]]["ood"]
+        cells = {name: _cell(s) for name, s in m["per_set"].items()}
+        cells["mean OOD"] = f"{_fmt(m['mean_psnr'], 2)} / {_fmt(m['mean_ssim'], 3)} / {_fmt(m['mean_kid'], 3)}"
+        rows[f"{job['arch']} / {job['train_set']}"] = cells
+    first = metrics[jobs[0]["job"]]["ood"]
+    rows["(degraded input)"] = {name: _cell(s, "input_") for name, s in first["per_set"].items()}
+    rows["(degraded input)"]["mean OOD"] = (f"{_fmt(first['mean_input_psnr'], 2)} / {_fmt(first.get('mean_input_ssim'), 3)}"
+                                            f" / {_fmt(first['mean_input_kid'], 3)}")
     return pd.DataFrame(rows).T
 
 
-def bar_plot(metrics: dict[str, dict], path: Path) -> None:
-    sets = sorted(next(iter(metrics.values()))["ood"]["per_set"])
-    x = np.arange(len(sets))
-    width = 0.8 / (len(metrics) + 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(sets) + 2), 3.6))
-    first = next(iter(metrics.values()))
-    ax.bar(x - 0.4 + width / 2, [first["ood"]["per_set"][s]["input_psnr"] for s in sets], width, label="degraded input",
-           color="0.75")
-    for i, (train_set, summary) in enumerate(metrics.items(), start=1):
-        ax.bar(x - 0.4 + width * (i + 0.5), [summary["ood"]["per_set"][s]["psnr"] for s in sets], width, label=train_set)
-    ax.set_xticks(x, sets, rotation=30, ha="right")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title("Out-of-distribution PSNR per set")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+def distance_table(jobs: list[dict], metrics: dict[str, dict]) -> pd.DataFrame:
+    """Mean over OOD sets of KID, FID, SWD, and the same over all OOD images pooled (lower is better)."""
+    def row(m: dict, prefix: str) -> dict:
+        return {"KID (mean over sets)": _fmt(m[f"mean_{prefix}kid"], 4), "FID (mean over sets)": _fmt(m[f"mean_{prefix}fid"], 3),
+                "SWD (mean over sets)": _fmt(m[f"mean_{prefix}swd"], 4), "KID (pooled)": _fmt(m["pooled"][f"{prefix}kid"], 4),
+                "FID (pooled)": _fmt(m["pooled"][f"{prefix}fid"], 3), "SWD (pooled)": _fmt(m["pooled"][f"{prefix}swd"], 4)}
+    rows = {f"{j['arch']} / {j['train_set']}": row(metrics[j["job"]]["ood"], "") for j in jobs}
+    rows["(degraded input)"] = row(metrics[jobs[0]["job"]]["ood"], "input_")
+    return pd.DataFrame(rows).T
+
+
+def id_vs_ood_table(jobs: list[dict], metrics: dict[str, dict]) -> pd.DataFrame:
+    """Per restorer: in-distribution (test split) vs out-of-distribution (mean over OOD sets) PSNR / SSIM / KID."""
+    rows = {}
+    for j in jobs:
+        m = metrics[j["job"]]
+        i, o = m["in_distribution"], m["ood"]
+        rows[f"{j['arch']} / {j['train_set']}"] = {
+            "ID PSNR": _fmt(i["psnr"], 2), "OOD PSNR": _fmt(o["mean_psnr"], 2), "ID SSIM": _fmt(i["ssim"], 3),
+            "OOD SSIM": _fmt(o["mean_ssim"], 3), "ID KID": _fmt(i["kid"], 3), "OOD KID": _fmt(o["mean_kid"], 3)}
+    i, o = metrics[jobs[0]["job"]]["in_distribution"], metrics[jobs[0]["job"]]["ood"]
+    rows["(degraded input)"] = {
+        "ID PSNR": _fmt(i["input_psnr"], 2), "OOD PSNR": _fmt(o["mean_input_psnr"], 2), "ID SSIM": _fmt(i["input_ssim"], 3),
+        "OOD SSIM": _fmt(o.get("mean_input_ssim"), 3), "ID KID": _fmt(i["input_kid"], 3), "OOD KID": _fmt(o["mean_input_kid"], 3)}
+    return pd.DataFrame(rows).T
+
+
+def _save(fig, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    fig.savefig(path, dpi=110, metadata=PNG_METADATA)
     plt.close(fig)
+
+
+def grouped_bars(groups: list[str], series: dict[str, list[float]], baseline: list[float], title: str,
+                 ax) -> None:
+    """Bars per group: the degraded input (grey) then one bar per series."""
+    x = np.arange(len(groups))
+    width = 0.8 / (len(series) + 1)
+    ax.bar(x - 0.4 + width / 2, baseline, width, label="degraded input", color="0.75")
+    for i, (label, values) in enumerate(series.items(), start=1):
+        ax.bar(x - 0.4 + width * (i + 0.5), values, width, label=label)
+    ax.set_xticks(x, groups, rotation=30, ha="right")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    low = min(min(baseline), *(min(v) for v in series.values()))
+    ax.set_ylim(bottom=max(0.0, np.floor(low) - 2))
+
+
+def per_set_plot(jobs: list[dict], metrics: dict[str, dict], path: Path) -> None:
+    first = metrics[jobs[0]["job"]]["ood"]["per_set"]
+    sets = sorted(first)
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(sets) + 2), 3.8))
+    grouped_bars(sets, {j["job"]: [metrics[j["job"]]["ood"]["per_set"][s]["psnr"] for s in sets] for j in jobs},
+                 [first[s]["input_psnr"] for s in sets], "Out-of-distribution PSNR per set", ax)
+    _save(fig, path)
+
+
+def per_degradation_plot(jobs: list[dict], metrics: dict[str, dict], path: Path) -> None:
+    """One panel per architecture; bars: OOD PSNR per degradation, one series per training set."""
+    archs = list(dict.fromkeys(j["arch"] for j in jobs))
+    first = metrics[jobs[0]["job"]]["ood"]["per_degradation"]
+    degradations = list(first)
+    fig, axes = plt.subplots(len(archs), 1, figsize=(max(6, 1.2 * len(degradations) + 2), 3.6 * len(archs)),
+                             squeeze=False)
+    for ax, arch in zip(axes[:, 0], archs, strict=True):
+        series = {j["train_set"]: [metrics[j["job"]]["ood"]["per_degradation"][d]["psnr"] for d in degradations]
+                  for j in jobs if j["arch"] == arch}
+        grouped_bars(degradations, series, [first[d]["input_psnr"] for d in degradations],
+                     f"{arch}: OOD PSNR per degradation", ax)
+    _save(fig, path)
+
+
+def scaling_plot(scaling: dict[int, dict], references: dict[str, float], arch: str, path: Path) -> None:
+    """Mean OOD PSNR against generated pairs per degradation (requested), dashed lines: the main restorers."""
+    counts = sorted(scaling)
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(counts, [scaling[n]["ood"]["mean_psnr"] for n in counts], "o-", label=f"{arch}: existing + first N generated")
+    for label, value in references.items():
+        ax.axhline(value, linestyle="--", linewidth=1, color="0.5" if "existing" in label else "C1", label=label)
+    if counts and counts[0] >= 1 and counts[-1] / max(counts[0], 1) >= 10:
+        ax.set_xscale("log")
+    if ax.get_xscale() == "linear":
+        ax.set_xticks(counts)
+    ax.set_xlabel("generated pairs per degradation (N)")
+    ax.set_ylabel("mean OOD PSNR (dB)")
+    ax.set_title("Data scaling")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
 
 
 def sample_grid(models: dict[str, Path], prepared_dir: Path, size: int, per_set: int) -> np.ndarray:
@@ -69,37 +173,90 @@ def sample_grid(models: dict[str, Path], prepared_dir: Path, size: int, per_set:
     return np.concatenate([np.concatenate([to_array(c[r]) for c in columns], axis=1) for r in range(len(bank))], axis=0)
 
 
-def report(config: dict, metrics_files: dict[str, Path], model_dirs: dict[str, Path], prepared_dir: Path,
-           out_dir: Path) -> dict:
+def _gains(jobs: list[dict], means: dict[str, float]) -> dict[str, float]:
+    """Per architecture: mean OOD PSNR of gends minus existing (the paper's headline)."""
+    return {arch: means[f"{arch}-gends"] - means[f"{arch}-existing"]
+            for arch in dict.fromkeys(j["arch"] for j in jobs)
+            if f"{arch}-gends" in means and f"{arch}-existing" in means}
+
+
+def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepared_dir: Path, out_dir: Path) -> dict:
     cfg = config["report"]
-    metrics = {name: json.loads(Path(path).read_text()) for name, path in metrics_files.items()}
-    table = ood_table(metrics)
-    means = {name: m["ood"]["mean_psnr"] for name, m in metrics.items()}
-    summary = {"mean_ood_psnr": means, "mean_ood_ssim": {n: m["ood"]["mean_ssim"] for n, m in metrics.items()},
-               "in_distribution_psnr": {n: m["in_distribution"]["psnr"] for n, m in metrics.items()},
-               "mean_ood_input_psnr": next(iter(metrics.values()))["ood"]["mean_input_psnr"]}
-    if "existing" in means and "gends" in means:
-        summary["gain_db"] = means["gends"] - means["existing"]
+    if not jobs:
+        raise ValueError("report: no restorer jobs (architectures x training_sets is empty)")
+    metrics = {j["job"]: _load(j["metrics"]) for j in jobs}
+    scaling = {int(n): _load(path) for n, path in scaling_files.items()}
+    means = {j["job"]: metrics[j["job"]]["ood"]["mean_psnr"] for j in jobs}
+    first = metrics[jobs[0]["job"]]
+    summary = {
+        "mean_ood_psnr": means,
+        "mean_ood_ssim": {j["job"]: metrics[j["job"]]["ood"]["mean_ssim"] for j in jobs},
+        "mean_ood_kid": {j["job"]: metrics[j["job"]]["ood"]["mean_kid"] for j in jobs},
+        "mean_ood_fid": {j["job"]: metrics[j["job"]]["ood"]["mean_fid"] for j in jobs},
+        "mean_ood_swd": {j["job"]: metrics[j["job"]]["ood"]["mean_swd"] for j in jobs},
+        "in_distribution_psnr": {j["job"]: metrics[j["job"]]["in_distribution"]["psnr"] for j in jobs},
+        "mean_ood_input_psnr": first["ood"]["mean_input_psnr"],
+        "mean_ood_input_kid": first["ood"]["mean_input_kid"],
+        "gain_db": _gains(jobs, means),
+        "scaling_mean_ood_psnr": {str(n): scaling[n]["ood"]["mean_psnr"] for n in sorted(scaling)},
+    }
+    scaling_arch = config["architectures"][0]
+    lines = [
+        "# GenDeg pipeline report", "",
+        f"Preset `{config['preset']}`. Every architecture trained with the same step budget on each training set "
+        "(`existing`: the existing pairs; `gends`: existing + GenDeg-generated; `gendeg`: generated only; "
+        "`oracle`: existing + the physics generator on the same images), evaluated on held-out scenes with "
+        "degradations made by generators the training data never used.", "",
+        "## Out-of-distribution PSNR / SSIM / KID", "",
+        "PSNR (dB) and SSIM on RGB in [0, 1]: higher is better. KID between restored images and their ground truth "
+        "in the feature space of a degradation classifier trained on the training split only (stage `train_features`): "
+        "lower is better.", "",
+        ood_table(jobs, metrics).to_markdown(disable_numparse=True), "",
+    ]
+    for arch, gain in summary["gain_db"].items():
+        lines += [f"Mean OOD PSNR of {arch}, existing -> GenDS: {means[f'{arch}-existing']:.2f} -> "
+                  f"{means[f'{arch}-gends']:.2f} dB ({gain:+.2f} dB).", ""]
+    lines += ["![OOD PSNR per set](ood_psnr.png)", "",
+              "## Distributional distances (lower is better)", "",
+              "KID and FID on the frozen classifier's features, SWD: sliced Wasserstein-1 between raw 7x7 RGB patch "
+              "distributions (no network). Mean over OOD sets, and over all OOD images as one set.", "",
+              distance_table(jobs, metrics).to_markdown(disable_numparse=True), "",
+              "## In distribution vs out of distribution", "",
+              "In distribution: the test split (the training datasets' scenes and generators, new crops and draws). "
+              "Out of distribution: mean over the OOD sets.", "",
+              id_vs_ood_table(jobs, metrics).to_markdown(disable_numparse=True), "",
+              "## Per degradation", "", "![OOD PSNR per degradation](ood_per_degradation.png)", ""]
+    if scaling:
+        table = pd.DataFrame({str(n): {"generated pairs (all degradations)": s.get("restorer", {}).get("generated_pairs", "-"),
+                                       "mean OOD PSNR": _fmt(s["ood"]["mean_psnr"], 2),
+                                       "mean OOD KID": _fmt(s["ood"]["mean_kid"], 3),
+                                       "ID PSNR": _fmt(s["in_distribution"]["psnr"], 2)}
+                              for n, s in sorted(scaling.items())}).T
+        table.index.name = "N per degradation"
+        lines += ["## Data scaling", "",
+                  f"{scaling_arch} trained on the existing pairs + the first N generated pairs of each degradation "
+                  "(fewer where the filter kept fewer), same budget.", "", table.to_markdown(disable_numparse=True), "",
+                  "![scaling curve](scaling.png)", ""]
+    models = {j["job"]: j["model"] for j in jobs}
+    lines += ["## Samples", "", "Columns: degraded input, " + ", ".join(models) + ", ground truth.", "",
+              "![samples](samples.png)", ""]
     with tracking.job_run("report", "report", config) as run, atomic_dir(out_dir) as tmp:
-        bar_plot(metrics, tmp / "ood_psnr.png")
-        grid = sample_grid(model_dirs, prepared_dir, cfg["image_size"], cfg["samples_per_set"])
+        per_set_plot(jobs, metrics, tmp / "ood_psnr.png")
+        per_degradation_plot(jobs, metrics, tmp / "ood_per_degradation.png")
+        figures = ["ood_psnr.png", "ood_per_degradation.png"]
+        if scaling:
+            references = {f"{scaling_arch} / {s}": means[f"{scaling_arch}-{s}"] for s in ("existing", "gends")
+                          if f"{scaling_arch}-{s}" in means}
+            scaling_plot(scaling, references, scaling_arch, tmp / "scaling.png")
+            figures.append("scaling.png")
+        grid = sample_grid(models, prepared_dir, cfg["image_size"], cfg["samples_per_set"])
         write_png(grid, tmp / "samples.png")
         write_json(summary, tmp / "summary.json")
-        lines = [
-            "# GenDeg pipeline report", "",
-            f"Preset `{config['preset']}`. Restorers trained with the same architecture and step budget on each training set,",
-            "evaluated on held-out scenes with degradations made by generators the training data never used.", "",
-            "## Out-of-distribution PSNR / SSIM (higher is better)", "", table.to_markdown(), "",
-        ]
-        if "gain_db" in summary:
-            lines += [f"Mean OOD PSNR, existing -> GenDS: {means['existing']:.2f} -> {means['gends']:.2f} dB "
-                      f"({summary['gain_db']:+.2f} dB).", ""]
-        lines += ["![OOD PSNR per set](ood_psnr.png)", "",
-                  "## Samples", "", "Columns: degraded input, " + ", ".join(model_dirs) + ", ground truth.", "",
-                  "![samples](samples.png)", ""]
         (tmp / "report.md").write_text("\n".join(lines))
-        run.log_metrics({f"mean_ood_psnr.{k}": v for k, v in means.items()})
+        run.log_metrics({f"mean_ood_psnr.{k}": v for k, v in means.items()}
+                        | {f"gain_db.{k}": v for k, v in summary["gain_db"].items()})
         run.log_image(grid, "samples.png")
         run.log_artifact(tmp / "report.md")
-        run.log_artifact(tmp / "ood_psnr.png")
+        for name in figures:
+            run.log_artifact(tmp / name)
     return summary

@@ -1,12 +1,10 @@
-"""Stage `train_restorer` (one job per training set): the same all-in-one restorer, the same
-step budget and data pipeline, trained on a different set of pairs.
+"""Stage `train_restorer` (one job per architecture x training set, and one per data-scaling
+count): the same step budget and data pipeline, trained on a different set of pairs.
 
-Training sets:
-    existing  the existing paired datasets only (prepared/train.csv)
-    gends     existing + generated pairs (gends/manifest.csv)
-    gendeg    generated pairs only (the Synthetic rows of gends/manifest.csv)
-    oracle    existing + the physics generator's pairs on the same clean images and
-              intensities as the generated ones (gends/oracle.csv; synthesis.oracle: true)
+The pairs come from `data/training_sets/<set>.csv` (stage `select_pairs`, which documents
+the training sets); the architecture from the job (`architectures:` in params.yaml), its
+settings from `restorer.model.<arch>`.  Every job of one architecture starts from the
+same initial weights (seeded by `seed`), so training sets differ only in their data.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -23,25 +20,17 @@ from gendeg.atomic import atomic_dir, write_json
 from gendeg.images import to_array
 from gendeg.manifest import read_manifest
 from gendeg.pairs import PairBank
-from gendeg.restorers import build_restorer, save_restorer
+from gendeg.restorers import RestorerConfigError, build_restorer, save_restorer
 from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
 
-TRAINING_SETS = ("existing", "gends", "gendeg", "oracle")
 
-
-def training_pairs(train_set: str, data_dir: Path) -> pd.DataFrame:
-    """The pairs a training set consists of, from its data folder (prepared/ or gends/)."""
-    if train_set == "existing":
-        return read_manifest(Path(data_dir) / "train.csv")
-    if train_set == "oracle":
-        path = Path(data_dir) / "oracle.csv"
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: the oracle training set needs synthesis.oracle: true")
-        return read_manifest(path)
-    if train_set in ("gends", "gendeg"):
-        frame = read_manifest(Path(data_dir) / "manifest.csv")
-        return frame[frame["category"] == "Synthetic"] if train_set == "gendeg" else frame
-    raise ValueError(f"unknown training set {train_set!r}; expected one of {TRAINING_SETS}")
+def model_config(config: dict, arch: str) -> dict:
+    """`restorer.model.<arch>` plus the architecture name: what build_restorer takes."""
+    models = config["restorer"]["model"]
+    if arch not in models:
+        raise RestorerConfigError(f"restorer.model has no entry for architecture {arch!r} (listed in architectures:); "
+                                  f"add e.g. `{arch}: {{width: 16}}` under restorer.model (have {sorted(models)})")
+    return {**models[arch], "arch": arch}
 
 
 def restoration_grid(model: torch.nn.Module, bank: PairBank, per_degradation: int = 1) -> np.ndarray:
@@ -55,12 +44,16 @@ def restoration_grid(model: torch.nn.Module, bank: PairBank, per_degradation: in
     return to_array(torch.cat(rows, dim=1))
 
 
-def train_restorer(config: dict, train_set: str, data_dir: Path, out_dir: Path, checkpoint_dir: Path | None) -> dict:
+def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out_dir: Path,
+                   checkpoint_dir: Path | None, name: str | None = None) -> dict:
+    """Train `arch` on the pairs listed in `pairs_csv`; `name` labels the job (default `<arch>-<set>`)."""
     cfg = config["restorer"]
     train_cfg = cfg["train"]
-    frame = training_pairs(train_set, data_dir)
-    bank = PairBank(frame, size=cfg["image_size"], description=f"loading {train_set}")
-    model = build_restorer(cfg["model"], seed=config["seed"])  # same initial weights for every training set
+    name = name or f"{arch}-{train_set}"
+    model_cfg = model_config(config, arch)
+    frame = read_manifest(pairs_csv)
+    bank = PairBank(frame, size=cfg["image_size"], description=f"loading {name}")
+    model = build_restorer(model_cfg, seed=config["seed"])  # same initial weights for every training set
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0),
                                   betas=(0.9, 0.9))
 
@@ -69,20 +62,22 @@ def train_restorer(config: dict, train_set: str, data_dir: Path, out_dir: Path, 
         batch = bank.batch(indices, train_cfg["crop"], generator)
         return F.l1_loss(net(batch.degraded), batch.clean)
 
-    with tracking.job_run("train_restorer", f"train_restorer:{train_set}", config) as run:
-        run.set_tags({"gendeg.training_set": train_set})
-        run.log_params({"train_set": train_set, "pairs": len(bank),
+    with tracking.job_run("train_restorer", f"train_restorer:{name}", config) as run:
+        run.set_tags({"gendeg.training_set": train_set, "gendeg.arch": arch, "gendeg.job": name})
+        run.log_params({"arch": arch, "train_set": train_set, "pairs": len(bank),
                         "model.parameters": sum(p.numel() for p in model.parameters())})
-        settings = settings_from_config(train_cfg, config["seed"], checkpoint_dir, f"train restorer ({train_set})",
-                                        run_fingerprint(config, train_set, data_dir))
+        # The fingerprint keys the resumable checkpoint: a different job or pair list never resumes it.
+        settings = settings_from_config(train_cfg, config["seed"], checkpoint_dir, f"train restorer ({name})",
+                                        run_fingerprint(config, name, pairs_csv))
         result = train(model, optimizer, loss_fn, settings, tracker=run)
-        summary = {"train_set": train_set, "pairs": len(bank), "steps": train_cfg["steps"],
-                   "resumed_from": result.resumed_from, **loss_summary(result.losses),
+        generated = frame[frame["category"] != "Real"]
+        summary = {"arch": arch, "train_set": train_set, "pairs": len(bank), "generated_pairs": int(len(generated)),
+                   "steps": train_cfg["steps"], "resumed_from": result.resumed_from, **loss_summary(result.losses),
                    "pairs_per_degradation": {k: int(v) for k, v in frame.groupby("degradation").size().items()}}
         run.log_metrics({k: v for k, v in summary.items() if k.startswith("loss")})
         with atomic_dir(out_dir) as tmp:
-            save_restorer(model, cfg["model"], tmp)
+            save_restorer(model, model_cfg, tmp)
             write_json(summary, tmp / "train_summary.json")
-        run.log_image(restoration_grid(model, bank), f"train_samples_{train_set}.png")
+        run.log_image(restoration_grid(model, bank), f"train_samples_{name}.png")
     clear_checkpoint(checkpoint_dir)
     return summary
