@@ -19,6 +19,7 @@ from gendeg.diffusion import (
     training_loss,
 )
 from gendeg.diffusion.conditioning import CrossAttentionIntensity
+from gendeg.diffusion.sampling import epsilon_from_sample
 from gendeg.intensity import NULL_SLOT, bin_index
 
 torch.set_num_threads(1)
@@ -92,7 +93,8 @@ def test_both_routes_run_and_intensity_drops_with_text(route):
     if route == "cross_attention":  # at init the identity map hides mu/sigma; perturb it to see them
         torch.nn.init.normal_(model.intensity.context_projection.weight, std=0.5)
     g = torch.Generator().manual_seed(1)
-    noisy, image = torch.randn(2, 48, 4, 4, generator=g), torch.randn(2, 48, 4, 4, generator=g)
+    channels = model.codec.latent_channels
+    noisy, image = torch.randn(2, channels, 4, 4, generator=g), torch.randn(2, channels, 4, 4, generator=g)
     t, ids = torch.tensor([5, 50]), torch.tensor([0, 4])
     no, yes = torch.zeros(2, dtype=torch.bool), torch.ones(2, dtype=torch.bool)
     with torch.no_grad():
@@ -100,7 +102,7 @@ def test_both_routes_run_and_intensity_drops_with_text(route):
         out_b = model(noisy, t, image, ids, torch.tensor([0.4, 0.6]), torch.tensor([0.3, 0.35]), no, no)
         dropped_a = model(noisy, t, image, ids, torch.tensor([0.05, 0.1]), torch.tensor([0.02, 0.05]), yes, no)
         dropped_b = model(noisy, t, image, ids, torch.tensor([0.4, 0.6]), torch.tensor([0.3, 0.35]), yes, no)
-    assert out_a.shape == (2, 48, 4, 4)
+    assert out_a.shape == (2, channels, 4, 4)
     assert not torch.allclose(out_a, out_b)  # intensity reaches the network...
     assert torch.equal(dropped_a, dropped_b)  # ...and is gone when the text is dropped
 
@@ -181,9 +183,10 @@ def test_loss_is_deterministic_given_the_generator():
     assert first.ndim == 0 and torch.equal(first, second)
 
 
-@pytest.mark.parametrize("route", ["cross_attention", "time_embedding"])
-def test_a_few_training_steps_lower_the_loss(route):
-    model = tiny_model(route=route)
+@pytest.mark.parametrize("route, prediction", [("cross_attention", "epsilon"), ("time_embedding", "v_prediction"),
+                                               ("time_embedding", "sample")])
+def test_a_few_training_steps_lower_the_loss(route, prediction):
+    model = tiny_model(route=route, prediction_type=prediction)
     data = batch(8)
     optimizer = torch.optim.AdamW([{"params": model.main_parameters(), "lr": 2e-3},
                                    {"params": model.projection_parameters(), "lr": 2e-2}])
@@ -211,6 +214,26 @@ def test_generate_is_deterministic_and_per_sample(sampler):
     assert torch.allclose(alone[0], out[1], atol=1e-4)
     other_seed = generate(model, clean[1:2], ids[1:2], mu[1:2], sigma[1:2], generators([99]), **kwargs)
     assert not torch.allclose(other_seed[0], out[1], atol=1e-3)
+
+
+def test_epsilon_from_sample_inverts_the_forward_process():
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(2, 12, 4, 4, generator=g), torch.randn(2, 12, 4, 4, generator=g)
+    alpha_bar = torch.tensor(0.3)
+    noisy = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * eps
+    assert torch.allclose(epsilon_from_sample(x0, noisy, alpha_bar), eps, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", ["dpmsolver++", "euler_ancestral"])
+def test_an_exact_x0_prediction_samples_the_target(sampler, monkeypatch):
+    """With x0 prediction every sampler (Euler-ancestral has no native "sample" mode) must land
+    on the degraded image when the network predicts the true residual at every step."""
+    model = tiny_model(prediction_type="sample").eval()
+    clean, degraded, ids, mu, sigma = batch(2)
+    target = model.diffusion_target(model.codec.encode(clean), model.codec.encode(degraded))
+    monkeypatch.setattr(model, "forward", lambda sample, *args, **kwargs: target.repeat(3, 1, 1, 1))
+    out = generate(model, clean, ids, mu, sigma, generators([1, 2]), num_steps=6, sampler=sampler)
+    assert torch.allclose(out, degraded, atol=2e-3)
 
 
 def test_generate_needs_one_generator_per_sample():
