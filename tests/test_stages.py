@@ -100,6 +100,16 @@ def test_synthesis_is_deterministic_and_resumes_after_a_kill(workdir, prepared, 
             == Path("data/synthetic/haze/manifest.csv").read_text())
 
 
+def test_synthesis_samples_at_its_own_size(workdir, prepared, gendeg_model):
+    """synthesis.image_size (the paper samples at 512 from a model trained at 256)."""
+    _, params = workdir
+    config = stage_config(params, "synthesize")
+    config["synthesis"].update(image_size=48, per_degradation=2)
+    synthesize(config, prepared, gendeg_model, "rain", Path("data/synthetic48/rain"), Path("work/rain48"))
+    images = sorted(Path("data/synthetic48/rain/images").glob("*.png"))
+    assert len(images) == 2 and all(Image.open(p).size == (48, 48) for p in images)
+
+
 def test_merge_filters_and_links_generated_images(workdir, prepared, gendeg_model):
     _, params = workdir
     config = stage_config(params, "merge")
@@ -244,6 +254,35 @@ def test_a_killed_restorer_job_resumes_from_its_checkpoint(workdir, existing_pai
     summary = json.loads(Path("models/killed/train_summary.json").read_text())
     assert summary["resumed_from"] >= saved_step > 0, done.stderr[-2000:]
     assert Path("models/killed/model.safetensors").read_bytes() == Path("models/whole/model.safetensors").read_bytes()
+
+
+def test_a_two_process_job_shares_the_work_and_writes_once(workdir, existing_pairs):
+    """Two CPU processes (torchrun, as `accelerate launch --multi_gpu` starts them on GPUs; gloo
+    DDP) run the same CLI as one process:
+    the second process draws its own batches (the weights differ from a one-process run of
+    the same steps) and only the main process logs an MLflow run and writes the outputs."""
+    import mlflow
+
+    _, params = workdir
+    config = stage_config(params, "train_restorer")
+    config["restorer"]["train"].update(steps=6, checkpoint_every=3)
+    Path("resolved_params").mkdir(exist_ok=True)
+    Path("resolved_params/ddp.json").write_text(json.dumps(config))
+    stage = ["-m", "gendeg.cli", "--threads", "1", "--log-file", "logs/ddp.log", "--benchmark", "logs/ddp.tsv",
+             "train-restorer", "--config", "resolved_params/ddp.json", "--arch", "nafnet", "--train-set", "existing",
+             "--pairs", str(existing_pairs), "--job", "ddp-test"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    done = subprocess.run(launch + stage + ["--out", "models/ddp", "--checkpoints", "checkpoints/ddp"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert Path("logs/ddp.log.rank1").exists() and Path("logs/ddp.tsv").exists()
+    assert not Path("checkpoints/ddp").exists(), "the finished job left its checkpoint behind"
+    runs = mlflow.MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("gendeg").experiment_id], "attributes.run_name = 'train_restorer:ddp-test'")
+    assert len(runs) == 1, f"{len(runs)} MLflow runs for one job"
+    subprocess.run([sys.executable] + stage + ["--out", "models/one", "--checkpoints", "checkpoints/one"], check=True,
+                   capture_output=True)
+    assert Path("models/ddp/model.safetensors").read_bytes() != Path("models/one/model.safetensors").read_bytes()
 
 
 def _write(path: Path, array: np.ndarray) -> None:

@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from gendeg.config import ConfigError, read_stage_config, write_resolved
+from gendeg.distributed import is_main_process, process_index
 from gendeg.ingest import IngestError
 from gendeg.intensity import IntensityStatsError
 from gendeg.manifest import ManifestError
@@ -131,7 +132,10 @@ def cmd_track(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gendeg", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (Snakemake passes {threads})")
-    parser.add_argument("--log", type=Path, default=None, help="write stdout and stderr to this file")
+    # --log-file: the spelling to use under `accelerate launch` / torchrun, whose own --log_dir
+    # option makes a bare --log ambiguous to their argument parsers.
+    parser.add_argument("--log", "--log-file", dest="log", type=Path, default=None,
+                        help="write stdout and stderr to this file")
     parser.add_argument("--benchmark", type=Path, default=None, help="write wall time and peak memory here (TSV)")
     sub = parser.add_subparsers(dest="command_name", required=True)
 
@@ -224,8 +228,11 @@ def _redirect_to_log(path: Path) -> int:
     """Send this process's stdout and stderr (Python and native) to `path`; return the old stderr.
 
     Both orchestrators call the same command with the same --log, so logs/ looks the same
-    after `snakemake` and after `dvc repro`.
+    after `snakemake` and after `dvc repro`.  The other processes of a multi-process job
+    (`gendeg.distributed`) log beside it, to <log>.rank<N>.
     """
+    if not is_main_process():
+        path = path.with_name(f"{path.name}.rank{process_index()}")
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -268,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    if code == 0 and args.benchmark:
+    if code == 0 and args.benchmark and is_main_process():
         _write_benchmark(args.benchmark, time.perf_counter() - started)
     if console is not None and code != 0:
         tail = "".join(args.log.read_text(errors="replace").splitlines(keepends=True)[-25:])

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gendeg.distributed import is_main_process
+
 EXPERIMENT = "gendeg"
 PARENT_ENV = "GENDEG_PARENT_RUN_ID"
 _RETRIES = 8
@@ -121,9 +123,23 @@ class JobRun:
             _retry(self._client.set_tag, self.run_id, key, str(value))
 
 
+class SilentRun:
+    """What a non-main process of a multi-process job logs to: nothing (the main process has the run)."""
+
+    run_id = None
+
+    def __getattr__(self, name: str):
+        if name.startswith(("log_", "set_")):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
 @contextmanager
-def job_run(stage: str, name: str, config: dict | None = None) -> Iterator[JobRun]:
+def job_run(stage: str, name: str, config: dict | None = None) -> Iterator[JobRun | SilentRun]:
     """Open a child run of the invocation's parent (or a top-level run when there is none)."""
+    if not is_main_process():
+        yield SilentRun()
+        return
     mlflow = _mlflow()
     experiment_id = init_store()
     parent = os.environ.get(PARENT_ENV)

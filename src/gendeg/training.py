@@ -4,7 +4,9 @@ Written out plainly in the style of diffusers' example scripts: accelerate for d
 mixed precision and gradient accumulation; optional EMA; a progress bar; metric curves to
 MLflow; periodic checkpoints.  Every random draw of step k comes from a generator seeded by
 (seed, k), so a job killed after checkpoint k and resumed produces the same bytes as a job
-that never stopped.
+that never stopped.  Launched on several processes (``accelerate launch``), process r draws
+from (seed, k, r): each sees its own batches, DDP averages the gradients, and only the main
+process checkpoints (`gendeg.distributed`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class TrainSettings:
 class TrainResult:
     losses: list[float] = field(default_factory=list)
     resumed_from: int = 0
+    main_process: bool = True  # False on the other processes of a multi-process job: they write nothing
 
 
 def run_fingerprint(config: dict, *inputs: str | Path) -> str:
@@ -68,9 +71,11 @@ def run_fingerprint(config: dict, *inputs: str | Path) -> str:
     return digest.hexdigest()
 
 
-def step_generator(seed: int, step: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """The generator for step `step`: independent of what ran before, so resume is exact."""
-    digest = hashlib.sha256(f"{seed}:{step}".encode()).digest()
+def step_generator(seed: int, step: int, device: str | torch.device = "cpu", process: int = 0) -> torch.Generator:
+    """The generator for step `step` (of process `process`): independent of what ran before, so
+    resume is exact; process 0 draws what a single-process run draws."""
+    key = f"{seed}:{step}" if process == 0 else f"{seed}:{step}:{process}"
+    digest = hashlib.sha256(key.encode()).digest()
     return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
@@ -170,7 +175,8 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
                     total=settings.steps)
     for step in bar:
         for micro in range(settings.grad_accum):
-            generator = step_generator(settings.seed, step * settings.grad_accum + micro)
+            generator = step_generator(settings.seed, step * settings.grad_accum + micro,
+                                       process=accelerator.process_index)
             with accelerator.accumulate(model):
                 with accelerator.autocast():
                     loss = loss_fn(model, step, generator)
@@ -193,11 +199,15 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
             if tracker is not None:
                 tracker.log_metrics({"loss": mean, "lr": scheduler.get_last_lr()[0]}, step=step + 1)
         if checkpoint is not None and ((step + 1) % settings.checkpoint_every == 0) and step + 1 < settings.steps:
-            save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, ema, step + 1, result.losses,
-                            settings.fingerprint)
-            if on_checkpoint is not None:
-                on_checkpoint(step + 1)
+            if accelerator.is_main_process:
+                save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, ema, step + 1, result.losses,
+                                settings.fingerprint)
+                if on_checkpoint is not None:
+                    on_checkpoint(step + 1)
+            accelerator.wait_for_everyone()
     bar.close()
+    accelerator.wait_for_everyone()
+    result.main_process = accelerator.is_main_process
     model = accelerator.unwrap_model(model)
     if ema is not None:
         ema.copy_to(trainable)

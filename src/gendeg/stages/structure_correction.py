@@ -359,6 +359,8 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
         settings = settings_from_config(train_cfg, seed, checkpoint_dir, "train structure correction",
                                         run_fingerprint(config, *inputs))
         result = train(model, optimizer, loss_fn, settings, tracker=run)
+        if not result.main_process:  # multi-process job: the main process writes the outputs
+            return {}
 
         real, clean = eval_bank.tensors()
         generated = eval_generated.float() / 255.0

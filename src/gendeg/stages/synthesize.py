@@ -114,7 +114,8 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     samples = plan(config, prepared_dir, degradation)
     model = GenDegModel.from_pretrained(model_dir).eval()
-    size = json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
+    # The paper samples at 512 from a model trained at 256 (the UNet is convolutional).
+    size = cfg.get("image_size") or json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
     correction = load_structure_correction(structure_correction_dir) if structure_correction_dir else None
     prepare_work_dir(work_dir, run_fingerprint(config, prepared_dir, model_dir,
                                                    *([structure_correction_dir] if structure_correction_dir else [])))

@@ -70,6 +70,8 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
         settings = settings_from_config(train_cfg, config["seed"], checkpoint_dir, f"train restorer ({name})",
                                         run_fingerprint(config, name, pairs_csv))
         result = train(model, optimizer, loss_fn, settings, tracker=run)
+        if not result.main_process:  # multi-process job: the main process writes the outputs
+            return {}
         generated = frame[frame["category"] != "Real"]
         summary = {"arch": arch, "train_set": train_set, "pairs": len(bank), "generated_pairs": int(len(generated)),
                    "steps": train_cfg["steps"], "resumed_from": result.resumed_from, **loss_summary(result.losses),
