@@ -48,7 +48,8 @@ def main() -> None:
         single = (time.perf_counter() - start) / args.repeats
         start = time.perf_counter()
         for seed in range(args.repeats):
-            degrade_to_mu(lambda s: generate(name, clean, seed, s, depth), clean, 0.08, tolerance=1e-3)
+            degrade_to_mu(lambda s, name=name, seed=seed: generate(name, clean, seed, s, depth), clean, 0.08,
+                          tolerance=1e-3)
         targeted = (time.perf_counter() - start) / args.repeats
         results[name] = {"pairs_per_s": round(1.0 / single, 2), "targeted_pairs_per_s": round(1.0 / targeted, 2)}
         print(name, results[name], flush=True)
