@@ -23,7 +23,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from machine import describe_machine
 
 from gendeg.atomic import write_json
 from gendeg.diffusion import GenDegModel, generate
@@ -159,8 +159,8 @@ def main() -> None:
                   f"type {c['mean_type_accuracy']:.2f} kid {c['mean_kid']:.3f}]" for c in entry["intensity_control"]),
               flush=True)
     results["run"] = {
-        "run_folder": str(args.run), "machine": f"{platform.node()}, {os.cpu_count()} CPU cores (shared), "
-        f"torch threads {args.threads}, no GPU; seconds indicative",
+        "run_folder": str(args.run),
+        "machine": describe_machine(args.threads, "Cores shared with other jobs: seconds indicative."),
         "command": f"python benchmarks/gendeg_parametrisation.py --run {args.run} --threads {args.threads}",
     }
     write_json(results, args.out)

@@ -31,14 +31,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from machine import describe_machine
 
 from gendeg import DEGRADATIONS
 from gendeg.atomic import write_json
@@ -291,8 +290,7 @@ def main() -> None:
                          "swd = sliced Wasserstein of 7x7 RGB patches; both against the test split's real "
                          "degraded images of the same degradation; clean_baseline = the clean inputs themselves, "
                          "real_train_reference = real training images (same generators and scenes: a floor)",
-        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
-                   f"(shared with other jobs), torch threads {args.threads}, no GPU; timings indicative",
+        "machine": describe_machine(args.threads, "Cores shared with other jobs: timings indicative."),
         "command": f"python benchmarks/intensity_control.py --run {args.run} --threads {args.threads}",
     }
     write_json(results, args.out)

@@ -25,11 +25,11 @@ import copy
 import hashlib
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
+from machine import describe_machine
 
 from gendeg.atomic import write_json
 from gendeg.config import read_stage_config
@@ -145,8 +145,7 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "run": str(run),
         "restorer_config": read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"],
         "what_the_seed_changes": "restorer initial weights and batch order / crops / flips (config seed); data and budget fixed",
-        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
-                   f"(shared), torch threads {args.threads}, no GPU",
+        "machine": describe_machine(args.threads, "Cores shared with other jobs."),
         "command": f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}",
     }
 

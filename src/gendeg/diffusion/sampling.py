@@ -95,7 +95,7 @@ def generate(
     tokens = model.text_tokens(ids, drop_text, None if captions is None else list(captions) * 3)
 
     predicts_sample = model.config["prediction_type"] == "sample"
-    alphas_cumprod = model.noise_scheduler().alphas_cumprod.to(device)
+    alphas_cumprod = scheduler.alphas_cumprod.to(device)  # the training schedule's, built from the same betas
     for t in scheduler.timesteps:
         model_input = scheduler.scale_model_input(latents.repeat(3, 1, 1, 1), t)
         timesteps = t.expand(3 * batch).to(device)
