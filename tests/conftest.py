@@ -75,3 +75,46 @@ def gendeg_model(workdir, prepared):
     _, params = workdir
     train_gendeg(stage_config(params, "train_gendeg"), prepared, Path("models/gendeg"), Path("checkpoints/g"))
     return Path("models/gendeg")
+
+
+def torchvision_import_error() -> str | None:
+    """Why torchvision (the `perceptual` extra) cannot be used here, or None when it can."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception as error:  # noqa: BLE001 - a torchvision built for another torch raises RuntimeError
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+TORCHVISION_ERROR = torchvision_import_error()
+needs_torchvision = pytest.mark.skipif(
+    TORCHVISION_ERROR is not None,
+    reason=f"the perceptual extra needs a torchvision that imports beside torch {torch.__version__} "
+           f"(README: 'Optional: LPIPS and Inception FID'); here: {TORCHVISION_ERROR}")
+
+
+@pytest.fixture(scope="session")
+def random_torch_home(tmp_path_factory) -> Path:
+    """A torch_home holding randomly initialised AlexNet and Inception-v3 checkpoints under
+    torchvision's own file names: the loading path of real ImageNet weights, without a download."""
+    import torchvision
+
+    from gendeg.perceptual import checkpoint_files
+
+    root = tmp_path_factory.mktemp("torch_home")
+    files = checkpoint_files(root)
+    files["alexnet"].parent.mkdir(parents=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save(torchvision.models.alexnet().state_dict(), files["alexnet"])
+        inception = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+        # Untrained BatchNorm statistics make every image's features vanish to ~1e-7; one
+        # train-mode pass with a cumulative average gives them the scale of real inputs.
+        for module in inception.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = None
+        with torch.no_grad():
+            inception.train()(torch.rand(6, 3, 299, 299))
+        torch.save(inception.state_dict(), files["inception_v3"])
+    return root
+

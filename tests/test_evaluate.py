@@ -19,7 +19,8 @@ def _split(restored: torch.Tensor, clean: torch.Tensor, degraded: torch.Tensor) 
         torch.manual_seed(0)
         net = DegradationClassifier(width=4)
     images = {"restored": restored, "clean": clean, "degraded": degraded}
-    return SimpleNamespace(**images, features={k: extract_features(net, v) for k, v in images.items()})
+    return SimpleNamespace(**images, features={k: extract_features(net, v) for k, v in images.items()},
+                           perceptual=False, distance_keys=DISTANCES)
 
 
 def _scenes(n: int = 12, seed: int = 0) -> torch.Tensor:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import stage_workspace, tree_digest
+from conftest import needs_torchvision, stage_workspace, tree_digest
 from PIL import Image
 
 from gendeg.config import stage_config
@@ -23,7 +23,7 @@ from gendeg.manifest import GENDS_COLUMNS, read_manifest
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.merge import intensity_filter, merge
 from gendeg.stages.prepare import prepare
-from gendeg.stages.report import report, restorer_jobs
+from gendeg.stages.report import distance_table, report, restorer_jobs
 from gendeg.stages.select_pairs import first_generated, select_pairs
 from gendeg.stages.synthesize import synthesize
 from gendeg.stages.train_features import train_features
@@ -225,6 +225,30 @@ def test_features_evaluation_and_report(workdir, prepared, existing_pairs):
     digest = tree_digest(Path("reports"))
     report(report_config, jobs, {n: Path(f"metrics/scaling/{n}.json") for n in (0, 4)}, prepared, Path("reports"))
     assert tree_digest(Path("reports")) == digest, "report bytes differ between two runs"
+
+
+@needs_torchvision
+def test_evaluate_adds_lpips_and_inception_distances_with_the_perceptual_extra(workdir, prepared, existing_pairs,
+                                                                              random_torch_home):
+    _, params = workdir
+    if not Path("models/features/classifier.safetensors").exists():
+        train_features(stage_config(params, "train_features"), prepared, Path("models/features"))
+    if not Path("models/r1/model.safetensors").exists():
+        train_restorer(stage_config(params, "train_restorer"), "nafnet", "existing", existing_pairs, Path("models/r1"), None)
+    config = copy.deepcopy(stage_config(params, "evaluate"))
+    config["evaluate"]["perceptual"] = {"torch_home": str(random_torch_home)}
+    metrics = evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/features"), prepared,
+                       Path("metrics/perceptual.json"), Path("metrics/perceptual_per_set.csv"))
+    ood = metrics["ood"]
+    for key in ("lpips", "input_lpips", "inception_fid", "inception_kid", "input_inception_fid"):
+        assert ood[f"mean_{key}"] is not None and all(s[key] is not None for s in ood["per_set"].values()), key
+        assert metrics["in_distribution"][key] is not None, key
+    assert all(s["input_lpips"] > 0 for s in ood["per_set"].values())
+    table = pd.read_csv("metrics/perceptual_per_set.csv")
+    assert {"lpips", "inception_fid", "inception_kid"} <= set(table.columns)
+    job = {"job": "nafnet-existing", "arch": "nafnet", "train_set": "existing"}
+    report_table = distance_table([job], {"nafnet-existing": metrics})
+    assert {"LPIPS (mean over sets)", "Inception FID (pooled)"} <= set(report_table.columns)
 
 
 def test_a_killed_restorer_job_resumes_from_its_checkpoint(workdir, existing_pairs):

@@ -16,6 +16,10 @@ Subsets, patches and projections come from `seed`, identical for every restorer,
 restorers are compared on exactly the same draws.  FID is biased upward for small sets:
 compare it only between restorers on the same sets, never across sets of other sizes.
 
+Optional (`evaluate.perceptual.torch_home`, the `perceptual` extra; see gendeg.perceptual):
+per-image `lpips` (AlexNet) next to PSNR / SSIM, and `inception_kid` / `inception_fid` on
+Inception-v3 features next to the classifier-feature ones.
+
 Outputs: metrics/<job>.json (DVC metrics: means per OOD set, per degradation, OOD and
 in-distribution overall) and metrics/<job>_per_set.csv (one row per evaluation set, for
 `dvc plots`).
@@ -37,17 +41,24 @@ from gendeg.classifier import extract_features, load_classifier
 from gendeg.manifest import read_manifest
 from gendeg.metrics import frechet_distance, kid, psnr, sliced_wasserstein_patches, ssim
 from gendeg.pairs import PairBank
+from gendeg.perceptual import PerceptualMetrics, inception_distances
 from gendeg.progress import progress
 from gendeg.restorers import load_restorer, restore
 
 FIDELITY = ("psnr", "ssim", "input_psnr", "input_ssim")
 DISTANCES = ("kid", "fid", "swd", "input_kid", "input_fid", "input_swd")
+PERCEPTUAL_FIDELITY = ("lpips", "input_lpips")
+PERCEPTUAL_DISTANCES = ("inception_kid", "inception_fid", "input_inception_kid", "input_inception_fid")
 
 
 class Evaluated:
-    """One split's images (degraded, clean, restored), their classifier features and per-image scores."""
+    """One split's images (degraded, clean, restored), their classifier features and per-image scores.
 
-    def __init__(self, model: torch.nn.Module, features_net, frame: pd.DataFrame, size: int, description: str):
+    With `perceptual` (the optional extra) also per-image LPIPS and Inception features.
+    """
+
+    def __init__(self, model: torch.nn.Module, features_net, frame: pd.DataFrame, size: int, description: str,
+                 perceptual: PerceptualMetrics | None = None):
         bank = PairBank(frame, size=size, description=f"loading {description}")
         self.degraded, self.clean = bank.tensors()
         self.restored = torch.cat([restore(model, self.degraded[i:i + 64]) for i in
@@ -59,6 +70,15 @@ class Evaluated:
             "psnr": psnr(self.restored, self.clean).numpy(), "ssim": ssim(self.restored, self.clean).numpy(),
             "input_psnr": psnr(self.degraded, self.clean).numpy(), "input_ssim": ssim(self.degraded, self.clean).numpy(),
         })
+        self.perceptual = perceptual is not None
+        self.extra_fidelity = PERCEPTUAL_FIDELITY if self.perceptual else ()
+        self.fidelity_keys = FIDELITY + self.extra_fidelity
+        self.distance_keys = DISTANCES + (PERCEPTUAL_DISTANCES if self.perceptual else ())
+        if perceptual is not None:
+            self.rows["lpips"] = perceptual.lpips_per_image(self.restored, self.clean).numpy()
+            self.rows["input_lpips"] = perceptual.lpips_per_image(self.degraded, self.clean).numpy()
+            self.inception = {name: perceptual.inception_features(images) for name, images in
+                              (("degraded", self.degraded), ("clean", self.clean), ("restored", self.restored))}
 
 
 def set_distances(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> dict:
@@ -67,7 +87,7 @@ def set_distances(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> 
     Undefined (None) for fewer than two images: a distribution distance needs a sample.
     """
     if len(index) < 2:
-        return dict.fromkeys(DISTANCES)
+        return dict.fromkeys(split.distance_keys)
     rows = torch.from_numpy(index)
     clean_f, clean = split.features["clean"][rows], split.clean[rows]
     out = {}
@@ -78,12 +98,16 @@ def set_distances(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> 
         out[f"{prefix}swd"] = sliced_wasserstein_patches(images[rows], clean, patch_size=cfg["patch_size"],
                                                          patches_per_image=cfg["patches_per_image"],
                                                          projections=cfg["projections"], seed=seed)
+        if split.perceptual:
+            extra = inception_distances(split.inception[name][rows], split.inception["clean"][rows],
+                                        cfg["kid_subsets"], cfg["kid_subset_size"], seed)
+            out |= {f"{prefix}{k}": v for k, v in extra.items()}
     return out
 
 
 def _group_summary(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> dict:
     frame = split.rows.iloc[index]
-    return {**{k: float(frame[k].mean()) for k in FIDELITY}, **set_distances(split, index, cfg, seed), "n": int(len(index))}
+    return {**{k: float(frame[k].mean()) for k in split.fidelity_keys}, **set_distances(split, index, cfg, seed), "n": int(len(index))}
 
 
 def _groups(split: Evaluated, column: str) -> dict[str, np.ndarray]:
@@ -104,7 +128,8 @@ def summarise(ood: Evaluated, in_dist: Evaluated, cfg: dict, seed: int) -> dict:
             "mean_ssim": _mean([s["ssim"] for s in per_set.values()]),
             "mean_input_psnr": _mean([s["input_psnr"] for s in per_set.values()]),
             "mean_input_ssim": _mean([s["input_ssim"] for s in per_set.values()]),
-            **{f"mean_{k}": _mean([s[k] for s in per_set.values()]) for k in DISTANCES},
+            **{f"mean_{k}": _mean([s[k] for s in per_set.values()])
+               for k in ood.distance_keys + ood.extra_fidelity},
             # All OOD images as one set: the distributional view of the whole benchmark.
             "pooled": _group_summary(ood, everything, cfg, seed),
             "per_set": per_set,
@@ -125,7 +150,7 @@ def per_set_table(splits: dict[str, Evaluated], cfg: dict, seed: int, job: str) 
         for (split_name, dataset, degradation), index in sorted(split.rows.groupby(["split", "dataset", "degradation"]).indices.items()):
             summary = _group_summary(split, np.asarray(index, dtype=np.int64), cfg, seed)
             records.append({"split": split_name, "dataset": dataset, "degradation": degradation,
-                            **{k: summary[k] for k in FIDELITY + DISTANCES}, "n": summary["n"]})
+                            **{k: summary[k] for k in split.fidelity_keys + split.distance_keys}, "n": summary["n"]})
     table = pd.DataFrame.from_records(records).sort_values(["split", "dataset", "degradation"], kind="stable")
     return table.reset_index(drop=True).assign(job=job)
 
@@ -154,10 +179,13 @@ def evaluate(config: dict, job: str, model_dir: Path, features_dir: Path, prepar
     distances = cfg["distances"]
     model = load_restorer(model_dir).eval()
     features_net = load_classifier(features_dir)
+    torch_home = (cfg.get("perceptual") or {}).get("torch_home")
+    perceptual = PerceptualMetrics(torch_home) if torch_home else None
     frames = {split: read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")}
     with tracking.job_run("evaluate", f"evaluate:{job}", config) as run:
         run.set_tags({"gendeg.job": job, **{f"gendeg.{k}": v for k, v in tags.items()}})
-        splits = {split: Evaluated(model, features_net, frame, cfg["image_size"], split) for split, frame in frames.items()}
+        splits = {split: Evaluated(model, features_net, frame, cfg["image_size"], split, perceptual)
+                  for split, frame in frames.items()}
         summary = summarise(splits["ood"], splits["test"], distances, config["seed"])
         summary["job"] = job
         summary["restorer"] = tags
@@ -166,12 +194,16 @@ def evaluate(config: dict, job: str, model_dir: Path, features_dir: Path, prepar
             table.to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n", na_rep="")
         write_json(summary, out_json)
         ood = summary["ood"]
+        distance_keys = splits["ood"].distance_keys
+        extra_fidelity = splits["ood"].extra_fidelity
         metrics = {"ood.mean_psnr": ood["mean_psnr"], "ood.mean_ssim": ood["mean_ssim"],
                    "id.psnr": summary["in_distribution"]["psnr"], "id.ssim": summary["in_distribution"]["ssim"],
-                   **{f"ood.mean_{k}": ood[f"mean_{k}"] for k in DISTANCES},
-                   **{f"ood.pooled.{k}": ood["pooled"][k] for k in DISTANCES},
-                   **{f"id.{k}": summary["in_distribution"][k] for k in DISTANCES}}
+                   **{f"ood.mean_{k}": ood[f"mean_{k}"] for k in distance_keys + extra_fidelity},
+                   **{f"ood.pooled.{k}": ood["pooled"][k] for k in distance_keys},
+                   **{f"id.{k}": summary["in_distribution"][k] for k in distance_keys + extra_fidelity}}
+        per_set_keys = ("psnr", "ssim", "kid", "fid", "swd") + tuple(k for k in extra_fidelity + distance_keys
+                                                                    if not k.startswith("input_"))
         for name, s in ood["per_set"].items():
-            metrics |= {f"ood.{name}.{k}": s[k] for k in ("psnr", "ssim", "kid", "fid", "swd")}
+            metrics |= {f"ood.{name}.{k}": s[k] for k in per_set_keys}
         run.log_metrics({k: v for k, v in metrics.items() if v is not None and math.isfinite(v)})
     return summary

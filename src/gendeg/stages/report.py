@@ -71,11 +71,19 @@ def ood_table(jobs: list[dict], metrics: dict[str, dict]) -> pd.DataFrame:
 
 
 def distance_table(jobs: list[dict], metrics: dict[str, dict]) -> pd.DataFrame:
-    """Mean over OOD sets of KID, FID, SWD, and the same over all OOD images pooled (lower is better)."""
+    """Mean over OOD sets of KID, FID, SWD, and the same over all OOD images pooled (lower is better).
+
+    With the optional perceptual extra (evaluate.perceptual), also LPIPS and Inception FID / KID.
+    """
     def row(m: dict, prefix: str) -> dict:
-        return {"KID (mean over sets)": _fmt(m[f"mean_{prefix}kid"], 4), "FID (mean over sets)": _fmt(m[f"mean_{prefix}fid"], 3),
-                "SWD (mean over sets)": _fmt(m[f"mean_{prefix}swd"], 4), "KID (pooled)": _fmt(m["pooled"][f"{prefix}kid"], 4),
-                "FID (pooled)": _fmt(m["pooled"][f"{prefix}fid"], 3), "SWD (pooled)": _fmt(m["pooled"][f"{prefix}swd"], 4)}
+        out = {"KID (mean over sets)": _fmt(m[f"mean_{prefix}kid"], 4), "FID (mean over sets)": _fmt(m[f"mean_{prefix}fid"], 3),
+               "SWD (mean over sets)": _fmt(m[f"mean_{prefix}swd"], 4), "KID (pooled)": _fmt(m["pooled"][f"{prefix}kid"], 4),
+               "FID (pooled)": _fmt(m["pooled"][f"{prefix}fid"], 3), "SWD (pooled)": _fmt(m["pooled"][f"{prefix}swd"], 4)}
+        if f"mean_{prefix}lpips" in m:
+            out |= {"LPIPS (mean over sets)": _fmt(m[f"mean_{prefix}lpips"], 4),
+                    "Inception FID (pooled)": _fmt(m["pooled"][f"{prefix}inception_fid"], 2),
+                    "Inception KID (pooled)": _fmt(m["pooled"][f"{prefix}inception_kid"], 4)}
+        return out
     rows = {f"{j['arch']} / {j['train_set']}": row(metrics[j["job"]]["ood"], "") for j in jobs}
     rows["(degraded input)"] = row(metrics[jobs[0]["job"]]["ood"], "input_")
     return pd.DataFrame(rows).T
