@@ -53,6 +53,7 @@ VARIANTS: dict[str, tuple[dict, list[int]]] = {
     "v_prediction_factor4": ({**FACTOR_4, "prediction_type": "v_prediction"}, [5]),
     "sample_factor4": ({**FACTOR_4, "prediction_type": "sample"}, [5]),
     "sample_factor2": ({**FACTOR_2, "prediction_type": "sample"}, [5, 10]),  # the default
+    "v_prediction_factor2": ({**FACTOR_2, "prediction_type": "v_prediction"}, [10]),
 }
 
 
