@@ -19,6 +19,10 @@ the OOD benchmark, scenes no training stage saw), for each degradation:
 * sampler cost: model evaluations and seconds per image of the run's sampler and of the
   paper's Euler-ancestral at 100 steps, with the control figures of each (a smaller sweep
   for the slow one);
+* with calibration (`--calibration on`, or the run's own `synthesis.calibration` by
+  default), each degradation's map from requested to conditioning μ is fitted exactly as
+  that degradation's synthesis job fits it (its own plan and clean sources, never the
+  held-out images), and the sweep's requests go through it;
 * with `--structure-correction DIR` (a trained S: the `structure_correction` stage's
   output folder), the same control, type and fidelity figures after S for each degradation
   S was trained on, whatever its gate decided, next to the figures without S.
@@ -32,6 +36,7 @@ and type_accuracy >= 0.9 per degradation, mu_ratio in [0.9, 1.1].
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import time
@@ -51,6 +56,7 @@ from gendeg.images import to_array
 from gendeg.intensity import mu_sigma
 from gendeg.manifest import read_manifest
 from gendeg.metrics import kid, sliced_wasserstein_patches
+from gendeg.mu_calibration import MuCalibration
 from gendeg.pairs import load_square
 from gendeg.restorers import load_restorer
 from gendeg.structure_correction import MODEL_DIR, correct
@@ -79,13 +85,15 @@ def realised_intensity(clean: torch.Tensor, degraded: torch.Tensor) -> tuple[np.
 
 
 def sweep(model, clean_pool: torch.Tensor, train: pd.DataFrame, degradation: str, levels: int, per_level: int,
-          settings: dict, seed: int, batch_size: int) -> dict:
+          settings: dict, seed: int, batch_size: int, calibration: MuCalibration | None = None) -> dict:
     """Generate `levels` x `per_level` samples of one degradation on held-out clean images."""
     rows = train[train["degradation"] == degradation]
     mu_levels = sweep_levels(rows["mu"], levels)
     sigma_levels = sigma_at_mu(rows["mu"], rows["sigma"], mu_levels)
     requested_mu = np.repeat(mu_levels, per_level)
     requested_sigma = np.repeat(sigma_levels, per_level)
+    conditioning_mu = calibration.conditioning_for(requested_mu) if calibration else requested_mu
+    conditioning_sigma = requested_sigma * conditioning_mu / requested_mu
     count = len(requested_mu)
     # Each level sees different clean images; across levels every pool image is used about equally.
     order = np.random.default_rng(request_seed(seed, "pool", degradation, -1)).permutation(len(clean_pool))
@@ -96,8 +104,8 @@ def sweep(model, clean_pool: torch.Tensor, train: pd.DataFrame, degradation: str
         part = slice(start, start + batch_size)
         generators = [torch.Generator().manual_seed(request_seed(seed, settings["sampler"], degradation, i))
                       for i in range(start, min(start + batch_size, count))]
-        outputs.append(generate(model, clean[part], index[part], torch.tensor(requested_mu[part], dtype=torch.float32),
-                                torch.tensor(requested_sigma[part], dtype=torch.float32), generators,
+        outputs.append(generate(model, clean[part], index[part], torch.tensor(conditioning_mu[part], dtype=torch.float32),
+                                torch.tensor(conditioning_sigma[part], dtype=torch.float32), generators,
                                 num_steps=settings["steps"], image_guidance=settings["image_guidance"],
                                 text_guidance=settings["text_guidance"], sampler=settings["sampler"]).clamp(0, 1))
     seconds = time.perf_counter() - started
@@ -149,6 +157,23 @@ def fidelity(classifier, generated: torch.Tensor, clean: torch.Tensor, real_test
         "swd_patches_real_train_reference": sliced_wasserstein_patches(real_train, real_test, seed=0),
         "real_test_images": len(real_test),
     }
+
+
+def job_calibration(model, run: Path, synth_config: dict, degradation: str, size: int, mode: str,
+                    images: int | None = None) -> MuCalibration | None:
+    """The map this degradation's synthesis job would fit (its plan, its sources, its seed), or None."""
+    from gendeg.stages.synthesize import calibrate, plan
+
+    settings = synth_config["synthesis"].get("calibration") or {}
+    if mode == "off" or (mode == "run" and not settings.get("enabled")):
+        return None
+    config = copy.deepcopy(synth_config)
+    config["synthesis"]["calibration"] = {"levels": 6, "images": 8, **settings, "enabled": True}
+    if images:
+        config["synthesis"]["calibration"]["images"] = images
+    samples = plan(config, run / "data" / "prepared", degradation)
+    samples["target_path"] = [str(p if Path(p).is_absolute() else run / p) for p in samples["target_path"]]
+    return calibrate(model, samples, degradation, config["synthesis"], size, config["seed"])
 
 
 def load_correction(folder: Path | None) -> tuple[torch.nn.Module | None, list[str]]:
@@ -227,6 +252,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--calibration", choices=["run", "on", "off"], default="run",
+                        help="requested-to-conditioning mu map: as the run's synthesis config says, or forced on/off")
+    parser.add_argument("--calibration-images", type=int, default=None,
+                        help="clean images per calibration level (default: the run's, else 8)")
     parser.add_argument("--structure-correction", type=Path, default=None,
                         help="a trained S folder: also measure its outputs for the degradations it was trained on")
     parser.add_argument("--out", type=Path, default=RESULTS / "intensity_control.json")
@@ -262,13 +291,17 @@ def main() -> None:
     for degradation in DEGRADATIONS:
         if not (train["degradation"] == degradation).any():
             continue
-        result = sweep(model, clean_pool, train, degradation, args.levels, args.per_level, fast, args.seed, args.batch_size)
+        calibration = job_calibration(model, run, synth_config, degradation, size, args.calibration,
+                                      args.calibration_images)
+        result = sweep(model, clean_pool, train, degradation, args.levels, args.per_level, fast, args.seed, args.batch_size,
+                       calibration)
         fast_seconds.append(result["seconds_per_image"])
         figures = control_figures(result, classifier, degradation, args.levels)
         real_test = load_images(run, test.loc[test["degradation"] == degradation, "image_path"], size)
         real_train = load_images(run, train.loc[train["degradation"] == degradation, "image_path"], size)
         figures.update(fidelity(classifier, result["generated"], result["clean"], real_test, real_train))
         figures["targets_met"] = targets_met(figures)
+        figures["calibration"] = calibration.to_dict() if calibration else None
         if degradation in corrected_degradations:
             figures["with_structure_correction"] = corrected_figures(correction_net, result, classifier, degradation,
                                                                      args.levels, real_test, real_train)
@@ -281,7 +314,7 @@ def main() -> None:
             print(f"{degradation} after S: r {after['pearson_r']:.3f} ratio {after['mu_ratio']:.2f} "
                   f"type {after['type_accuracy']:.2f} kid {after['kid']:.4f}", flush=True)
         slow_result = sweep(model, clean_pool, train, degradation, args.slow_levels, args.slow_per_level, slow,
-                            args.seed, args.batch_size)
+                            args.seed, args.batch_size, calibration)
         slow_seconds.append(slow_result["seconds_per_image"])
         slow_figures[degradation] = {k: v for k, v in control_figures(slow_result, classifier, degradation,
                                                                       args.slow_levels).items()
@@ -340,6 +373,8 @@ def main() -> None:
                          "real_train_reference = real training images (same generators and scenes: a floor)",
         "machine": describe_machine(args.threads, "Cores shared with other jobs: timings indicative."),
         "command": f"python benchmarks/intensity_control.py --run {args.run} --threads {args.threads}"
+                   + (f" --calibration {args.calibration}" if args.calibration != "run" else "")
+                   + (f" --calibration-images {args.calibration_images}" if args.calibration_images else "")
                    + (f" --structure-correction {args.structure_correction}" if args.structure_correction else ""),
         "structure_correction": str(args.structure_correction) if args.structure_correction else None,
     }

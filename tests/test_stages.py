@@ -20,6 +20,7 @@ from PIL import Image
 from gendeg.config import stage_config
 from gendeg.ingest import IngestError
 from gendeg.manifest import GENDS_COLUMNS, read_manifest
+from gendeg.mu_calibration import MuCalibration
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.merge import intensity_filter, merge
 from gendeg.stages.prepare import prepare
@@ -68,6 +69,14 @@ def test_synthesis_is_deterministic_and_resumes_after_a_kill(workdir, prepared, 
     assert not set(frame["dataset"]) & haze_sets, "synthesis degraded the haze datasets' own scenes"
     assert (frame["sample_seed"] >= 0).all() and frame["requested_mu"].notna().all()
     assert not Path("work/haze").exists(), "work folder left after a finished job"
+    # Calibrated (the smoke preset keeps it on): the map is written, and each request went through it.
+    calibration = json.loads(Path("data/synthetic/haze/calibration.json").read_text())
+    assert len(calibration["conditioning_mu"]) == config["synthesis"]["calibration"]["levels"]
+    expected = MuCalibration(np.array(calibration["conditioning_mu"]), np.array(calibration["realised_mu"]),
+                             calibration["invertible"]).conditioning_for(frame["requested_mu"])
+    np.testing.assert_allclose(frame["conditioning_mu"], expected, rtol=1e-6)
+    np.testing.assert_allclose(frame["conditioning_sigma"] / frame["requested_sigma"],
+                               frame["conditioning_mu"] / frame["requested_mu"], rtol=1e-6)
     oracle = read_manifest("data/synthetic/haze/oracle.csv")  # the physics generator on the same inputs
     assert oracle["target_path"].tolist() == frame["target_path"].tolist()
     assert (oracle["category"] == "Oracle").all() and all(Path(p).exists() for p in oracle["image_path"])
@@ -96,6 +105,15 @@ def test_synthesis_is_deterministic_and_resumes_after_a_kill(workdir, prepared, 
     images = [{k: v for k, v in tree_digest(Path(d)).items() if k.startswith("images/")}
               for d in ("again/haze", "data/synthetic/haze")]
     assert images[0] == images[1] and len(images[0]) == 8
+    assert (Path("again/haze/calibration.json").read_bytes() == Path("data/synthetic/haze/calibration.json").read_bytes())
+
+    monkeypatch.undo()
+    off = copy.deepcopy(config)
+    off["synthesis"]["calibration"]["enabled"] = False
+    synthesize(off, prepared, gendeg_model, "haze", Path("uncalibrated/haze"), Path("work/uncalibrated"))
+    plain = read_manifest("uncalibrated/haze/manifest.csv")
+    assert not Path("uncalibrated/haze/calibration.json").exists()
+    assert (plain["conditioning_mu"] == plain["requested_mu"]).all()
     assert (Path("again/haze/manifest.csv").read_text().replace("again/haze", "data/synthetic/haze")
             == Path("data/synthetic/haze/manifest.csv").read_text())
 

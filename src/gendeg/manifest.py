@@ -2,7 +2,7 @@
 
 The columns are those of the released GenDS manifest, so a user who has GenDS can feed it
 straight in; a few extra columns record provenance that the release lacks (scene, per-sample
-seed, requested intensity).  Paths are relative to the project root or absolute.
+seed, requested intensity, the intensity GenDeg was conditioned on).  Paths are relative to the project root or absolute.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ GENDS_COLUMNS = [
     "random_sampled",  # True when (mu, sigma) were drawn uniformly (every 20th sample)
     "sampled_dataset",  # source dataset whose histogram (mu, sigma) was drawn from
 ]
-# Provenance this project adds; optional on input, always written by our stages.
-EXTRA_COLUMNS = ["scene", "sample_seed", "requested_mu", "requested_sigma", "caption"]
+# Provenance this project adds; optional on input, always written by our stages.  conditioning_*:
+# the intensity GenDeg was given for a generated sample (the request after calibration).
+EXTRA_COLUMNS = ["scene", "sample_seed", "requested_mu", "requested_sigma", "caption", "conditioning_mu",
+                 "conditioning_sigma"]
 REQUIRED_COLUMNS = ["image_path", "target_path", "dataset", "degradation", "split"]
 
 
@@ -50,6 +52,8 @@ def empty_row() -> dict:
         "requested_mu": math.nan,
         "requested_sigma": math.nan,
         "caption": "",
+        "conditioning_mu": math.nan,
+        "conditioning_sigma": math.nan,
     }
 
 
@@ -72,7 +76,7 @@ def normalise(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     for column in ("image_path", "target_path", "dataset", "degradation", "split", "category",
                    "degradation_sub_type", "sampled_dataset", "scene", "caption"):
         frame[column] = frame[column].astype("object").fillna("").astype(str)
-    for column in ("mu", "sigma", "requested_mu", "requested_sigma"):
+    for column in ("mu", "sigma", "requested_mu", "requested_sigma", "conditioning_mu", "conditioning_sigma"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["random_sampled"] = frame["random_sampled"].map(_as_bool).astype(bool)
     frame["sample_seed"] = pd.to_numeric(frame["sample_seed"], errors="coerce").fillna(-1).astype("int64")

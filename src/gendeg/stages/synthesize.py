@@ -6,9 +6,15 @@ scenes of the rain, snow, blur, low-light and raindrop datasets.  Work is stream
 into a work folder (memory flat in the number of images; a killed job resumes at the first
 unfinished chunk) and moved into the declared output folder only when complete.
 
-Output folder: images/<index>.png and manifest.csv (category "Synthetic"; mu/sigma are
+With `synthesis.calibration.enabled`, the job first measures how the model's realised μ
+follows the conditioning μ on a few of its own images and sends each request as the
+conditioning that realises it (gendeg.mu_calibration).
+
+Output folder: images/<index>.png, manifest.csv (category "Synthetic"; mu/sigma are
 the *realised* intensity of each output, requested_mu/requested_sigma what was asked,
-sample_seed regenerates the sample on its own).  With `synthesis.oracle: true`, also
+conditioning_mu/conditioning_sigma what GenDeg was given, and with sample_seed they
+regenerate the sample on its own) and, when calibrated, calibration.json (the measured
+curve).  With `synthesis.oracle: true`, also
 oracle/<index>.png and oracle.csv: the same clean images and requested intensities degraded
 by the built-in physics generator (gendeg.oracle), for the `oracle` training set.
 """
@@ -30,6 +36,7 @@ from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
 from gendeg.intensity import IntensitySampler, load_intensity_stats, mu_sigma
 from gendeg.manifest import make_frame, write_manifest
+from gendeg.mu_calibration import MuCalibration, conditioning_grid, fit_mu_calibration
 from gendeg.oracle import oracle_degrade
 from gendeg.pairs import load_square
 from gendeg.progress import progress
@@ -82,18 +89,45 @@ def prepare_work_dir(work_dir: Path, stamp: str) -> None:
     marker.write_text(stamp)
 
 
-def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int, images_dir: Path,
-               correction=None) -> list[dict]:
-    clean = torch.stack([torch.from_numpy(load_square(p, size)).permute(2, 0, 1) for p in rows["target_path"]]).float() / 255
+def _load_clean(rows: pd.DataFrame, size: int) -> torch.Tensor:
+    return torch.stack([torch.from_numpy(load_square(p, size)).permute(2, 0, 1) for p in rows["target_path"]]).float() / 255
+
+
+def _degrade(model, clean: torch.Tensor, rows: pd.DataFrame, degradation: str, cfg: dict) -> torch.Tensor:
+    """GenDeg's outputs for `rows` (conditioning_mu / conditioning_sigma / sample_seed / caption)."""
     ids = torch.full((len(rows),), DEGRADATIONS.index(degradation), dtype=torch.long)
     generators = [torch.Generator().manual_seed(int(s)) for s in rows["sample_seed"]]
     with torch.no_grad():
-        out = generate(model, clean, ids, torch.tensor(rows["requested_mu"].to_numpy(), dtype=torch.float32),
-                       torch.tensor(rows["requested_sigma"].to_numpy(), dtype=torch.float32), generators,
-                       num_steps=cfg["steps"], image_guidance=cfg["image_guidance"],
-                       text_guidance=cfg["text_guidance"], sampler=cfg["sampler"], captions=rows["caption"].tolist())
-        if correction is not None:
-            out = correction.apply(clean, out, degradation)
+        return generate(model, clean, ids, torch.tensor(rows["conditioning_mu"].to_numpy(), dtype=torch.float32),
+                        torch.tensor(rows["conditioning_sigma"].to_numpy(), dtype=torch.float32), generators,
+                        num_steps=cfg["steps"], image_guidance=cfg["image_guidance"],
+                        text_guidance=cfg["text_guidance"], sampler=cfg["sampler"], captions=rows["caption"].tolist())
+
+
+def calibrate(model, samples: pd.DataFrame, degradation: str, cfg: dict, size: int, seed: int) -> MuCalibration:
+    """Realised μ over a grid of conditioning μ, on the job's first `images` sources, and its inverse."""
+    settings = cfg["calibration"]
+    grid = conditioning_grid(samples["requested_mu"], settings["levels"])
+    sources = samples.head(settings["images"])
+    sigma_per_mu = float(np.median(samples["requested_sigma"] / samples["requested_mu"]))
+    sweep = pd.concat([sources.assign(conditioning_mu=c, conditioning_sigma=c * sigma_per_mu) for c in grid],
+                      ignore_index=True)
+    sweep["sample_seed"] = [sample_seed(seed, f"{degradation}:calibration", i) for i in range(len(sweep))]
+    realised = []
+    for start in range(0, len(sweep), cfg["batch_size"]):
+        rows = sweep.iloc[start:start + cfg["batch_size"]]
+        clean = _load_clean(rows, size)
+        out = _degrade(model, clean, rows, degradation, cfg)
+        realised += [mu_sigma(to_array(c), to_array(o))[0] for c, o in zip(clean, out, strict=True)]
+    return fit_mu_calibration(grid, np.reshape(realised, (len(grid), len(sources))))
+
+
+def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int, images_dir: Path,
+               correction=None) -> list[dict]:
+    clean = _load_clean(rows, size)
+    out = _degrade(model, clean, rows, degradation, cfg)
+    if correction is not None:
+        out = correction.apply(clean, out, degradation)
     records = []
     for i, row in enumerate(rows.itertuples()):
         clean_image, degraded = to_array(clean[i]), to_array(out[i])
@@ -123,6 +157,14 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     (work_dir / "oracle").mkdir(exist_ok=True)
     chunk = cfg["batch_size"]
     with tracking.job_run("synthesize", f"synthesize:{degradation}", config) as run:
+        calibration = None
+        if (cfg.get("calibration") or {}).get("enabled"):
+            calibration = _cached_calibration(work_dir, lambda: calibrate(model, samples, degradation, cfg, size,
+                                                                          config["seed"]))
+            samples["conditioning_mu"] = calibration.conditioning_for(samples["requested_mu"])
+        else:
+            samples["conditioning_mu"] = samples["requested_mu"]
+        samples["conditioning_sigma"] = samples["requested_sigma"] * samples["conditioning_mu"] / samples["requested_mu"]
         done = 0
         for start in progress(range(0, len(samples), chunk), desc=f"synthesize {degradation}"):
             part = work_dir / f"chunk_{start:06d}.csv"
@@ -138,6 +180,8 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
             shutil.copytree(images_dir, tmp / "images")
             samples["image_path"] = [str(out_dir / "images" / f"{i:06d}.png") for i in range(len(samples))]
             write_manifest(_frame(samples, degradation, "Synthetic"), tmp / "manifest.csv")
+            if calibration is not None:
+                (tmp / "calibration.json").write_text(json.dumps(calibration.to_dict(), indent=2) + "\n")
             if cfg["oracle"]:
                 shutil.copytree(work_dir / "oracle", tmp / "oracle")
                 oracle = samples.assign(image_path=[str(out_dir / "oracle" / f"{i:06d}.png") for i in range(len(samples))],
@@ -148,9 +192,25 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
                   "requested_mu_mean": float(samples["requested_mu"].mean()), "realised_mu_mean": float(samples["mu"].mean()),
                   "mu_pearson_r": float(np.corrcoef(samples["requested_mu"], samples["mu"])[0, 1]) if len(samples) > 2 else float("nan")}
         run.log_metrics(report)
+        if calibration is not None:
+            report["calibration"] = calibration.to_dict()
+            run.log_metrics({"calibration.invertible": float(calibration.invertible),
+                             "conditioning_mu_mean": float(samples["conditioning_mu"].mean())})
         run.log_image(_grid(samples.head(8), out_dir), f"samples_{degradation}.png")
     shutil.rmtree(work_dir, ignore_errors=True)
     return report
+
+
+def _cached_calibration(work_dir: Path, fit) -> MuCalibration:
+    """The job's calibration, fitted once: a resumed job reuses the one its first attempt measured."""
+    path = work_dir / "calibration.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return MuCalibration(np.array(saved["conditioning_mu"]), np.array(saved["realised_mu"]), saved["invertible"])
+    calibration = fit()
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(calibration.to_dict()))
+    return calibration
 
 
 def _frame(samples: pd.DataFrame, degradation: str, category: str) -> pd.DataFrame:
