@@ -61,5 +61,5 @@ def test_bad_input_is_an_error():
 def test_round_trip_through_its_dict():
     calibration = MuCalibration(np.array([0.1, 0.2]), np.array([0.15, 0.3]), True)
     saved = calibration.to_dict()
-    again = MuCalibration(np.array(saved["conditioning_mu"]), np.array(saved["realised_mu"]), saved["invertible"])
+    again = MuCalibration.from_dict(saved)
     assert again.conditioning_for([0.2])[0] == pytest.approx(calibration.conditioning_for([0.2])[0])

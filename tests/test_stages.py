@@ -72,8 +72,7 @@ def test_synthesis_is_deterministic_and_resumes_after_a_kill(workdir, prepared, 
     # Calibrated (the smoke preset keeps it on): the map is written, and each request went through it.
     calibration = json.loads(Path("data/synthetic/haze/calibration.json").read_text())
     assert len(calibration["conditioning_mu"]) == config["synthesis"]["calibration"]["levels"]
-    expected = MuCalibration(np.array(calibration["conditioning_mu"]), np.array(calibration["realised_mu"]),
-                             calibration["invertible"]).conditioning_for(frame["requested_mu"])
+    expected = MuCalibration.from_dict(calibration).conditioning_for(frame["requested_mu"])
     np.testing.assert_allclose(frame["conditioning_mu"], expected, rtol=1e-6)
     np.testing.assert_allclose(frame["conditioning_sigma"] / frame["requested_sigma"],
                                frame["conditioning_mu"] / frame["requested_mu"], rtol=1e-6)

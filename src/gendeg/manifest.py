@@ -2,7 +2,8 @@
 
 The columns are those of the released GenDS manifest, so a user who has GenDS can feed it
 straight in; a few extra columns record provenance that the release lacks (scene, per-sample
-seed, requested intensity, the intensity GenDeg was conditioned on).  Paths are relative to the project root or absolute.
+seed, requested intensity, the intensity GenDeg was conditioned on).  Paths are relative to
+the project root or absolute.
 """
 
 from __future__ import annotations

@@ -52,6 +52,11 @@ class MuCalibration:
         return {"conditioning_mu": [float(v) for v in self.conditioning],
                 "realised_mu": [float(v) for v in self.realised], "invertible": self.invertible}
 
+    @classmethod
+    def from_dict(cls, saved: dict) -> MuCalibration:
+        return cls(np.array(saved["conditioning_mu"], dtype=np.float64), np.array(saved["realised_mu"], dtype=np.float64),
+                   bool(saved["invertible"]))
+
 
 def fit_mu_calibration(conditioning, realised_per_level) -> MuCalibration:
     """Fit from the grid and the realised μ of each sample at each level (levels x samples)."""

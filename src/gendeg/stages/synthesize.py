@@ -205,8 +205,7 @@ def _cached_calibration(work_dir: Path, fit) -> MuCalibration:
     """The job's calibration, fitted once: a resumed job reuses the one its first attempt measured."""
     path = work_dir / "calibration.json"
     if path.exists():
-        saved = json.loads(path.read_text())
-        return MuCalibration(np.array(saved["conditioning_mu"]), np.array(saved["realised_mu"]), saved["invertible"])
+        return MuCalibration.from_dict(json.loads(path.read_text()))
     calibration = fit()
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(calibration.to_dict()))
