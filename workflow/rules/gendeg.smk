@@ -16,6 +16,9 @@ rule train_gendeg:
     benchmark:
         "logs/benchmarks/train_gendeg.tsv"
     threads: workflow.cores
+    # First off the mark after prepare: GenDeg -> synthesis -> GenDS restorer is the longest
+    # chain, and jobs that need only the existing pairs can run beside synthesis instead.
+    priority: 10
     shell:
         "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_gendeg.tsv"
         " train-gendeg --config {input.config} --prepared {input.prepared}"
