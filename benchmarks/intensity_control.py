@@ -56,7 +56,7 @@ from gendeg.images import to_array
 from gendeg.intensity import mu_sigma
 from gendeg.manifest import read_manifest
 from gendeg.metrics import kid, sliced_wasserstein_patches
-from gendeg.mu_calibration import MuCalibration
+from gendeg.mu_calibration import MuCalibration, conditioning_for_requests
 from gendeg.pairs import load_square
 from gendeg.restorers import load_restorer
 from gendeg.structure_correction import MODEL_DIR, correct
@@ -92,8 +92,7 @@ def sweep(model, clean_pool: torch.Tensor, train: pd.DataFrame, degradation: str
     sigma_levels = sigma_at_mu(rows["mu"], rows["sigma"], mu_levels)
     requested_mu = np.repeat(mu_levels, per_level)
     requested_sigma = np.repeat(sigma_levels, per_level)
-    conditioning_mu = calibration.conditioning_for(requested_mu) if calibration else requested_mu
-    conditioning_sigma = requested_sigma * conditioning_mu / requested_mu
+    conditioning_mu, conditioning_sigma = conditioning_for_requests(calibration, requested_mu, requested_sigma)
     count = len(requested_mu)
     # Each level sees different clean images; across levels every pool image is used about equally.
     order = np.random.default_rng(request_seed(seed, "pool", degradation, -1)).permutation(len(clean_pool))

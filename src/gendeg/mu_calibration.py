@@ -58,6 +58,17 @@ class MuCalibration:
                    bool(saved["invertible"]))
 
 
+def conditioning_for_requests(calibration: MuCalibration | None, requested_mu, requested_sigma) -> tuple[np.ndarray, np.ndarray]:
+    """(μ, σ) to condition GenDeg on for each request: the requests themselves without a
+    calibration, else μ through its inverse and σ scaled by the same factor."""
+    mu = np.asarray(requested_mu, dtype=np.float64)
+    sigma = np.asarray(requested_sigma, dtype=np.float64)
+    if calibration is None:
+        return mu.copy(), sigma.copy()
+    conditioning = calibration.conditioning_for(mu)
+    return conditioning, sigma * conditioning / mu
+
+
 def fit_mu_calibration(conditioning, realised_per_level) -> MuCalibration:
     """Fit from the grid and the realised μ of each sample at each level (levels x samples)."""
     grid = np.asarray(conditioning, dtype=np.float64)

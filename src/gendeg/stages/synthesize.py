@@ -36,7 +36,7 @@ from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
 from gendeg.intensity import IntensitySampler, load_intensity_stats, mu_sigma
 from gendeg.manifest import make_frame, write_manifest
-from gendeg.mu_calibration import MuCalibration, conditioning_grid, fit_mu_calibration
+from gendeg.mu_calibration import MuCalibration, conditioning_for_requests, conditioning_grid, fit_mu_calibration
 from gendeg.oracle import oracle_degrade
 from gendeg.pairs import load_square
 from gendeg.progress import progress
@@ -161,10 +161,8 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
         if (cfg.get("calibration") or {}).get("enabled"):
             calibration = _cached_calibration(work_dir, lambda: calibrate(model, samples, degradation, cfg, size,
                                                                           config["seed"]))
-            samples["conditioning_mu"] = calibration.conditioning_for(samples["requested_mu"])
-        else:
-            samples["conditioning_mu"] = samples["requested_mu"]
-        samples["conditioning_sigma"] = samples["requested_sigma"] * samples["conditioning_mu"] / samples["requested_mu"]
+        samples["conditioning_mu"], samples["conditioning_sigma"] = conditioning_for_requests(
+            calibration, samples["requested_mu"], samples["requested_sigma"])
         done = 0
         for start in progress(range(0, len(samples), chunk), desc=f"synthesize {degradation}"):
             part = work_dir / f"chunk_{start:06d}.csv"
