@@ -1,8 +1,8 @@
 """The paper preset end to end on a tiny, randomly initialised Stable Diffusion folder.
 
-The folder is written in diffusers layout (unet/, vae/, text_encoder/, tokenizer/,
-scheduler/, model_index.json), with a real CLIPTokenizer built from a vocab.json and
-merges.txt written here, so GenDegModel goes through exactly the code a user's SD v1.5
+The folder (`gendeg.diffusion.random_sd`) is in diffusers layout (unet/, vae/, text_encoder/,
+tokenizer/, scheduler/, model_index.json), with a real CLIPTokenizer over a vocab.json and
+merges.txt written offline, so GenDegModel goes through exactly the code a user's SD v1.5
 folder goes through -- only smaller.  No download.
 """
 
@@ -18,86 +18,16 @@ import torch
 from safetensors.torch import load_file
 
 from gendeg.diffusion import PAPER_CONFIG, GenDegModel, build_prompt, build_prompts, generate, training_loss
+from gendeg.diffusion.random_sd import ARCHITECTURES, write_random_stable_diffusion
 
 torch.set_num_threads(1)
 
-TOKEN_DIM = 32
-WORDS = ["in", "hazy", "rainy", "snowy", "blurry", "low", "light", "conditions", "with", "raindrops", "it",
-         "a", "street", "house", "at", "night", "and"]
-
-
-def _byte_characters() -> list[str]:
-    """CLIP's byte-to-unicode table: every byte is a printable character in the BPE vocabulary."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    codes, extra = printable[:], 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in codes]
-
-
-def _write_tokenizer(folder: Path) -> int:
-    """vocab.json + merges.txt + tokenizer_config.json as SD v1.5 ships them; whole words merge."""
-    folder.mkdir(parents=True)
-    characters = _byte_characters()
-    vocab = {c: i for i, c in enumerate(characters)}
-    vocab.update({c + "</w>": len(characters) + i for i, c in enumerate(characters)})
-    merges: list[str] = []
-    for word in WORDS:  # merge letter by letter into the whole word + "</w>"
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(pieces) > 1:
-            merges.append(f"{pieces[0]} {pieces[1]}")
-            pieces = [pieces[0] + pieces[1]] + pieces[2:]
-            vocab.setdefault(pieces[0], len(vocab))
-    for special in ("<|startoftext|>", "<|endoftext|>"):
-        vocab[special] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(dict.fromkeys(merges)) + "\n")
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True,
-        "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
-        "pad_token": "<|endoftext|>"}))
-    return len(vocab)
-
-
-def write_tiny_stable_diffusion(root: Path) -> Path:
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=TOKEN_DIM, attention_head_dim=8, norm_num_groups=16,
-    ).save_pretrained(root / "unet")
-    AutoencoderKL(
-        block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-        latent_channels=4, norm_num_groups=8, sample_size=16,  # scaling_factor: the SD default 0.18215
-    ).save_pretrained(root / "vae")
-    vocab_size = _write_tokenizer(root / "tokenizer")
-    tokenizer = CLIPTokenizer.from_pretrained(str(root), subfolder="tokenizer", local_files_only=True)
-    CLIPTextModel(CLIPTextConfig(
-        vocab_size=1000, hidden_size=TOKEN_DIM, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )).save_pretrained(root / "text_encoder")
-    assert vocab_size < 1000
-    PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True
-                  ).save_pretrained(root / "scheduler")
-    (root / "model_index.json").write_text(json.dumps({
-        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
-        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
-        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
-        "scheduler": ["diffusers", "PNDMScheduler"], "safety_checker": [None, None], "feature_extractor": [None, None],
-        "requires_safety_checker": False}))
-    return root
+TOKEN_DIM = ARCHITECTURES["tiny"]["text"]["hidden_size"]
 
 
 @pytest.fixture(scope="module")
 def sd_folder(tmp_path_factory) -> Path:
-    return write_tiny_stable_diffusion(tmp_path_factory.mktemp("stable-diffusion-tiny"))
+    return write_random_stable_diffusion(tmp_path_factory.mktemp("stable-diffusion-tiny"), "tiny")
 
 
 def paper_config(folder: Path) -> dict:
@@ -125,6 +55,20 @@ def batch(size: int = 4, seed: int = 0):
 
 def generators(seeds):
     return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def test_the_sd15_architecture_is_stable_diffusion_v1_5():
+    """The GPU benchmark's random folder has SD v1.5's networks: their published parameter counts."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    spec = ARCHITECTURES["sd15"]
+    with torch.device("meta"):  # shapes only: no 4 GB of weights
+        unet = UNet2DConditionModel(in_channels=4, out_channels=4, cross_attention_dim=768, **spec["unet"])
+        vae = AutoencoderKL(latent_channels=4, **spec["vae"])
+        text = CLIPTextModel(CLIPTextConfig(max_position_embeddings=77, **spec["text"]))
+    counts = [sum(p.numel() for p in m.parameters()) for m in (unet, vae, text)]
+    assert counts == [859_520_964, 83_653_863, 123_060_480]
 
 
 # -- prompts -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from gendeg import DEGRADATIONS
 from gendeg.atomic import atomic_path, write_json
+from gendeg.devices import model_device
 
 CLASSES: tuple[str, ...] = DEGRADATIONS + ("clean",)
 WEIGHTS_FILE = "classifier.safetensors"
@@ -139,14 +140,16 @@ def extract_features(model: DegradationClassifier, images: torch.Tensor | Iterab
     """(N, F) features of a (N,3,H,W) tensor or of an iterable of (B,3,H,W) batches, in eval mode."""
     model.eval()
     batches = images.split(batch_size) if isinstance(images, torch.Tensor) else images
-    return torch.cat([model.features(batch) for batch in batches])
+    device = model_device(model)
+    return torch.cat([model.features(batch.to(device)).cpu() for batch in batches])
 
 
 @torch.no_grad()
 def predict(model: DegradationClassifier, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """(N, num_classes) class probabilities."""
     model.eval()
-    return torch.cat([model(batch).softmax(-1) for batch in images.split(batch_size)])
+    device = model_device(model)
+    return torch.cat([model(batch.to(device)).softmax(-1).cpu() for batch in images.split(batch_size)])
 
 
 def save_classifier(model: DegradationClassifier, directory: str | Path) -> None:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 import torch
 from PIL import Image
 
@@ -520,4 +519,6 @@ def histogram_w1(samples, counts, kind: str) -> float:
                          f"got shape {counts.shape}, sum {counts.sum()}")
     if samples.size == 0:
         raise ValueError("histogram_w1: no samples")
+    import scipy.stats  # here, not at the top: it adds ~1 s to every job's start-up
+
     return float(scipy.stats.wasserstein_distance(samples, bin_centre(np.arange(N_BINS), kind), v_weights=counts))

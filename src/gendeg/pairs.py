@@ -8,7 +8,7 @@ are then drawn per batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,10 @@ class Batch:
     degradation: torch.Tensor  # B, index into DEGRADATIONS
     mu: torch.Tensor  # B, float
     sigma: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The batch on `device` (drawn on the CPU, trained on wherever the model is)."""
+        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
 class PairBank:

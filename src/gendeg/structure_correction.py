@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from gendeg import DEGRADATIONS
+from gendeg.devices import model_device
 from gendeg.restorers import load_restorer
 
 CONFIG_FILE = "config.json"
@@ -21,12 +22,12 @@ MODEL_DIR = "model"
 
 
 def correct(model: nn.Module, clean: torch.Tensor, generated: torch.Tensor, chunk: int = 16) -> torch.Tensor:
-    """S applied in chunks, clamped to [0, 1] (what a saved PNG would hold)."""
-    outputs = []
+    """S applied in chunks on the model's device, clamped to [0, 1] (what a saved PNG would hold)."""
+    outputs, device = [], model_device(model)
     with torch.no_grad():
         for start in range(0, len(clean), chunk):
             x = torch.cat([clean[start:start + chunk], generated[start:start + chunk]], dim=1)
-            outputs.append(model(x).clamp(0, 1))
+            outputs.append(model(x.to(device)).clamp(0, 1).to(generated.device))
     return torch.cat(outputs)
 
 
@@ -51,7 +52,6 @@ class StructureCorrection:
                              f"{tuple(clean.shape)} and {tuple(generated.shape)}")
         if not self.covers(degradation):
             return generated
-        self.model.to(generated.device)
         return correct(self.model, clean.float(), generated.float()).to(generated.dtype)
 
 

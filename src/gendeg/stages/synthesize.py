@@ -32,6 +32,7 @@ import torch
 
 from gendeg import DEGRADATIONS, tracking
 from gendeg.atomic import atomic_dir, atomic_path
+from gendeg.devices import compute_device
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
 from gendeg.intensity import IntensitySampler, load_intensity_stats, mu_sigma
@@ -147,7 +148,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     cfg = config["synthesis"]
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     samples = plan(config, prepared_dir, degradation)
-    model = GenDegModel.from_pretrained(model_dir).eval()
+    model = GenDegModel.from_pretrained(model_dir).eval().to(compute_device())
     # The paper samples at 512 from a model trained at 256 (the UNet is convolutional).
     size = cfg.get("image_size") or json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
     correction = load_structure_correction(structure_correction_dir) if structure_correction_dir else None

@@ -14,11 +14,20 @@ import torch
 
 from gendeg import DEGRADATIONS, tracking
 from gendeg.atomic import atomic_dir, write_json
+from gendeg.devices import model_device
 from gendeg.diffusion import GenDegModel, generate, training_loss
 from gendeg.images import to_array, write_png
 from gendeg.manifest import read_manifest
 from gendeg.pairs import PairBank
-from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, step_generator, train
+from gendeg.training import (
+    LossFn,
+    clear_checkpoint,
+    loss_summary,
+    run_fingerprint,
+    settings_from_config,
+    step_generator,
+    train,
+)
 
 
 def captions_of(bank: PairBank, indices: torch.Tensor) -> list[str]:
@@ -44,24 +53,33 @@ def preview(model: GenDegModel, bank: PairBank, seed: int, sampling: dict, count
     return np.concatenate(rows, axis=0)
 
 
+def gendeg_optimizer(model: GenDegModel, train_cfg: dict) -> torch.optim.AdamW:
+    """AdamW with the paper's two learning rates: the intensity projections train at `projection_lr`."""
+    groups = [
+        {"params": list(model.main_parameters()), "lr": train_cfg["lr"]},
+        {"params": list(model.projection_parameters()), "lr": train_cfg["projection_lr"]},
+    ]
+    return torch.optim.AdamW(groups, weight_decay=train_cfg.get("weight_decay", 1e-2))
+
+
+def gendeg_loss(bank: PairBank, train_cfg: dict, image_size: int) -> LossFn:
+    """GenDeg's diffusion loss on a batch drawn on the CPU (balanced, cropped, flipped) and moved to the model."""
+    def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
+        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
+        batch = bank.batch(indices, train_cfg.get("crop", image_size), generator).to(model_device(net))
+        return training_loss(net, batch.clean, batch.degraded, batch.degradation, batch.mu, batch.sigma,
+                             generator, train_cfg["dropout"], captions=captions_of(bank, indices))
+    return loss_fn
+
+
 def train_gendeg(config: dict, prepared_dir: Path, out_dir: Path, checkpoint_dir: Path | None) -> dict:
     cfg = config["gendeg"]
     train_cfg = cfg["train"]
     torch.manual_seed(config["seed"])  # model initialisation
     model = GenDegModel.from_config(cfg["model"])
     bank = PairBank(read_manifest(Path(prepared_dir) / "train.csv"), size=cfg["image_size"], description="loading pairs")
-    groups = [  # the paper trains the two intensity projections at 10x the UNet's learning rate
-        {"params": list(model.main_parameters()), "lr": train_cfg["lr"]},
-        {"params": list(model.projection_parameters()), "lr": train_cfg["projection_lr"]},
-    ]
-    optimizer = torch.optim.AdamW(groups, weight_decay=train_cfg.get("weight_decay", 1e-2))
-
-    def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
-        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
-        batch = bank.batch(indices, train_cfg.get("crop", cfg["image_size"]), generator)
-        return training_loss(net, batch.clean, batch.degraded, batch.degradation, batch.mu, batch.sigma,
-                             generator, train_cfg["dropout"], captions=captions_of(bank, indices))
-
+    optimizer = gendeg_optimizer(model, train_cfg)
+    loss_fn = gendeg_loss(bank, train_cfg, cfg["image_size"])
     with tracking.job_run("train_gendeg", "train_gendeg", config) as run:
         run.log_params({"model.parameters": sum(p.numel() for p in model.parameters()), "train.pairs": len(bank)})
         settings = settings_from_config(train_cfg, config["seed"], checkpoint_dir, "train GenDeg",

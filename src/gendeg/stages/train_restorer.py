@@ -17,11 +17,12 @@ import torch.nn.functional as F
 
 from gendeg import tracking
 from gendeg.atomic import atomic_dir, write_json
+from gendeg.devices import model_device
 from gendeg.images import to_array
 from gendeg.manifest import read_manifest
 from gendeg.pairs import PairBank
-from gendeg.restorers import RestorerConfigError, build_restorer, save_restorer
-from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
+from gendeg.restorers import RestorerConfigError, build_restorer, restore, save_restorer
+from gendeg.training import LossFn, clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
 
 
 def model_config(config: dict, arch: str) -> dict:
@@ -38,10 +39,18 @@ def restoration_grid(model: torch.nn.Module, bank: PairBank, per_degradation: in
     picks = torch.cat([torch.nonzero(bank.degradation == d).flatten()[:per_degradation]
                        for d in bank.degradation.unique(sorted=True)])
     degraded, clean = bank.tensors(picks)
-    with torch.no_grad():
-        restored = model(degraded).clamp(0, 1)
+    restored = restore(model, degraded)
     rows = [torch.cat([degraded[i], restored[i], clean[i]], dim=2) for i in range(len(picks))]
     return to_array(torch.cat(rows, dim=1))
+
+
+def restoration_loss(bank: PairBank, train_cfg: dict) -> LossFn:
+    """L1 between the restored crop and the clean one, on a batch drawn on the CPU and trained where the model is."""
+    def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
+        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
+        batch = bank.batch(indices, train_cfg["crop"], generator).to(model_device(net))
+        return F.l1_loss(net(batch.degraded), batch.clean)
+    return loss_fn
 
 
 def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out_dir: Path,
@@ -56,12 +65,7 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
     model = build_restorer(model_cfg, seed=config["seed"])  # same initial weights for every training set
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0),
                                   betas=(0.9, 0.9))
-
-    def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
-        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
-        batch = bank.batch(indices, train_cfg["crop"], generator)
-        return F.l1_loss(net(batch.degraded), batch.clean)
-
+    loss_fn = restoration_loss(bank, train_cfg)
     with tracking.job_run("train_restorer", f"train_restorer:{name}", config) as run:
         run.set_tags({"gendeg.training_set": train_set, "gendeg.arch": arch, "gendeg.job": name})
         run.log_params({"arch": arch, "train_set": train_set, "pairs": len(bank),
