@@ -16,6 +16,10 @@ reuses the run's metrics/<arch>/<set>.json: the pipeline is deterministic on CPU
 would reproduce it byte for byte (`--retrain-run-seed` retrains it anyway).  Restorers and
 their metrics go to --work (outside the repository); MLflow records go to a store there,
 never into the run's mlflow.db.
+
+`--scaling-counts 10 20 40 80` also retrains the data-scaling restorers (existing + the first
+N generated pairs of each degradation, as the pipeline's scaling jobs) for every seed, and
+adds the curve with its seed spread under "scaling_curve".
 """
 
 from __future__ import annotations
@@ -51,12 +55,13 @@ def isolate_tracking(work: Path) -> None:
     os.environ.pop("GENDEG_PARENT_RUN_ID", None)
 
 
-def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dict) -> str:
+def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dict, count: int | None = None) -> str:
     """Hash of everything a (restorer, evaluation) result depends on except the code: both
     configs (seed included), the training and evaluation manifests and the bytes of every
     image they name.  Two run folders with the same data share results; a changed byte
     anywhere retrains."""
-    digest = hashlib.sha256(json.dumps([train_cfg, eval_cfg], sort_keys=True).encode())
+    key = [train_cfg, eval_cfg] if count is None else [train_cfg, eval_cfg, {"generated_per_degradation": count}]
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     manifests = [run / TRAINING_SETS[train_set] / ("train.csv" if train_set == "existing" else "manifest.csv"),
                  run / "data/prepared/test.csv", run / "data/prepared/ood.csv"]
     for manifest in manifests:
@@ -69,24 +74,27 @@ def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dic
 
 
 def metrics_for_seed(run: Path, work: Path, arch: str, train_set: str, seed: int, run_seed: int,
-                     retrain_run_seed: bool) -> dict:
-    """metrics/<arch>/<set>.json of a restorer trained with `seed` (reused from the run for its own seed)."""
-    pipeline_metrics = run / "metrics" / arch / f"{train_set}.json"
+                     retrain_run_seed: bool, count: int | None = None) -> dict:
+    """metrics/<arch>/<set>.json of a restorer trained with `seed` (reused from the run for its own seed);
+    with `count`, the scaling restorer on existing + the first `count` generated pairs per degradation."""
+    pipeline_metrics = (run / "metrics" / arch / f"{train_set}.json" if count is None
+                        else run / "metrics" / "scaling" / f"{count}.json")
     if seed == run_seed and not retrain_run_seed and pipeline_metrics.is_file():
         return {**json.loads(pipeline_metrics.read_text()), "source": str(pipeline_metrics)}
     train_cfg = copy.deepcopy(read_stage_config(run / "resolved_params" / "train_restorer.json"))
     train_cfg["seed"] = seed
     eval_cfg = read_stage_config(run / "resolved_params" / "evaluate.json")
-    out = work / f"seed{seed}" / arch / train_set / inputs_fingerprint(run, train_set, train_cfg, eval_cfg)[:16]
+    label = train_set if count is None else f"{train_set}@{count}"
+    out = work / f"seed{seed}" / arch / label / inputs_fingerprint(run, train_set, train_cfg, eval_cfg, count)[:16]
     out_json = out / "metrics.json"
     if out_json.is_file():  # same inputs finished earlier (an interrupted call, or another run folder)
         return {**json.loads(out_json.read_text()), "source": str(out_json)}
     started = time.perf_counter()
-    select_pairs(train_set, run / TRAINING_SETS[train_set], out / "pairs.csv")
+    select_pairs(train_set, run / TRAINING_SETS[train_set], out / "pairs.csv", generated_per_degradation=count)
     train_restorer(train_cfg, arch, train_set, out / "pairs.csv", out / "model", checkpoint_dir=None)
-    summary = evaluate(eval_cfg, f"{arch}-{train_set}", out / "model", run / "models/features", run / "data/prepared",
+    summary = evaluate(eval_cfg, f"{arch}-{label}", out / "model", run / "models/features", run / "data/prepared",
                        out_json, out / "per_set.csv")
-    print(f"seed {seed} {train_set}: OOD {summary['ood']['mean_psnr']:.3f} dB "
+    print(f"seed {seed} {label}: OOD {summary['ood']['mean_psnr']:.3f} dB "
           f"({time.perf_counter() - started:.0f} s)", flush=True)
     return {**summary, "source": str(out_json)}
 
@@ -146,8 +154,24 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "restorer_config": read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"],
         "what_the_seed_changes": "restorer initial weights and batch order / crops / flips (config seed); data and budget fixed",
         "machine": describe_machine(args.threads, "Cores shared with other jobs."),
-        "command": f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}",
+        "command": (f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}"
+                    + (f" --scaling-counts {' '.join(map(str, args.scaling_counts))}" if args.scaling_counts else "")),
+        "scaling_curve": scaling_curve(results, done, args.scaling_counts),
     }
+
+
+def scaling_curve(results: dict[int, dict[str, dict]], done: list[int], counts: list[int]) -> dict | None:
+    """Mean OOD PSNR per generated-pair count over the seeds done, 0 = existing, "all" = GenDS."""
+    if not counts:
+        return None
+    points = {"0": "existing", **{str(c): f"scaling@{c}" for c in counts}, "all": "gends"}
+    seeds = [s for s in done if all(key in results[s] for key in points.values())]
+    if not seeds:
+        return {"seeds": [], "note": "no seed has every point yet"}
+    curve = {n: mean_std([results[s][key]["ood"]["mean_psnr"] for s in seeds]) for n, key in points.items()}
+    return {"seeds": seeds, "mean_ood_psnr": curve,
+            "generated_pairs_total": {str(c): results[seeds[0]][f"scaling@{c}"].get("restorer", {}).get("generated_pairs")
+                                     for c in counts}}
 
 
 def main() -> None:
@@ -163,6 +187,8 @@ def main() -> None:
                         help="restorers and their metrics, one folder per seed, set and inputs fingerprint")
     parser.add_argument("--out", type=Path, default=RESULTS / "ood_default.json")
     parser.add_argument("--retrain-run-seed", action="store_true")
+    parser.add_argument("--scaling-counts", type=int, nargs="*", default=[],
+                        help="also the scaling restorers (existing + first N generated pairs per degradation)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run = args.run.resolve()
@@ -182,6 +208,9 @@ def main() -> None:
         for train_set in args.sets:
             results.setdefault(seed, {})[train_set] = metrics_for_seed(run, work, args.arch, train_set, seed, run_seed,
                                                                        args.retrain_run_seed)
+        for count in args.scaling_counts:
+            results[seed][f"scaling@{count}"] = metrics_for_seed(run, work, args.arch, "gends", seed, run_seed,
+                                                                 args.retrain_run_seed, count)
         complete = seed == args.seeds[-1] and set(args.sets) == set(TRAINING_SETS)
         write_json(summarise(results, args.seeds, run, complete, args), args.out)
         print(f"wrote {args.out} after seed {seed}", flush=True)

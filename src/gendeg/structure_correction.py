@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gendeg import DEGRADATIONS
-from gendeg.devices import model_device
+from gendeg.devices import compute_device, model_device
 from gendeg.restorers import load_restorer
 
 CONFIG_FILE = "config.json"
@@ -56,7 +56,7 @@ class StructureCorrection:
 
 
 def load_structure_correction(out_dir: str | Path) -> StructureCorrection | None:
-    """S from a stage output folder, or None when the stage was disabled (nothing to apply)."""
+    """S from a stage output folder, on the compute device, or None when the stage was disabled."""
     out_dir = Path(out_dir)
     config_path = out_dir / CONFIG_FILE
     if not config_path.is_file():
@@ -64,4 +64,4 @@ def load_structure_correction(out_dir: str | Path) -> StructureCorrection | None
     info = json.loads(config_path.read_text())
     if not info.get("enabled", False):
         return None
-    return StructureCorrection(load_restorer(out_dir / MODEL_DIR), tuple(info["degradations"]))
+    return StructureCorrection(load_restorer(out_dir / MODEL_DIR).to(compute_device()), tuple(info["degradations"]))
