@@ -199,6 +199,8 @@ def main() -> None:
     parser.add_argument("--skip-default", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.warmup < 1 or args.steps < 1:
+        parser.error(f"--warmup and --steps must be at least 1, got {args.warmup} and {args.steps}")
 
     device = compute_device()
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})",
