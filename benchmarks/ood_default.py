@@ -192,7 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run = args.run.resolve()
-    needs_gends = ("data/gends/manifest.csv",) if "gends" in args.sets else ()
+    needs_gends = ("data/gends/manifest.csv",) if "gends" in args.sets or args.scaling_counts else ()
     for needed in ("data/prepared/ood.csv", "models/features/classifier.json", *needs_gends,
                    "resolved_params/train_restorer.json",
                    "resolved_params/evaluate.json"):
