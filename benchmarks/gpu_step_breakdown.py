@@ -18,16 +18,14 @@ left); its code was checked on the CPU with the tiny architecture.
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 from diffusers.training_utils import EMAModel
-from gpu_throughput import PAPER_TRAIN, pairs
+from gpu_throughput import PAPER_TRAIN, pairs, paper_model
 
-from gendeg.diffusion import PAPER_CONFIG, GenDegModel
 from gendeg.diffusion.random_sd import write_random_stable_diffusion
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
 from gendeg.training import step_generator
@@ -50,10 +48,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("gpu_step_breakdown: needs a CUDA GPU")
     work = Path(tempfile.mkdtemp())
-    config = copy.deepcopy(PAPER_CONFIG)
-    config["unet"]["pretrained"] = str(args.sd_folder or write_random_stable_diffusion(work / "sd", "sd15"))
-    torch.manual_seed(0)
-    model = GenDegModel.from_config(config).cuda()
+    model = paper_model(args.sd_folder or write_random_stable_diffusion(work / "sd", "sd15")).cuda()
     bank = pairs(256, work / "pairs")
     train_cfg = {**PAPER_TRAIN, "batch_size": 16, "crop": 256}
     optimizer, loss_fn = gendeg_optimizer(model, train_cfg), gendeg_loss(bank, train_cfg, 256)

@@ -116,12 +116,16 @@ def pairs(size: int, directory: Path) -> PairBank:
     return PairBank(frames["train"], size=size, description=f"loading {size}px pairs")
 
 
-def paper_section(args, work: Path) -> dict:
-    folder = args.sd_folder or write_random_stable_diffusion(work / "sd", args.architecture)
+def paper_model(folder: Path) -> GenDegModel:
+    """GenDeg's paper preset on the SD folder `folder`, seeded."""
     config = copy.deepcopy(PAPER_CONFIG)
     config["unet"]["pretrained"] = str(folder)
     torch.manual_seed(0)
-    model = GenDegModel.from_config(config)
+    return GenDegModel.from_config(config)
+
+
+def paper_section(args, work: Path) -> dict:
+    model = paper_model(args.sd_folder or write_random_stable_diffusion(work / "sd", args.architecture))
     bank = pairs(args.size, work / f"pairs{args.size}")
     train_cfg = {**PAPER_TRAIN, "batch_size": args.batch, "crop": args.size}
     report = {"sd_folder": "random " + args.architecture if args.sd_folder is None else str(args.sd_folder),

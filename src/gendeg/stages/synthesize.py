@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from gendeg import DEGRADATIONS, tracking
-from gendeg.atomic import atomic_dir, atomic_path
+from gendeg.atomic import atomic_dir, atomic_path, write_json
 from gendeg.devices import compute_device
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
@@ -180,7 +180,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
             samples["image_path"] = [str(out_dir / "images" / f"{i:06d}.png") for i in range(len(samples))]
             write_manifest(_frame(samples, degradation, "Synthetic"), tmp / "manifest.csv")
             if calibration is not None:
-                (tmp / "calibration.json").write_text(json.dumps(calibration.to_dict(), indent=2) + "\n")
+                write_json(calibration.to_dict(), tmp / "calibration.json")
             if cfg["oracle"]:
                 shutil.copytree(work_dir / "oracle", tmp / "oracle")
                 oracle = samples.assign(image_path=[str(out_dir / "oracle" / f"{i:06d}.png") for i in range(len(samples))],
@@ -206,8 +206,7 @@ def _cached_calibration(work_dir: Path, fit) -> MuCalibration:
     if path.exists():
         return MuCalibration.from_dict(json.loads(path.read_text()))
     calibration = fit()
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(calibration.to_dict()))
+    write_json(calibration.to_dict(), path)
     return calibration
 
 
