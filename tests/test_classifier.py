@@ -12,6 +12,7 @@ from gendeg.classifier import (
     class_index,
     extract_features,
     load_classifier,
+    pair_change,
     predict,
     save_classifier,
     train_classifier,
@@ -87,3 +88,53 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="classifier.json"):
         load_classifier(tmp_path)
     assert DegradationClassifier(num_classes=6).class_names == CLASSES[:6]
+
+
+def _scenes(family: str, count: int, g: torch.Generator, size: int = 24) -> torch.Tensor:
+    """Two unlike scene families: smooth colour fields, or fine random texture."""
+    if family == "smooth":
+        coarse = torch.rand(count, 3, 3, 3, generator=g) * 0.6 + 0.2
+        return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    return torch.rand(count, 3, size, size, generator=g) * 0.6 + 0.2
+
+
+def _degrade(clean: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
+    """"rain": bright vertical streaks; "snow": bright specks."""
+    count, _, size, _ = clean.shape
+    if kind == "rain":
+        columns = (torch.rand(count, 1, 1, size, generator=g) < 0.15).float()
+        return (clean + 0.35 * columns.expand(-1, 3, size, -1)).clamp(0, 1)
+    specks = (torch.rand(count, 1, size, size, generator=g) < 0.04).float()
+    return (clean + 0.5 * specks.expand(-1, 3, -1, -1)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("judge_input", ["change", "image"])
+def test_judging_the_change_survives_a_scene_confound_judging_the_image_does_not(judge_input):
+    """Trained where each degradation comes with one scene family (as each built-in stand-in
+    has its own scenes), then tested with the families swapped: the judge of the pair's
+    change still names the degradation; the judge of the degraded image names the scene."""
+    g = torch.Generator().manual_seed(0)
+    confound = {"smooth": "rain", "texture": "snow"}
+
+    def pairs(swap: bool, count: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, labels = [], []
+        for family, kind in confound.items():
+            kind = next(other for other in confound.values() if other != kind) if swap else kind
+            clean = _scenes(family, count, g)
+            degraded = _degrade(clean, kind, g)
+            inputs.append(pair_change(clean, degraded) if judge_input == "change" else degraded)
+            labels += [class_index(kind)] * count
+        return torch.cat(inputs), torch.tensor(labels)
+
+    judge, _ = train_classifier(*pairs(swap=False), steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
+    inputs, labels = pairs(swap=True)
+    accuracy = (predict(judge, inputs).argmax(-1) == labels).float().mean().item()
+    assert accuracy > 0.9 if judge_input == "change" else accuracy < 0.5
+
+
+def test_pair_change_is_centred_and_checks_shapes():
+    clean = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(pair_change(clean, clean), torch.full_like(clean, 0.5))
+    torch.testing.assert_close(pair_change(clean, clean * 0), 0.5 - clean / 2)
+    with pytest.raises(ValueError, match=r"pair_change: clean \(2, 3, 8, 8\) vs degraded \(2, 3, 4, 4\)"):
+        pair_change(clean, clean[..., :4, :4])

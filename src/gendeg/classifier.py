@@ -1,10 +1,14 @@
 """Degradation-type classifier: recognises which of `gendeg.DEGRADATIONS` (or "clean") an image shows.
 
-Two uses: (1) type fidelity of GenDeg samples - does a generated "haze" image look like
-haze to a classifier trained on real training pairs only (never on generated data);
-(2) its frozen penultimate features are the embedding for `metrics.kid` /
-`metrics.frechet_distance`, a download-free stand-in for Inception features that is,
-by construction, sensitive to what degradations look like.
+Two uses: (1) type fidelity of GenDeg samples - does a generated "haze" pair show haze to
+a classifier trained on real training pairs only (never on generated data)?  That judge
+sees the change a pair makes (`pair_change`), not the degraded image: each built-in
+stand-in has its own few scenes, so a judge of the degraded image learns the scenes with
+the degradations and fails on other scenes (`benchmarks/intensity_control.py` measures
+both judges on the true physics generator's output); (2) the frozen penultimate features
+of the image classifier are the embedding for `metrics.kid` / `metrics.frechet_distance`,
+a download-free stand-in for Inception features that is, by construction, sensitive to
+what degradations look like.
 
 The network is a small fully-convolutional CNN (GroupNorm, so a sample's features do not
 depend on its batch and train/eval behave alike), any input size; features are the
@@ -50,6 +54,18 @@ def class_index(name: str, num_classes: int = len(CLASSES)) -> int:
     if name not in names:
         raise KeyError(f"classifier: unknown class {name!r}; known: {list(names)}")
     return names.index(name)
+
+
+def pair_change(clean: torch.Tensor, degraded: torch.Tensor) -> torch.Tensor:
+    """What a degradation did to a pair, as an image in [0, 1]: (degraded - clean + 1) / 2.
+
+    The input of the type judge: it keeps what the degradation added (streaks, flakes, veil,
+    blur edges, darkening) and drops most of the scene, so a judge trained on a few scenes
+    still recognises the degradation on others.
+    """
+    if clean.shape != degraded.shape:
+        raise ValueError(f"pair_change: clean {tuple(clean.shape)} vs degraded {tuple(degraded.shape)}")
+    return (degraded - clean + 1) / 2
 
 
 def _stage(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
