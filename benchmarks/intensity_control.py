@@ -20,6 +20,8 @@ the OOD benchmark, scenes no training stage saw), for each degradation:
   generated samples and the REAL degraded images of that degradation in the test split,
   next to the same distances for the clean inputs themselves (the naive "do nothing"
   baseline) and for the real training images (a floor: same generators, same scenes);
+  and KID between the changes generated and real test pairs make, in the change judge's
+  features, next to the oracle's (what a perfect GenDeg would reach on these scenes);
 * sampler cost: model evaluations and seconds per image of the run's sampler and of the
   paper's Euler-ancestral at 100 steps, with the control figures of each (a smaller sweep
   for the slow one);
@@ -188,6 +190,21 @@ def fidelity(classifier, generated: torch.Tensor, clean: torch.Tensor, real_test
     }
 
 
+def change_fidelity(judge: torch.nn.Module, clean: torch.Tensor, generated: torch.Tensor, oracle: torch.Tensor,
+                    test_clean: torch.Tensor, test_degraded: torch.Tensor) -> dict:
+    """KID between the changes generated pairs make and those the real test pairs make, in the
+    change judge's features (scene-robust, unlike the image judge's); the physics generator's
+    changes on the same clean images are the reference a perfect GenDeg would reach."""
+    real = extract_features(judge, pair_change(test_clean, test_degraded))
+
+    def to_real(images: torch.Tensor) -> tuple[float, float]:
+        features = extract_features(judge, pair_change(clean, images))
+        return kid(features, real, subsets=50, subset_size=min(len(features), len(real)), seed=0)
+
+    value, std = to_real(generated)
+    return {"kid_change": value, "kid_change_std": std, "kid_change_oracle": to_real(oracle)[0]}
+
+
 def job_calibration(model, run: Path, synth_config: dict, degradation: str, size: int, mode: str,
                     images: int | None = None) -> MuCalibration | None:
     """The map this degradation's synthesis job would fit (its plan, its sources, its seed), or None."""
@@ -216,13 +233,15 @@ def load_correction(folder: Path | None) -> tuple[torch.nn.Module | None, list[s
 
 
 def corrected_figures(net: torch.nn.Module, result: dict, judges: Judges, degradation: str, levels: int,
-                      real_test: torch.Tensor, real_train: torch.Tensor) -> dict:
+                      real_test: torch.Tensor, real_train: torch.Tensor, oracle: torch.Tensor,
+                      test_clean: torch.Tensor) -> dict:
     """The figures of `result` after S: intensity control, type and fidelity of the corrected images."""
     corrected = correct(net, result["clean"], result["generated"])
     mu, sigma = realised_intensity(result["clean"], corrected)
     figures = control_figures({**result, "generated": corrected, "mu": mu, "sigma": sigma}, judges, degradation,
                               levels)
     figures.update(fidelity(judges.image, corrected, result["clean"], real_test, real_train))
+    figures.update(change_fidelity(judges.change, result["clean"], corrected, oracle, test_clean, real_test))
     figures["diversity_note"] = "S's effect on GenDeg's seed-to-seed variation is in the S folder's train_summary.json"
     return {**figures, "targets_met": targets_met(figures)}
 
@@ -351,19 +370,25 @@ def main() -> None:
         fast_seconds.append(result["seconds_per_image"])
         figures = control_figures(result, judges, degradation, args.levels)
         # The judges' ceiling: the true generator on the same clean images at the same requested mu.
-        figures["oracle"] = type_figures(judges, result["clean"], oracle_images(result, degradation, args.seed),
-                                         degradation)
-        real_test = load_images(run, test.loc[test["degradation"] == degradation, "image_path"], size)
+        oracle = oracle_images(result, degradation, args.seed)
+        figures["oracle"] = type_figures(judges, result["clean"], oracle, degradation)
+        test_rows = test[test["degradation"] == degradation]
+        real_test = load_images(run, test_rows["image_path"], size)
+        test_clean = load_images(run, test_rows["target_path"], size)
         real_train = load_images(run, train.loc[train["degradation"] == degradation, "image_path"], size)
         figures.update(fidelity(image_judge, result["generated"], result["clean"], real_test, real_train))
+        figures.update(change_fidelity(change_judge, result["clean"], result["generated"], oracle, test_clean,
+                                       real_test))
         figures["targets_met"] = targets_met(figures)
         figures["calibration"] = calibration.to_dict() if calibration else None
         if degradation in corrected_degradations:
             figures["with_structure_correction"] = corrected_figures(correction_net, result, judges, degradation,
-                                                                     args.levels, real_test, real_train)
+                                                                     args.levels, real_test, real_train, oracle,
+                                                                     test_clean)
         results[degradation] = figures
         print(f"{degradation}: r {figures['pearson_r']:.3f} ratio {figures['mu_ratio']:.2f} "
               f"type {figures['type_accuracy']:.2f} (oracle {figures['oracle']['type_accuracy']:.2f}) kid {figures['kid']:.4f} (clean {figures['kid_clean_baseline']:.4f}) "
+              f"change kid {figures['kid_change']:.4f} (oracle {figures['kid_change_oracle']:.4f}) "
               f"{result['seconds_per_image']:.3f} s/img", flush=True)
         if "with_structure_correction" in figures:
             after = figures["with_structure_correction"]
@@ -412,6 +437,8 @@ def main() -> None:
         results["summary"]["structure_correction"] = {
             "degradations": sorted(with_s),
             "kid_lower_with_s": sorted(d for d, v in with_s.items() if v["kid"] < results[d]["kid"]),
+            "kid_change_lower_with_s": sorted(d for d, v in with_s.items()
+                                              if v["kid_change"] < results[d]["kid_change"]),
             "type_accuracy_higher_with_s": sorted(d for d, v in with_s.items()
                                                   if v["type_accuracy"] > results[d]["type_accuracy"]),
             "pearson_r_without_with_s": {d: [results[d]["pearson_r"], v["pearson_r"]] for d, v in with_s.items()},
@@ -432,7 +459,9 @@ def main() -> None:
         "oracle_note": "oracle = the built-in physics generator (gendeg.oracle, the degradation's stand-ins in "
                        "turn) on the sweep's clean images at its requested mu: what each judge makes of the true "
                        "degradation on these scenes",
-        "fidelity_note": "KID on the image judge's features (project-internal scale); "
+        "fidelity_note": "kid_change: KID between pair_change of generated and of real test pairs in the change "
+                         "judge's features, kid_change_oracle the same for the oracle's pairs; "
+                         "kid: KID on the image judge's features (project-internal scale, scene-confounded); "
                          "swd = sliced Wasserstein of 7x7 RGB patches; both against the test split's real "
                          "degraded images of the same degradation; clean_baseline = the clean inputs themselves, "
                          "real_train_reference = real training images (same generators and scenes: a floor)",

@@ -109,10 +109,20 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
     ood = {t: mean_std(pick(t, lambda m: m["ood"]["mean_psnr"])) for t in TRAINING_SETS}
     in_dist = {t: mean_std(pick(t, lambda m: m["in_distribution"]["psnr"])) for t in TRAINING_SETS}
     gain = compare_over_seeds(ood["existing"]["per_seed"], ood["gends"]["per_seed"])
-    # The distributional distance (KID on the frozen classifier's features; lower is better),
-    # when the metrics have it (runs made before the train_features stage do not).
-    has_kid = all(results[s][t]["ood"].get("mean_kid") is not None for s in done for t in TRAINING_SETS)
-    kid = {t: mean_std(pick(t, lambda m: m["ood"]["mean_kid"])) for t in TRAINING_SETS} if has_kid else None
+    # The distributional distances (lower is better): KID on the frozen classifier's features and the
+    # network-free sliced Wasserstein distance of image patches, when the metrics have them (runs made
+    # before the train_features stage do not).  The change is gends minus existing, so its verdict
+    # "gain" means GenDS restorations are *farther* from the ground truth.
+    def distance(key: str) -> tuple[dict | None, dict | None]:
+        if not all(results[s][t]["ood"].get(key) is not None for s in done for t in TRAINING_SETS):
+            return None, None
+        values = {t: mean_std(pick(t, lambda m: m["ood"][key])) for t in TRAINING_SETS}
+        change = compare_over_seeds(values["existing"]["per_seed"], values["gends"]["per_seed"])
+        reading = {"gain": "GenDS farther", "loss": "GenDS closer"}.get(change["verdict"], change["verdict"])
+        return values, {**change, "reading": reading}
+
+    kid, kid_change = distance("mean_kid")
+    swd, swd_change = distance("mean_swd")
 
     def breakdown(section: str) -> dict:
         names = sorted(results[done[0]]["existing"]["ood"][section])
@@ -135,8 +145,9 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "verdict": (f"mean OOD gain {gain['mean']:+.3f} dB (std {gain['std']:.3f} over {len(done)} seeds, "
                     f"seed spread {gain['spread']:.3f}): {gain['verdict']}"),
         "mean_ood_kid": kid,
-        # gends minus existing: a positive "gain" here means GenDS restorations are *farther* from the ground truth.
-        "kid_change": (compare_over_seeds(kid["existing"]["per_seed"], kid["gends"]["per_seed"]) if kid else None),
+        "kid_change": kid_change,
+        "mean_ood_swd": swd,
+        "swd_change": swd_change,
         "per_set": per_set,
         "per_degradation": per_degradation,
         "sets_gaining": by_verdict(per_set, "gain"), "sets_losing": by_verdict(per_set, "loss"),

@@ -11,7 +11,8 @@ Why these statistics:
   the ratio of mean realised to mean requested mu (a 2x overshoot still has r = 1).
 * A correlation of mu alone does not show that the right degradation was made (haze that
   turns into rain-like bands at high mu still correlates), hence `type_accuracy` from a
-  classifier trained on real training pairs only.
+  classifier trained on real training pairs only, judging the change a pair makes
+  (`gendeg.classifier.pair_change`), with the physics generator's own score as its ceiling.
 * A gain of restorers trained on GenDS that is smaller than the seed-to-seed spread is
   no gain: `compare_over_seeds` says so explicitly.
 """
