@@ -54,6 +54,9 @@ VARIANTS: dict[str, tuple[dict, list[int]]] = {
     "sample_factor4": ({**FACTOR_4, "prediction_type": "sample"}, [5]),
     "sample_factor2": ({**FACTOR_2, "prediction_type": "sample"}, [5, 10]),  # the default
     "v_prediction_factor2": ({**FACTOR_2, "prediction_type": "v_prediction"}, [10]),
+    # Is the default's type fidelity limited by the UNet's width?  Twice the channels at every level.
+    "sample_factor2_wide": ({**FACTOR_2, "unet": {**FACTOR_2["unet"], "block_out_channels": [32, 64, 128]},
+                             "prediction_type": "sample"}, [10]),
 }
 
 
@@ -122,7 +125,7 @@ def intensity_figures(run: Path, work: Path, name: str, steps: int, threads: int
                     "--slow-levels", "2", "--slow-per-level", "1", "--out", str(out)], check=True)
     figures = json.loads(out.read_text())
     per = {d: v for d, v in figures.items() if isinstance(v, dict) and "type_accuracy" in v}
-    keys = ("pearson_r", "mu_ratio", "type_accuracy", "kid")
+    keys = ("pearson_r", "mu_ratio", "type_accuracy", "kid", "kid_change")
     return {"steps": steps,
             **{f"mean_{k}": float(np.nanmean([v[k] for v in per.values()])) for k in keys},
             "per_degradation": {d: {k: v[k] for k in keys} for d, v in per.items()},
@@ -162,7 +165,9 @@ def main() -> None:
     results["run"] = {
         "run_folder": str(args.run),
         "machine": describe_machine(args.threads, "Cores shared with other jobs: seconds indicative."),
-        "command": f"python benchmarks/gendeg_parametrisation.py --run {args.run} --threads {args.threads}",
+        "command": f"python benchmarks/gendeg_parametrisation.py --run {args.run} --threads {args.threads}"
+                   + (f" --variants {' '.join(args.variants)}" if args.variants != list(VARIANTS) else "")
+                   + (f" --steps {args.steps}" if args.steps else ""),
     }
     write_json(results, args.out)
     print(f"wrote {args.out}")
