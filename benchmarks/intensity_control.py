@@ -87,6 +87,11 @@ def load_images(run: Path, paths, size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
 
 
+def manifest_changes(run: Path, rows: pd.DataFrame, size: int) -> torch.Tensor:
+    """pair_change of each manifest row's (clean target, image): what the type judge sees."""
+    return pair_change(load_images(run, rows["target_path"], size), load_images(run, rows["image_path"], size))
+
+
 def realised_intensity(clean: torch.Tensor, degraded: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma) per pair exactly as the synthesize stage measures its outputs."""
     pairs = [mu_sigma(to_array(c), to_array(d)) for c, d in zip(clean, degraded, strict=True)]
@@ -262,14 +267,12 @@ def targets_met(figures: dict) -> dict:
 def train_change_judge(run: Path, train: pd.DataFrame, test: pd.DataFrame, size: int, steps: int,
                        seed: int) -> tuple[torch.nn.Module, dict]:
     """Type judge on the change each of the run's training pairs makes (6 degradations)."""
-    def changes(rows: pd.DataFrame) -> torch.Tensor:
-        return pair_change(load_images(run, rows["target_path"], size), load_images(run, rows["image_path"], size))
-
     labels = torch.tensor([DEGRADATIONS.index(d) for d in train["degradation"]])
     started = time.perf_counter()
-    judge, losses = train_classifier(changes(train), labels, steps=steps, seed=seed, num_classes=len(DEGRADATIONS))
+    judge, losses = train_classifier(manifest_changes(run, train, size), labels, steps=steps, seed=seed,
+                                     num_classes=len(DEGRADATIONS))
     test_labels = torch.tensor([DEGRADATIONS.index(d) for d in test["degradation"]])
-    probabilities = predict(judge, changes(test))
+    probabilities = predict(judge, manifest_changes(run, test, size))
     return judge, {
         "input": "pair_change(clean, degraded)", "train_pairs": len(labels), "steps": steps, "seed": seed,
         "loss_last": float(np.mean(losses[-20:])), "train_seconds": time.perf_counter() - started,

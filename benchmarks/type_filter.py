@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from intensity_control import load_images, train_change_judge
+from intensity_control import manifest_changes, train_change_judge
 
 from gendeg import DEGRADATIONS
 from gendeg.atomic import write_json
-from gendeg.classifier import pair_change, predict
+from gendeg.classifier import predict
 from gendeg.manifest import read_manifest
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,8 +58,7 @@ def main() -> None:
     judge, judge_report = train_change_judge(copy, train, test, size, args.judge_steps, seed=0)
     manifest = pd.read_csv(run / GENDS, keep_default_na=False)
     generated = manifest[manifest["category"] == "Synthetic"]
-    called = predict(judge, pair_change(load_images(copy, generated["target_path"], size),
-                                        load_images(copy, generated["image_path"], size))).argmax(1)
+    called = predict(judge, manifest_changes(copy, generated, size)).argmax(1)
     keep = (called == torch.tensor([DEGRADATIONS.index(d) for d in generated["degradation"]])).numpy()
     pd.concat([manifest[manifest["category"] != "Synthetic"], generated[keep]]).sort_index().to_csv(
         copy / GENDS, index=False)
