@@ -1,7 +1,8 @@
-"""Why the CPU default GenDeg predicts x0 on a pixel_unshuffle(2) latent: the variants, measured.
+"""Why the CPU default GenDeg predicts x0 on a pixel_unshuffle(2) latent with a plain loss: the variants, measured.
 
 For each variant, trains GenDeg on a finished pipeline run's training pairs with that run's
-own `train_gendeg` settings (only the model config differs), then measures:
+own `train_gendeg` settings (only the variant's model config and training overrides
+differ), then measures:
 
 * residual_hf: high-frequency energy of (output - clean), the mean absolute difference
   between the residual and its 3x3 box blur, on the test split's clean images generated at
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -48,15 +50,28 @@ FACTOR_4 = {"codec": {"type": "pixel_unshuffle", "factor": 4},
             "unet": {"block_out_channels": [32, 64], "attention_levels": [False, True], "norm_num_groups": 16}}
 FACTOR_2 = {"codec": {"type": "pixel_unshuffle", "factor": 2},
             "unet": {"block_out_channels": [16, 32, 64], "attention_levels": [False, False, True], "norm_num_groups": 8}}
-# name -> (model config overrides, sampler step counts to measure)
-VARIANTS: dict[str, tuple[dict, list[int]]] = {
-    "v_prediction_factor4": ({**FACTOR_4, "prediction_type": "v_prediction"}, [5]),
-    "sample_factor4": ({**FACTOR_4, "prediction_type": "sample"}, [5]),
-    "sample_factor2": ({**FACTOR_2, "prediction_type": "sample"}, [5, 10]),  # the default
-    "v_prediction_factor2": ({**FACTOR_2, "prediction_type": "v_prediction"}, [10]),
+
+
+class Variant(NamedTuple):
+    model: dict                 # GenDeg model config overrides
+    sampler_steps: list[int]    # sampler step counts to measure
+    train: dict = {}            # gendeg.train overrides
+
+
+VARIANTS: dict[str, Variant] = {
+    "v_prediction_factor4": Variant({**FACTOR_4, "prediction_type": "v_prediction"}, [5]),
+    "sample_factor4": Variant({**FACTOR_4, "prediction_type": "sample"}, [5]),
+    "sample_factor2": Variant({**FACTOR_2, "prediction_type": "sample"}, [5, 10]),  # the default
+    "v_prediction_factor2": Variant({**FACTOR_2, "prediction_type": "v_prediction"}, [10]),
     # Is the default's type fidelity limited by the UNet's width?  Twice the channels at every level.
-    "sample_factor2_wide": ({**FACTOR_2, "unet": {**FACTOR_2["unet"], "block_out_channels": [32, 64, 128]},
-                             "prediction_type": "sample"}, [10]),
+    "sample_factor2_wide": Variant({**FACTOR_2, "unet": {**FACTOR_2["unet"], "block_out_channels": [32, 64, 128]},
+                                    "prediction_type": "sample"}, [10]),
+    # Or by where the plain x0 loss spends the network's effort?  SNR-clamped loss weights
+    # (gendeg.diffusion.objective.snr_weights): Min-SNR, and SNR clamped to [1, 5].
+    "sample_factor2_minsnr5": Variant({**FACTOR_2, "prediction_type": "sample"}, [10], {"snr_gamma": 5.0}),
+    "sample_factor2_minsnr1": Variant({**FACTOR_2, "prediction_type": "sample"}, [10], {"snr_gamma": 1.0}),
+    "sample_factor2_snr1to5": Variant({**FACTOR_2, "prediction_type": "sample"}, [10],
+                                      {"snr_gamma": 5.0, "snr_floor": 1.0}),
 }
 
 
@@ -90,11 +105,12 @@ def pair_figures(model: GenDegModel, run: Path, config: dict, size: int) -> dict
             "sampling": dict(sampling)}
 
 
-def train_variant(run: Path, work: Path, name: str, overrides: dict, steps: int | None) -> tuple[Path, dict]:
+def train_variant(run: Path, work: Path, name: str, variant: Variant, steps: int | None) -> tuple[Path, dict]:
     from gendeg.stages.train_gendeg import train_gendeg
 
     config = json.loads((run / "resolved_params/train_gendeg.json").read_text())
-    config["gendeg"]["model"] = {**config["gendeg"]["model"], **copy.deepcopy(overrides)}
+    config["gendeg"]["model"] = {**config["gendeg"]["model"], **copy.deepcopy(variant.model)}
+    config["gendeg"]["train"] = {**config["gendeg"]["train"], **copy.deepcopy(variant.train)}
     if steps:
         config["gendeg"]["train"]["steps"] = steps
     out = work / name / "models" / "gendeg"
@@ -147,15 +163,15 @@ def main() -> None:
     os.chdir(run)  # manifest paths are relative to the run folder
     results: dict = {"variants": {}}
     for name in args.variants:
-        overrides, step_counts = VARIANTS[name]
-        model_dir, summary = train_variant(run, work, name, overrides, args.steps)
+        variant = VARIANTS[name]
+        model_dir, summary = train_variant(run, work, name, variant, args.steps)
         model = GenDegModel.from_pretrained(model_dir).eval()
         with torch.no_grad():
             pairs = pair_figures(model, run, summary["config"], summary["image_size"])
-        entry = {"model_overrides": overrides, "train_steps": summary["steps"],
+        entry = {"model_overrides": variant.model, "train_overrides": variant.train, "train_steps": summary["steps"],
                  "train_seconds": summary["train_seconds"], "loss_last": summary["loss_last"],
                  "parameters": sum(p.numel() for p in model.trainable_parameters()), **pairs,
-                 "intensity_control": [intensity_figures(run, work, name, s, args.threads) for s in step_counts]}
+                 "intensity_control": [intensity_figures(run, work, name, s, args.threads) for s in variant.sampler_steps]}
         results["variants"][name] = entry
         print(f"{name}: hf {pairs['residual_hf']:.4f} (real {pairs['residual_hf_real_pairs']:.4f}) "
               f"l1 {pairs['l1_to_real']:.4f} " + " ".join(
@@ -167,7 +183,8 @@ def main() -> None:
         "machine": describe_machine(args.threads, "Cores shared with other jobs: seconds indicative."),
         "command": f"python benchmarks/gendeg_parametrisation.py --run {args.run} --threads {args.threads}"
                    + (f" --variants {' '.join(args.variants)}" if args.variants != list(VARIANTS) else "")
-                   + (f" --steps {args.steps}" if args.steps else ""),
+                   + (f" --steps {args.steps}" if args.steps else "")
+                   + (f" --out {args.out}" if args.out != RESULTS else ""),
     }
     write_json(results, args.out)
     print(f"wrote {args.out}")

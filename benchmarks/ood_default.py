@@ -99,6 +99,13 @@ def metrics_for_seed(run: Path, work: Path, arch: str, train_set: str, seed: int
     return {**summary, "source": str(out_json)}
 
 
+def distance_change(existing: list[float], gends: list[float]) -> dict:
+    """compare_over_seeds for a distance (lower is better): the verdict says which side is closer."""
+    change = compare_over_seeds(existing, gends)
+    verdict = {"gain": "GenDS farther", "loss": "GenDS closer"}.get(change["verdict"], change["verdict"])
+    return {**change, "verdict": verdict}
+
+
 def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, complete: bool, args) -> dict:
     done = [s for s in seeds if s in results and all(t in results[s] for t in TRAINING_SETS)]
     if not done:  # e.g. --sets existing: one side only, no comparison yet
@@ -111,29 +118,32 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
     gain = compare_over_seeds(ood["existing"]["per_seed"], ood["gends"]["per_seed"])
     # The distributional distances (lower is better): KID on the frozen classifier's features and the
     # network-free sliced Wasserstein distance of image patches, when the metrics have them (runs made
-    # before the train_features stage do not).  The change is gends minus existing, so its verdict
-    # "gain" means GenDS restorations are *farther* from the ground truth.
+    # before the train_features stage do not).  The change is gends minus existing; its verdict is
+    # worded for a distance: "GenDS closer" (lower), "GenDS farther" or "within spread".
     def distance(key: str) -> tuple[dict | None, dict | None]:
         if not all(results[s][t]["ood"].get(key) is not None for s in done for t in TRAINING_SETS):
             return None, None
         values = {t: mean_std(pick(t, lambda m: m["ood"][key])) for t in TRAINING_SETS}
-        change = compare_over_seeds(values["existing"]["per_seed"], values["gends"]["per_seed"])
-        reading = {"gain": "GenDS farther", "loss": "GenDS closer"}.get(change["verdict"], change["verdict"])
-        return values, {**change, "reading": reading}
+        return values, distance_change(values["existing"]["per_seed"], values["gends"]["per_seed"])
 
     kid, kid_change = distance("mean_kid")
     swd, swd_change = distance("mean_swd")
 
     def breakdown(section: str) -> dict:
+        """PSNR gain per set (or degradation), and the change of each distance: which ones hold a target back."""
         names = sorted(results[done[0]]["existing"]["ood"][section])
         table = {}
         for name in names:
-            existing = pick("existing", lambda m, name=name: m["ood"][section][name]["psnr"])
-            gends = pick("gends", lambda m, name=name: m["ood"][section][name]["psnr"])
+            values = {t: pick(t, lambda m, name=name: m["ood"][section][name]) for t in TRAINING_SETS}
+            existing, gends = ([entry["psnr"] for entry in values[t]] for t in ("existing", "gends"))
             comparison = compare_over_seeds(existing, gends)
             table[name] = {"existing": float(sum(existing) / len(existing)), "gends": float(sum(gends) / len(gends)),
                            "gain": comparison["mean"], "gain_std": comparison["std"], "verdict": comparison["verdict"],
                            "input_psnr": results[done[0]]["existing"]["ood"][section][name]["input_psnr"]}
+            for key in ("kid", "swd"):
+                if all(entry.get(key) is not None for t in TRAINING_SETS for entry in values[t]):
+                    change = distance_change([e[key] for e in values["existing"]], [e[key] for e in values["gends"]])
+                    table[name][f"{key}_change"] = {k: change[k] for k in ("mean", "std", "verdict")}
         return table
 
     per_set, per_degradation = breakdown("per_set"), breakdown("per_degradation")

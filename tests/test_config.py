@@ -47,6 +47,9 @@ def test_deep_merge_does_not_mutate_inputs():
         (lambda p: p.__setitem__("degradations", ["haze", "fog"]), "degradations.1", "fog"),
         (lambda p: p["merge"]["filter"].__setitem__("mu_cap", "high"), "merge.filter.mu_cap", "high"),
         (lambda p: p.__setitem__("typo_section", {}), "<top level>", "typo_section"),
+        (lambda p: p["gendeg"]["train"].__setitem__("snr_gamma", 0), "gendeg.train.snr_gamma", "0"),
+        (lambda p: p["gendeg"]["train"].update(snr_gamma=1.0, snr_floor=5.0), "gendeg.train.snr_floor", "5.0"),
+        (lambda p: p["restorer"]["train"].__setitem__("snr_gamma", 5.0), "restorer.train", "snr_gamma"),
     ],
 )
 def test_bad_values_are_reported_with_their_key(params, edit, key, fragment):

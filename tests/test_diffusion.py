@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from diffusers.training_utils import compute_snr
 
 from gendeg.diffusion import (
     GenDegModel,
@@ -19,6 +20,7 @@ from gendeg.diffusion import (
     training_loss,
 )
 from gendeg.diffusion.conditioning import CrossAttentionIntensity
+from gendeg.diffusion.objective import snr_weights
 from gendeg.diffusion.sampling import epsilon_from_sample
 from gendeg.intensity import NULL_SLOT, bin_index
 
@@ -181,6 +183,41 @@ def test_loss_is_deterministic_given_the_generator():
     first = training_loss(model, *data, generator=torch.Generator().manual_seed(3))
     second = training_loss(model, *data, generator=torch.Generator().manual_seed(3))
     assert first.ndim == 0 and torch.equal(first, second)
+
+
+@pytest.mark.parametrize("prediction", ["sample", "epsilon", "v_prediction"])
+@pytest.mark.parametrize("gamma, floor", [(5.0, None), (None, 2.0), (5.0, 2.0)])
+def test_snr_weights_are_the_same_weight_on_x0_for_every_prediction_type(prediction, gamma, floor):
+    """SNR clamped to [floor, gamma] on the x0 error, whatever the network predicts."""
+    scheduler = tiny_model().noise_scheduler()
+    timesteps = torch.tensor([0, 10, 50, 99])
+    snr = compute_snr(scheduler, timesteps)
+    weights = snr_weights(scheduler, timesteps, prediction, gamma=gamma, floor=floor)
+    # An x0 error e is an epsilon error e * sqrt(SNR) and a v error e * sqrt(SNR + 1).
+    to_x0 = {"sample": 1.0, "epsilon": snr, "v_prediction": snr + 1}[prediction]
+    expected = snr.clone()
+    if gamma is not None:
+        expected = torch.minimum(expected, torch.tensor(gamma))
+    if floor is not None:
+        expected = torch.maximum(expected, torch.tensor(floor))
+    assert torch.allclose(weights * to_x0, expected)
+    assert snr[0] > 5 and snr[-1] < 2  # both sides of each clamp are exercised
+
+
+def test_snr_weighting_changes_the_loss_and_none_keeps_the_plain_mean():
+    model = tiny_model(prediction_type="sample")
+    data = batch()
+
+    def loss(**weighting):
+        return training_loss(model, *data, generator=torch.Generator().manual_seed(3), **weighting)
+
+    plain = loss()
+    assert torch.equal(plain, loss(snr_gamma=None, snr_floor=None))
+    assert not torch.allclose(plain, loss(snr_gamma=5.0)) and not torch.allclose(plain, loss(snr_floor=1.0))
+    for bad, message in (({"snr_gamma": 0.0}, "snr_gamma"), ({"snr_floor": -1.0}, "snr_floor"),
+                         ({"snr_gamma": 1.0, "snr_floor": 2.0}, "must not exceed")):
+        with pytest.raises(ValueError, match=message):
+            loss(**bad)
 
 
 @pytest.mark.parametrize("route, prediction", [("cross_attention", "epsilon"), ("time_embedding", "v_prediction"),

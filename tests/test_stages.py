@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import needs_torchvision, stage_workspace, tree_digest
 from PIL import Image
 
@@ -21,6 +22,8 @@ from gendeg.config import stage_config
 from gendeg.ingest import IngestError
 from gendeg.manifest import GENDS_COLUMNS, read_manifest
 from gendeg.mu_calibration import MuCalibration
+from gendeg.pairs import PairBank
+from gendeg.stages import train_gendeg as train_gendeg_stage
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.merge import intensity_filter, merge
 from gendeg.stages.prepare import prepare
@@ -55,6 +58,17 @@ def test_prepare_writes_its_outputs_and_is_byte_deterministic(workdir, prepared)
     for name in ("train.csv", "ood.csv"):  # same rows once the folder name is taken out
         text = (Path("again/prepared") / name).read_text().replace("again/prepared", "data/prepared")
         assert text == (prepared / name).read_text()
+
+
+def test_gendeg_loss_passes_the_snr_weighting_from_the_config(workdir, prepared, monkeypatch):
+    """gendeg.train.snr_gamma / snr_floor reach the loss (a key the loss never saw would be a silent no-op)."""
+    seen = {}
+    monkeypatch.setattr(train_gendeg_stage, "training_loss", lambda *args, **kwargs: seen.update(kwargs) or torch.zeros(()))
+    _, params = workdir
+    train_cfg = {**stage_config(params, "train_gendeg")["gendeg"]["train"], "snr_gamma": 5.0, "snr_floor": 1.0}
+    bank = PairBank(read_manifest(prepared / "train.csv"), size=32, description="pairs")
+    train_gendeg_stage.gendeg_loss(bank, train_cfg, 32)(torch.nn.Linear(1, 1), 0, torch.Generator().manual_seed(0))
+    assert (seen["snr_gamma"], seen["snr_floor"]) == (5.0, 1.0)
 
 
 def test_synthesis_is_deterministic_and_resumes_after_a_kill(workdir, prepared, gendeg_model, monkeypatch):

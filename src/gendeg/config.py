@@ -102,6 +102,11 @@ def check_jobs(resolved: dict, source: str) -> None:
     if too_many:
         raise ConfigError(f"{source}: scaling_counts: {too_many} exceed synthesis.per_degradation ({most}): "
                           f"such a restorer would train on the same pairs as {most}")
+    train = resolved["gendeg"]["train"]
+    floor, gamma = train.get("snr_floor"), train.get("snr_gamma")
+    if floor is not None and gamma is not None and floor > gamma:
+        raise ConfigError(f"{source}: gendeg.train.snr_floor ({floor}) exceeds gendeg.train.snr_gamma ({gamma}): "
+                          f"the loss weight is SNR clamped to [snr_floor, snr_gamma]")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import compute_snr
 
 from gendeg.diffusion.model import GenDegModel
 
@@ -46,15 +47,18 @@ def training_loss(
     generator: torch.Generator,
     dropout: dict | None = None,
     captions: Sequence[object] | None = None,
+    snr_gamma: float | None = None,
+    snr_floor: float | None = None,
 ) -> torch.Tensor:
     """Mean-squared diffusion loss for a batch of (clean, degraded) pairs, Bx3xHxW in [0, 1].
 
     `captions` (one per pair; None or blank for none) make the CLIP prompt
     "<caption>, <degradation phrase>"; the learned-token preset ignores them.
     Every random draw (dropout, timesteps, noise) comes from `generator`, so a run with the
-    same seed and data is the same run.  `model` may come wrapped by accelerate (DDP on
-    several GPUs): its forward goes through the wrapper (gradient sync), the rest through
-    the GenDegModel inside.
+    same seed and data is the same run.  `snr_gamma` / `snr_floor` weight each sample's loss
+    (`snr_weights`); both None keep the plain mean.  `model` may come wrapped by accelerate
+    (DDP on several GPUs): its forward goes through the wrapper (gradient sync), the rest
+    through the GenDegModel inside.
     """
     if clean.shape != degraded.shape:
         raise ValueError(f"clean {tuple(clean.shape)} and degraded {tuple(degraded.shape)} differ in shape")
@@ -77,4 +81,32 @@ def training_loss(
         target = scheduler.get_velocity(x0, noise, timesteps)
     prediction = model(noisy, timesteps, clean_latents, degradation_ids, mu, sigma, drop_text, drop_image,
                        captions=captions)
-    return F.mse_loss(prediction.float(), target.float())
+    if snr_gamma is None and snr_floor is None:
+        return F.mse_loss(prediction.float(), target.float())
+    weights = snr_weights(scheduler, timesteps, kind, gamma=snr_gamma, floor=snr_floor)
+    return (weights * per_sample_mse(prediction, target)).mean()
+
+
+def per_sample_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(prediction.float(), target.float(), reduction="none").flatten(1).mean(1)
+
+
+def snr_weights(scheduler, timesteps: torch.Tensor, prediction_type: str, gamma: float | None = None,
+                floor: float | None = None) -> torch.Tensor:
+    """Per-sample loss weights equal to SNR clamped to [floor, gamma] on the x0 error.
+
+    gamma alone is Min-SNR (Hang et al. 2023), floor alone truncated SNR (Salimans & Ho
+    2022).  A plain x0 loss weighs every noise level the same, so its gradient is dominated
+    by the high-noise steps, whose best answer is a blur; a weight above 1 where SNR > 1
+    moves effort to the steps where fine structure (blur, streaks) takes shape.  Expressed
+    for the prediction type: an x0 error e is an epsilon error e * sqrt(SNR) and a v error
+    e * sqrt(SNR + 1), so the weight is divided by SNR or SNR + 1.
+    """
+    for name, value in (("snr_gamma", gamma), ("snr_floor", floor)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+    if gamma is not None and floor is not None and floor > gamma:
+        raise ValueError(f"snr_floor ({floor}) must not exceed snr_gamma ({gamma})")
+    snr = compute_snr(scheduler, timesteps)
+    on_x0 = torch.clamp(snr, min=floor, max=gamma)
+    return {"sample": on_x0, "epsilon": on_x0 / snr, "v_prediction": on_x0 / (snr + 1)}[prediction_type]

@@ -68,7 +68,8 @@ def gendeg_loss(bank: PairBank, train_cfg: dict, image_size: int) -> LossFn:
         indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
         batch = bank.batch(indices, train_cfg.get("crop", image_size), generator).to(model_device(net))
         return training_loss(net, batch.clean, batch.degraded, batch.degradation, batch.mu, batch.sigma,
-                             generator, train_cfg["dropout"], captions=captions_of(bank, indices))
+                             generator, train_cfg["dropout"], captions=captions_of(bank, indices),
+                             snr_gamma=train_cfg.get("snr_gamma"), snr_floor=train_cfg.get("snr_floor"))
     return loss_fn
 
 
