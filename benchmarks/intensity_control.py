@@ -65,7 +65,7 @@ from gendeg.manifest import read_manifest
 from gendeg.metrics import kid, sliced_wasserstein_patches
 from gendeg.mu_calibration import MuCalibration, conditioning_for_requests
 from gendeg.oracle import oracle_degrade
-from gendeg.pairs import load_square
+from gendeg.pairs import degradation_index, load_square
 from gendeg.restorers import load_restorer
 from gendeg.standins import STANDINS
 from gendeg.structure_correction import MODEL_DIR, correct
@@ -267,11 +267,11 @@ def targets_met(figures: dict) -> dict:
 def train_change_judge(run: Path, train: pd.DataFrame, test: pd.DataFrame, size: int, steps: int,
                        seed: int) -> tuple[torch.nn.Module, dict]:
     """Type judge on the change each of the run's training pairs makes (6 degradations)."""
-    labels = torch.tensor([DEGRADATIONS.index(d) for d in train["degradation"]])
+    labels = degradation_index(train["degradation"])
     started = time.perf_counter()
     judge, losses = train_classifier(manifest_changes(run, train, size), labels, steps=steps, seed=seed,
                                      num_classes=len(DEGRADATIONS))
-    test_labels = torch.tensor([DEGRADATIONS.index(d) for d in test["degradation"]])
+    test_labels = degradation_index(test["degradation"])
     probabilities = predict(judge, manifest_changes(run, test, size))
     return judge, {
         "input": "pair_change(clean, degraded)", "train_pairs": len(labels), "steps": steps, "seed": seed,
@@ -292,12 +292,12 @@ def train_image_judge(run: Path, train: pd.DataFrame, test: pd.DataFrame, size: 
     per_class = max(1, round(len(train) / train["degradation"].nunique()))
     picked = np.random.default_rng(seed).choice(len(targets), size=min(per_class, len(targets)), replace=False)
     clean = load_images(run, targets[np.sort(picked)], size)
-    labels = torch.tensor([DEGRADATIONS.index(d) for d in train["degradation"]] + [CLEAN] * len(clean))
+    labels = torch.cat([degradation_index(train["degradation"]), torch.full((len(clean),), CLEAN, dtype=torch.long)])
     started = time.perf_counter()
     classifier, losses = train_classifier(torch.cat([degraded, clean]), labels, steps=steps, seed=seed)
     test_degraded = load_images(run, test["image_path"], size)
     test_clean = load_images(run, test["target_path"].drop_duplicates(), size)
-    test_labels = torch.tensor([DEGRADATIONS.index(d) for d in test["degradation"]])
+    test_labels = degradation_index(test["degradation"])
     probabilities = predict(classifier, test_degraded)
     per_degradation = {d: type_accuracy(probabilities[test_labels == i], test_labels[test_labels == i])
                        for i, d in enumerate(DEGRADATIONS) if (test_labels == i).any()}

@@ -27,10 +27,10 @@ import pandas as pd
 import torch
 from intensity_control import manifest_changes, train_change_judge
 
-from gendeg import DEGRADATIONS
 from gendeg.atomic import write_json
 from gendeg.classifier import predict
 from gendeg.manifest import read_manifest
+from gendeg.pairs import degradation_index
 
 RESULTS = Path(__file__).parent / "results"
 GENDS = "data/gends/manifest.csv"
@@ -59,7 +59,7 @@ def main() -> None:
     manifest = pd.read_csv(run / GENDS, keep_default_na=False)
     generated = manifest[manifest["category"] == "Synthetic"]
     called = predict(judge, manifest_changes(copy, generated, size)).argmax(1)
-    keep = (called == torch.tensor([DEGRADATIONS.index(d) for d in generated["degradation"]])).numpy()
+    keep = (called == degradation_index(generated["degradation"])).numpy()
     pd.concat([manifest[manifest["category"] != "Synthetic"], generated[keep]]).sort_index().to_csv(
         copy / GENDS, index=False)
     for stale in (copy / "metrics").glob("*/gends.json"):
