@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 from gendeg.atomic import atomic_path
+from gendeg.preset_shadow import committed_params, normalize_round_trip, shadowed_edits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
@@ -71,6 +72,7 @@ def validate(params: dict, source: str) -> None:
 
 def resolve(params: dict, source: str = "params.yaml") -> dict:
     """Apply the selected preset to the base sections and validate the result."""
+    params = normalize_round_trip(copy.deepcopy(params))  # `dvc exp run -S` writes "no" back unquoted
     validate(params, source)
     preset = params["preset"]
     presets = params.get("presets", {})
@@ -130,6 +132,10 @@ def stage_config(resolved: dict, stage: str) -> dict:
 def write_resolved(params_path: str | Path = "params.yaml", out_dir: str | Path = RESOLVED_DIR) -> list[Path]:
     """Write resolved_params/<stage>.json for every stage; untouched when unchanged."""
     resolved = load_params(params_path)
+    committed = committed_params(params_path)
+    shadowed = shadowed_edits(normalize_round_trip(yaml.safe_load(Path(params_path).read_text())), committed or {})
+    if committed is not None and shadowed:
+        raise ConfigError(f"{params_path}: an edit the preset overrides would be ignored:\n  " + "\n  ".join(shadowed))
     written = []
     for stage in STAGE_SECTIONS:
         path = Path(out_dir) / f"{stage}.json"
