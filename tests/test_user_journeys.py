@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -92,3 +93,112 @@ def test_default_preset_takes_the_top_level_value(tmp_path):
     dvc_set(path, "restorer.train.steps", 2000)
     write_resolved(path, tmp_path / "resolved")
     assert json.loads((tmp_path / "resolved" / "train_restorer.json").read_text())["restorer"]["train"]["steps"] == 2000
+
+
+# --- MLflow: what `mlflow ui` needs to compare runs -------------------------------------------------
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    """A fresh project store at its default place (<root>/mlflow.db), the root a git repository."""
+    from gendeg import tracking
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "params.yaml")
+    git(tmp_path, "commit", "-qm", "params")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(tracking.PARENT_ENV, raising=False)
+    monkeypatch.setenv("GENDEG_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.setattr(tracking, "_GIT", None)
+    return tmp_path
+
+
+def client_for(root):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+def fake_restorer_and_evaluation(tracking, job: str, psnr: float):
+    import numpy as np
+
+    with tracking.job_run("train_restorer", f"train_restorer:{job}") as run:
+        run.set_tags(tracking.restorer_tags(job, {"arch": "nafnet", "train_set": job.split("-")[1]}))
+        run.log_image(np.zeros((4, 4, 3)), "train_samples.png")
+        restorer = run.run_id
+    with tracking.job_run("evaluate", f"evaluate:{job}") as run:
+        run.set_tags(tracking.restorer_tags(job, {"arch": "nafnet", "train_set": job.split("-")[1]}))
+        run.log_metrics({"ood.mean_psnr": psnr, "ood.mean_ssim": 0.5, "ood.haze.psnr": 1.0})
+        evaluation = run.run_id
+    return restorer, evaluation
+
+
+def test_parent_params_git_commit_and_linked_evaluation(store, monkeypatch):
+    from gendeg import tracking
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=store, capture_output=True, text=True).stdout.strip()
+    parent = tracking.start_parent("snakemake (default)", tags={"gendeg.orchestrator": "snakemake"})
+    monkeypatch.setenv(tracking.PARENT_ENV, parent)
+    ids = {job: fake_restorer_and_evaluation(tracking, job, psnr)
+           for job, psnr in (("nafnet-existing", 20.0), ("nafnet-gends", 21.5))}
+    tracking.end_parent(parent, success=True)
+
+    client = client_for(store)
+    top = client.get_run(parent)
+    assert top.data.params["restorer.train.steps"] == "600" and top.data.params["preset"] == "default"
+    assert top.data.metrics == {"ood.mean_psnr.nafnet-existing": 20.0, "ood.mean_psnr.nafnet-gends": 21.5}
+    for job, (restorer, evaluation) in ids.items():
+        trained, scored = client.get_run(restorer), client.get_run(evaluation)
+        for run in (top, trained, scored):
+            assert run.data.tags["mlflow.source.git.commit"] == commit
+        assert scored.data.tags["gendeg.restorer_run_id"] == restorer
+        assert scored.data.tags["gendeg.restorer_run_link"] == "same parent"
+        assert trained.data.tags["gendeg.evaluate_run_id"] == evaluation
+        assert trained.data.tags["gendeg.training_set"] == scored.data.tags["gendeg.training_set"] == job.split("-")[1]
+        assert trained.data.metrics["ood.mean_psnr"] == top.data.metrics[f"ood.mean_psnr.{job}"]
+        assert "ood.haze.psnr" not in trained.data.metrics  # only the headline metrics are copied
+    # same-named images across jobs: what MLflow's compare view pairs up
+    names = [{a.path for a in client.list_artifacts(r)} for r, _ in ids.values()]
+    assert names[0] == names[1] == {"train_samples.png"}
+
+
+def test_dvc_exp_runs_get_one_parent_named_after_the_experiment(store, monkeypatch):
+    from gendeg import tracking
+
+    monkeypatch.setenv("DVC_EXP_NAME", "tuned-steps")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123456789abcdef")
+    for name in ("prepare", "train_gendeg"):
+        with tracking.job_run(name, name):
+            pass
+    client = client_for(store)
+    runs = client.search_runs([tracking.init_store()])
+    parents = [r for r in runs if r.data.tags.get("gendeg.orchestrator") == "dvc exp"]
+    assert len(parents) == 1 and parents[0].info.run_name == "dvc exp tuned-steps"
+    assert parents[0].info.status == "FINISHED" and parents[0].data.tags["gendeg.dvc_exp"] == "tuned-steps"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["prepare", "train_gendeg"]
+    assert all(r.data.tags["gendeg.dvc_exp"] == "tuned-steps" for r in children)
+
+
+def test_a_moved_project_finds_its_images(store, tmp_path_factory, monkeypatch):
+    import shutil
+
+    import numpy as np
+
+    from gendeg import tracking
+
+    with tracking.job_run("report", "report") as run:
+        run.log_image(np.ones((4, 4, 3)), "samples.png")
+        run_id = run.run_id
+    moved = tmp_path_factory.mktemp("moved") / "project"
+    shutil.copytree(store, moved)
+    shutil.rmtree(store / "mlruns")  # the old place is gone
+    monkeypatch.setenv("GENDEG_PROJECT_ROOT", str(moved))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # mlflow.set_tracking_uri exported the old store's URI
+    tracking.init_store()
+    client = client_for(moved)
+    uri = client.get_run(run_id).info.artifact_uri
+    assert uri.startswith((moved / "mlruns").as_uri() + "/")
+    local = client.download_artifacts(run_id, "samples.png", str(tmp_path_factory.mktemp("dl")))
+    assert Path(local).is_file()

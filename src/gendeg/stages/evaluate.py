@@ -184,7 +184,7 @@ def evaluate(config: dict, job: str, model_dir: Path, features_dir: Path, prepar
     perceptual = PerceptualMetrics(torch_home) if torch_home else None
     frames = {split: read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")}
     with tracking.job_run("evaluate", f"evaluate:{job}", config) as run:
-        run.set_tags({"gendeg.job": job, **{f"gendeg.{k}": v for k, v in tags.items()}})
+        run.set_tags(tracking.restorer_tags(job, tags))
         splits = {split: Evaluated(model, features_net, frame, cfg["image_size"], split, perceptual)
                   for split, frame in frames.items()}
         summary = summarise(splits["ood"], splits["test"], distances, config["seed"])

@@ -195,7 +195,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
             report["calibration"] = calibration.to_dict()
             run.log_metrics({"calibration.invertible": float(calibration.invertible),
                              "conditioning_mu_mean": float(samples["conditioning_mu"].mean())})
-        run.log_image(_grid(samples.head(8), out_dir), f"samples_{degradation}.png")
+        run.log_image(_grid(samples.head(8), out_dir), "samples.png")  # one name across jobs: MLflow compares same-named images
     shutil.rmtree(work_dir, ignore_errors=True)
     return report
 
