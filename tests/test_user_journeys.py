@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,56 @@ def test_a_moved_project_finds_its_images(store, tmp_path_factory, monkeypatch):
     assert uri.startswith((moved / "mlruns").as_uri() + "/")
     local = client.download_artifacts(run_id, "samples.png", str(tmp_path_factory.mktemp("dl")))
     assert Path(local).is_file()
+
+
+# --- DVC: the headline metrics table and the plots, rendered offline ----------------------------------
+
+
+def _fake_job_metrics(psnr: float) -> dict:
+    row = {"psnr": psnr, "ssim": 0.5, "psnr_gain": 1.0, "input_psnr": 10.0}
+    return {"ood": {"per_set": {"ood-haze": row, "ood-rain": {**row, "psnr": psnr + 1}},
+                    "per_degradation": {"haze": row, "rain": {**row, "psnr": psnr + 1}}}}
+
+
+def test_dvc_shows_headline_metrics_and_overlaid_plots_offline(tmp_path):
+    import shutil
+
+    from gendeg.dvc_views import offline_template, vega_bundles, write_dvc_views
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    git(tmp_path, "init", "-q")
+    subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, env=env, check=True)
+    for name in ("dvc.yaml", "params.yaml", ".dvc/plots/restorers_bars.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    jobs = [{"job": f"nafnet-{s}", "arch": "nafnet", "train_set": s} for s in ("existing", "gends")]
+    summary = {"mean_ood_psnr": {"nafnet-existing": 20.0, "nafnet-gends": 21.25}, "gain_db": {"nafnet": 1.25},
+               "in_distribution_psnr": {"nafnet-existing": 25.0, "nafnet-gends": 24.5}, "scaling_mean_ood_psnr": {}}
+    write_dvc_views(summary, jobs, {"nafnet-existing": _fake_job_metrics(20.0), "nafnet-gends": _fake_job_metrics(21.0)},
+                    tmp_path / "reports")
+
+    def dvc_json(*args):
+        done = subprocess.run(["dvc", *args, "--json"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    shown = dvc_json("metrics", "show")
+    assert shown[""]["data"]["reports/metrics.json"]["data"] == {
+        "ood_psnr": {"nafnet-existing": 20.0, "nafnet-gends": 21.25}, "gain_db": {"nafnet": 1.25},
+        "id_psnr": {"nafnet-existing": 25.0, "nafnet-gends": 24.5}}
+    plots = dvc_json("plots", "show")["data"]
+    specs = {name: entries[0]["content"] for name, entries in plots.items()}
+    assert set(specs) == {"reports/plots/ood_per_set.csv", "reports/plots/ood_per_degradation.csv"}
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the specs were checked, not rendered")
+    (tmp_path / "specs.json").write_text(json.dumps(specs))
+    done = subprocess.run(["node", str(ROOT / "tests" / "render_vega.js"), str(vega_bundles()[0].parents[1]),
+                           str(tmp_path / "specs.json")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    svgs = json.loads(done.stdout)
+    # one bar per (restorer, set): both restorers in the same chart, the numeric field on the numeric axis
+    for job, psnr in (("nafnet-existing", 20), ("nafnet-gends", 21)):
+        assert f'aria-label="psnr: {psnr}; dataset: ood-haze; job: {job};' in svgs["reports/plots/ood_per_set.csv"]
+        assert f'aria-label="psnr: {psnr + 1}; degradation: rain; job: {job};' in svgs["reports/plots/ood_per_degradation.csv"]
+    page = offline_template()
+    assert "{plot_divs}" in page and "{scripts}" not in page and "<script src=" not in page

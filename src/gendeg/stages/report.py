@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 
 from gendeg import tracking  # noqa: E402
 from gendeg.atomic import atomic_dir, write_json  # noqa: E402
+from gendeg.dvc_views import write_dvc_views  # noqa: E402
 from gendeg.images import to_array, write_png  # noqa: E402
 from gendeg.manifest import read_manifest  # noqa: E402
 from gendeg.pairs import PairBank  # noqa: E402
@@ -260,6 +261,7 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
         grid = sample_grid(models, prepared_dir, cfg["image_size"], cfg["samples_per_set"])
         write_png(grid, tmp / "samples.png")
         write_json(summary, tmp / "summary.json")
+        write_dvc_views(summary, jobs, metrics, tmp)  # reports/metrics.json and plots/*.csv for DVC
         (tmp / "report.md").write_text("\n".join(lines))
         run.log_metrics({f"mean_ood_psnr.{k}": v for k, v in means.items()}
                         | {f"gain_db.{k}": v for k, v in summary["gain_db"].items()})
