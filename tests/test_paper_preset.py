@@ -1,6 +1,7 @@
 """The paper preset end to end on a tiny, randomly initialised Stable Diffusion folder.
 
-The folder (`gendeg.diffusion.random_sd`) is in diffusers layout (unet/, vae/, text_encoder/,
+Every setting comes from params.yaml's `paper` preset as gendeg.config.load_params resolves
+it (the stages' own path), so an edit there is what these tests run.  The folder (`gendeg.diffusion.random_sd`) is in diffusers layout (unet/, vae/, text_encoder/,
 tokenizer/, scheduler/, model_index.json), with a real CLIPTokenizer over a vocab.json and
 merges.txt written offline, so GenDegModel goes through exactly the code a user's SD v1.5
 folder goes through -- only smaller.  No download.
@@ -9,20 +10,38 @@ folder goes through -- only smaller.  No download.
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from gendeg.config import load_params
 from gendeg.diffusion import PAPER_CONFIG, GenDegModel, build_prompt, build_prompts, generate, training_loss
+from gendeg.diffusion.model import SD_FOLDER_PLACEHOLDER
 from gendeg.diffusion.random_sd import ARCHITECTURES, write_random_stable_diffusion
+from gendeg.stages.train_gendeg import gendeg_optimizer
 
 torch.set_num_threads(1)
 
 TOKEN_DIM = ARCHITECTURES["tiny"]["text"]["hidden_size"]
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+@functools.cache
+def paper_preset() -> dict:
+    """params.yaml with `preset: paper`, resolved by load_params (a copy of the file: only that line differs)."""
+    text, count = re.subn(r"^preset: *\S+", "preset: paper", PARAMS.read_text(), count=1, flags=re.MULTILINE)
+    assert count == 1, f"{PARAMS}: no top-level `preset:` line"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "params.yaml"
+        path.write_text(text)
+        return load_params(path)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +50,9 @@ def sd_folder(tmp_path_factory) -> Path:
 
 
 def paper_config(folder: Path) -> dict:
-    """The paper preset exactly as params.yaml gives it, pointed at `folder`."""
-    config = copy.deepcopy(PAPER_CONFIG)
+    """The paper preset's GenDeg model exactly as params.yaml resolves it, pointed at `folder`."""
+    config = copy.deepcopy(paper_preset()["gendeg"]["model"])
+    assert config["unet"]["pretrained"] == SD_FOLDER_PLACEHOLDER  # the one value the user must set
     config["unet"]["pretrained"] = str(folder)
     config["noise_schedule"] = {"num_train_timesteps": 100}  # fewer steps: the same code, a shorter test
     return config
@@ -55,6 +75,26 @@ def batch(size: int = 4, seed: int = 0):
 
 def generators(seeds):
     return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def test_the_paper_preset_resolves_to_the_papers_recipe():
+    """What params.yaml's `paper` preset gives the stages: the paper's settings (arXiv 2411.17687)."""
+    resolved = paper_preset()
+    gendeg, train = resolved["gendeg"], resolved["gendeg"]["train"]
+    model = gendeg["model"]
+    assert (model["route"], model["intensity_encoding"], model["prediction_type"], model["residual"]) == (
+        "cross_attention", "onehot", "epsilon", False)
+    assert model["codec"]["type"] == "autoencoder_kl" and model["text_encoder"]["type"] == "clip"
+    assert gendeg["image_size"] == 256
+    assert (train["lr"], train["projection_lr"], train["ema_decay"], train["mixed_precision"]) == (1e-4, 1e-3, 0.9999, "bf16")
+    assert train["batch_size"] * train["grad_accum"] == 128  # the paper's effective batch on one GPU
+    assert train["dropout"] == {"text": 0.05, "text_and_image": 0.05, "image": 0.05}
+    synthesis = resolved["synthesis"]
+    assert (synthesis["sampler"], synthesis["steps"], synthesis["text_guidance"], synthesis["image_guidance"]) == (
+        "euler_ancestral", 100, 7.5, 1.5)
+    assert synthesis["image_size"] == 512 and resolved["structure_correction"]["enabled"] is True
+    # PAPER_CONFIG (what benchmarks/gpu_throughput.py builds) says the same as the preset.
+    assert {key: model[key] for key in PAPER_CONFIG} == PAPER_CONFIG
 
 
 def test_the_sd15_architecture_is_stable_diffusion_v1_5():
@@ -147,10 +187,11 @@ def test_paper_learning_rates_lower_the_loss_and_leave_frozen_weights(sd_folder)
     model = paper_model(sd_folder)
     frozen_before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("codec.", "prompt_encoder."))}
     clean, degraded, ids, mu, sigma, captions = batch()
-    # The paper's two learning rates (1e-4, projections 10x), on a fixed objective (same noise,
-    # timesteps and dropout every step) and without its dropout, so the comparison is exact.
-    optimizer = torch.optim.AdamW([{"params": model.main_parameters(), "lr": 1e-4},
-                                   {"params": model.projection_parameters(), "lr": 1e-3}])
+    # The preset's optimiser (the paper's two learning rates, 1e-4 and 10x for the projections),
+    # on a fixed objective (same noise, timesteps and dropout every step) and without its
+    # dropout, so the comparison is exact.
+    optimizer = gendeg_optimizer(model, paper_preset()["gendeg"]["train"])
+    assert [group["lr"] for group in optimizer.param_groups] == [1e-4, 1e-3]
     no_dropout = {"text": 0.0, "text_and_image": 0.0, "image": 0.0}
     losses = []
     for _ in range(25):
@@ -186,7 +227,9 @@ def test_captions_reach_the_loss(sd_folder):
 def test_generate_shapes_range_determinism(sd_folder, sampler):
     model = paper_model(sd_folder).eval()
     clean, _, ids, mu, sigma, captions = batch(3)
-    kwargs = {"num_steps": 3, "sampler": sampler, "image_guidance": 1.5, "text_guidance": 7.5}
+    synthesis = paper_preset()["synthesis"]  # the preset's guidance; fewer steps, both samplers
+    kwargs = {"num_steps": 3, "sampler": sampler, "image_guidance": synthesis["image_guidance"],
+              "text_guidance": synthesis["text_guidance"]}
     out = generate(model, clean, ids, mu, sigma, generators([7, 8, 9]), captions=captions, **kwargs)
     assert out.shape == clean.shape and out.min() >= 0 and out.max() <= 1
     assert torch.equal(out, generate(model, clean, ids, mu, sigma, generators([7, 8, 9]), captions=captions, **kwargs))

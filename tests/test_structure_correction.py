@@ -153,4 +153,5 @@ def test_the_gate_keeps_s_only_where_it_helps_without_erasing_variation():
     assert applied == ["haze"] and set(left_out) == {"motion_blur", "raindrop"}
     assert "min_psnr_gain" in left_out["motion_blur"] and "min_diversity_kept" in left_out["raindrop"]
     assert stage.gate(measured, names, {"min_psnr_gain": None, "min_diversity_kept": None})[0] == names
-    assert stage.gate(measured, names, {})[0] == ["haze"]  # defaults: gain > 0, kept >= 0.5
+    with pytest.raises(KeyError, match="min_psnr_gain"):  # no default in code: params.yaml (schema-checked) is the source
+        stage.gate(measured, names, {})

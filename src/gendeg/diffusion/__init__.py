@@ -3,14 +3,12 @@
 from gendeg.diffusion.codecs import AutoencoderKLCodec, PixelUnshuffleCodec, build_codec
 from gendeg.diffusion.conditioning import encode_intensity
 from gendeg.diffusion.model import DEFAULT_CONFIG, PAPER_CONFIG, GenDegModel, merge_config
-from gendeg.diffusion.objective import CPU_DEFAULT_TRAINING, DEFAULT_DROPOUT, draw_condition_dropout, training_loss
-from gendeg.diffusion.sampling import CPU_DEFAULT_SAMPLING, generate, model_evaluations_per_image
+from gendeg.diffusion.objective import DEFAULT_DROPOUT, draw_condition_dropout, training_loss
+from gendeg.diffusion.sampling import generate, model_evaluations_per_image
 from gendeg.diffusion.text import ClipPromptEncoder, build_prompt, build_prompts
 
 __all__ = [
     "AutoencoderKLCodec",
-    "CPU_DEFAULT_SAMPLING",
-    "CPU_DEFAULT_TRAINING",
     "ClipPromptEncoder",
     "DEFAULT_CONFIG",
     "DEFAULT_DROPOUT",

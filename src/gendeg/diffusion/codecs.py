@@ -23,7 +23,7 @@ CODEC_TYPES = ("pixel_unshuffle", "autoencoder_kl")
 class PixelUnshuffleCodec(nn.Module):
     """Space-to-depth of the image scaled to [-1, 1]; decode is its exact inverse."""
 
-    def __init__(self, factor: int = 4):
+    def __init__(self, factor: int):
         super().__init__()
         self.factor = int(factor)
         self.latent_channels = 3 * self.factor**2
@@ -75,13 +75,15 @@ class AutoencoderKLCodec(nn.Module):
 
 
 def build_codec(config: dict) -> nn.Module:
-    """Codec from its config dict: {"type": "pixel_unshuffle", "factor": 4} or
+    """Codec from its config dict: {"type": "pixel_unshuffle", "factor": 2} or
     {"type": "autoencoder_kl", "path": <diffusers model folder>, "subfolder": "vae", "scaling_factor": null}
     (null: the VAE config's, 0.18215 for SD v1.5).  In a GenDeg model config the path may be
     left out: it defaults to ``unet.pretrained`` (see model.merge_config)."""
     kind = config.get("type")
     if kind == "pixel_unshuffle":
-        return PixelUnshuffleCodec(config.get("factor", 4))
+        if "factor" not in config:  # no default here: gendeg.diffusion.model.DEFAULT_CONFIG is the one source
+            raise KeyError(f"codec.factor is required for codec.type 'pixel_unshuffle' (got {config})")
+        return PixelUnshuffleCodec(config["factor"])
     if kind == "autoencoder_kl":
         if "path" not in config:
             raise KeyError("codec.path is required for codec.type 'autoencoder_kl'")

@@ -13,11 +13,8 @@ from gendeg.diffusion.model import GenDegModel
 # Paper: 5% drop text+mu/sigma, 5% drop text+mu/sigma and the image, 5% drop the image only.
 DEFAULT_DROPOUT = {"text": 0.05, "text_and_image": 0.05, "image": 0.05}
 
-# CPU default training recipe measured by benchmarks/gendeg_tuning.py (tiny model, 64x64):
-# lr 1e-3 beat 3e-4 at 800 steps (r_mu 0.51 vs 0.43); projections at 10x as in the paper;
-# EMA 0.995 because 0.9999 would average over far more steps than the run has.
-CPU_DEFAULT_TRAINING = {"steps": 800, "batch_size": 16, "lr": 1e-3, "projection_lr": 1e-2,
-                        "ema_decay": 0.995, "dropout": DEFAULT_DROPOUT}
+# The training recipe (steps, learning rates, EMA, dropout) is read from params.yaml
+# (`gendeg.train`) only; why the CPU default's values: docs/design.md.
 
 
 def draw_condition_dropout(

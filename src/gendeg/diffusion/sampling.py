@@ -19,11 +19,8 @@ from gendeg.diffusion.model import GenDegModel
 
 SAMPLERS = ("dpmsolver++", "euler_ancestral")
 
-# CPU default, chosen by benchmarks/gendeg_parametrisation.py (x0-predicting model): 10
-# DPM-Solver++ steps gave mean r_mu 0.88 against 0.77 for 5 (motion blur needs them), and
-# sT = 3 kept the realised mu on the request (mean ratio 1.05).
-# Paper: euler_ancestral, 100 steps, sT 7.5.
-CPU_DEFAULT_SAMPLING = {"num_steps": 10, "image_guidance": 1.5, "text_guidance": 3.0, "sampler": "dpmsolver++"}
+# Sampler settings come from params.yaml (`synthesis`, `gendeg.preview`, `structure_correction.sampling`);
+# why the CPU default samples with 10 DPM-Solver++ steps: docs/design.md.
 GUIDANCE_BRANCHES = 3
 
 

@@ -180,7 +180,7 @@ def evaluate(config: dict, job: str, model_dir: Path, features_dir: Path, prepar
     distances = cfg["distances"]
     model = load_restorer(model_dir).eval().to(compute_device())
     features_net = load_classifier(features_dir).to(compute_device())
-    torch_home = (cfg.get("perceptual") or {}).get("torch_home")
+    torch_home = cfg["perceptual"]["torch_home"]
     perceptual = PerceptualMetrics(torch_home) if torch_home else None
     frames = {split: read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")}
     with tracking.job_run("evaluate", f"evaluate:{job}", config) as run:

@@ -26,7 +26,7 @@ from gendeg.manifest import read_manifest, write_manifest
 
 def intensity_filter(frame: pd.DataFrame, cfg: dict) -> pd.Series:
     """True for generated rows to keep."""
-    if not cfg.get("enabled", True):
+    if not cfg["enabled"]:
         return pd.Series(True, index=frame.index)
     error = (frame["mu"] - frame["requested_mu"]).abs()
     close = (error <= cfg["mu_tolerance"] * frame["requested_mu"]) | (error <= cfg["mu_abs_tolerance"])

@@ -28,8 +28,8 @@ one draw, so part of what an L1-trained S gains is a pull towards the conditiona
 S still uses GenDeg's output or regresses the degradation from the clean image alone.
 
 Gate: S is applied (by the synthesis stage) only to the degradations where it measurably
-helps - PSNR gain above `min_psnr_gain` (default 0) and `diversity.kept` at least
-`min_diversity_kept` (default 0.5) on the held-out pairs; config.json lists those, and
+helps - PSNR gain above `min_psnr_gain` (params.yaml: 0) and `diversity.kept` at least
+`min_diversity_kept` (params.yaml: 0.5) on the held-out pairs; config.json lists those, and
 train_summary.json says why any other was left out.  A GenDeg whose output is far from the
 real pairs teaches S to ignore it, and an S that erases GenDeg's variation would undo the
 diversity synthesis is for.
@@ -74,21 +74,15 @@ from gendeg.structure_correction import CONFIG_FILE, MODEL_DIR, correct
 from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
 
 SECTION = "structure_correction"
-# The synthesis stage's sampling settings (params.yaml `synthesis:`): S must see the images
-# it will later correct, so it is trained on outputs of the same sampler.
-DEFAULT_SAMPLING = {"sampler": "dpmsolver++", "steps": 10, "image_guidance": 1.5, "text_guidance": 3.0,
-                    "batch_size": 32}
 REQUIRED_KEYS = ("degradations", "max_pairs_per_degradation", "model", "train")
 HELD_OUT_FRACTION = 0.2
 GRID_ROWS_PER_DEGRADATION = 2
-DEFAULT_MIN_PSNR_GAIN = 0.0
-DEFAULT_MIN_KEPT = 0.5
 
 
 # --------------------------------------------------------------------------- configuration
 
 def section_config(config: dict) -> dict:
-    """The `structure_correction` section, checked, with sampling defaults filled in."""
+    """The `structure_correction` section, checked (its settings, sampling included, all come from params.yaml)."""
     if SECTION not in config:
         raise ConfigError(f"{SECTION} stage config: missing section {SECTION!r} (have {sorted(config)})")
     cfg = dict(config[SECTION])
@@ -116,7 +110,6 @@ def section_config(config: dict) -> dict:
         value = cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ConfigError(f"{SECTION}.{key}: expected a number or null (no test), got {value!r}")
-    cfg["sampling"] = {**DEFAULT_SAMPLING, **(cfg.get("sampling") or {})}
     return cfg
 
 
@@ -146,7 +139,7 @@ def select_pairs(config: dict, cfg: dict, prepared_dir: Path) -> tuple[pd.DataFr
     train_all = read_manifest(Path(prepared_dir) / "train.csv").reset_index(drop=True)
     test_path = Path(prepared_dir) / "test.csv"
     test_all = read_manifest(test_path).reset_index(drop=True) if test_path.exists() else train_all.iloc[:0]
-    pipeline = config.get("degradations", DEGRADATIONS)  # nothing else is synthesised, so nothing else corrected
+    pipeline = config["degradations"]  # nothing else is synthesised, so nothing else corrected
     covered = [d for d in cfg["degradations"] if d in pipeline and (train_all["degradation"] == d).any()]
     if not covered:
         raise ConfigError(f"{SECTION}.degradations: none of {cfg['degradations']} is both in degradations: "
@@ -276,7 +269,7 @@ def gate(measured: dict, covered: list[str], cfg: dict) -> tuple[list[str], dict
     """Degradations S will be applied to: those where, on the held-out pairs, it raised PSNR by
     more than `min_psnr_gain` and kept at least `min_diversity_kept` of GenDeg's seed-to-seed
     variation (null switches a test off).  Returns (applied, {left out: why})."""
-    min_gain, min_kept = cfg.get("min_psnr_gain", DEFAULT_MIN_PSNR_GAIN), cfg.get("min_diversity_kept", DEFAULT_MIN_KEPT)
+    min_gain, min_kept = cfg["min_psnr_gain"], cfg["min_diversity_kept"]
     applied, left_out = [], {}
     for name in covered:
         per = measured["per_degradation"][name]
@@ -342,12 +335,12 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
     del gendeg_model
 
     model = build_restorer(cfg["model"], seed=seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0),
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
                                   betas=(0.9, 0.9))
-    crop = min(train_cfg.get("crop", image_size), image_size)
+    crop = min(train_cfg["crop"], image_size)
 
     def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
-        indices = train_bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
+        indices = train_bank.sample_indices(train_cfg["batch_size"], generator, train_cfg["balance"])
         clean, generated, real = crop_triplets([train_bank.clean[indices].float() / 255.0,
                                                 train_generated[indices].float() / 255.0,
                                                 train_bank.degraded[indices].float() / 255.0], crop, generator)

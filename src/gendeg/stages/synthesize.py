@@ -69,7 +69,7 @@ def plan(config: dict, prepared_dir: Path, degradation: str) -> pd.DataFrame:
     pool = pd.read_csv(Path(prepared_dir) / "clean_pool.csv", keep_default_na=False)
     sources = select_sources(pool, degradation, cfg["per_degradation"], config["seed"])
     stats_root = released_stats_dir() if cfg["intensity_stats"] == "released" else Path(prepared_dir) / "stats"
-    down_weights = cfg.get("down_weights") if cfg["intensity_stats"] == "released" else None
+    down_weights = cfg["down_weights"] if cfg["intensity_stats"] == "released" else None
     sampler = IntensitySampler(load_intensity_stats(stats_root), degradation, down_weights=down_weights,
                                uniform_every=cfg["uniform_every"])
     draws = sampler.sample(len(sources), np.random.default_rng(sample_seed(config["seed"], degradation, -2)))
@@ -150,7 +150,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     samples = plan(config, prepared_dir, degradation)
     model = GenDegModel.from_pretrained(model_dir).eval().to(compute_device())
     # The paper samples at 512 from a model trained at 256 (the UNet is convolutional).
-    size = cfg.get("image_size") or json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
+    size = cfg["image_size"] or json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
     correction = load_structure_correction(structure_correction_dir) if structure_correction_dir else None
     prepare_work_dir(work_dir, run_fingerprint(config, prepared_dir, model_dir,
                                                    *([structure_correction_dir] if structure_correction_dir else [])))
@@ -159,7 +159,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     chunk = cfg["batch_size"]
     with tracking.job_run("synthesize", f"synthesize:{degradation}", config) as run:
         calibration = None
-        if (cfg.get("calibration") or {}).get("enabled"):
+        if cfg["calibration"]["enabled"]:
             calibration = _cached_calibration(work_dir, lambda: calibrate(model, samples, degradation, cfg, size,
                                                                           config["seed"]))
         samples["conditioning_mu"], samples["conditioning_sigma"] = conditioning_for_requests(

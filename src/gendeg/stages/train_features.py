@@ -56,7 +56,7 @@ def cap_per_degradation(frame: pd.DataFrame, limit: int | None, seed: int) -> pd
 
 def train_features(config: dict, prepared_dir: Path, out_dir: Path) -> dict:
     cfg = config["features"]
-    limit = cfg.get("max_pairs_per_degradation")
+    limit = cfg["max_pairs_per_degradation"]
     train = cap_per_degradation(read_manifest(Path(prepared_dir) / "train.csv"), limit, config["seed"])
     test = cap_per_degradation(read_manifest(Path(prepared_dir) / "test.csv"), limit, config["seed"])
     images, labels = labelled_images(train, cfg["image_size"], "loading training split")

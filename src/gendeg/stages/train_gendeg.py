@@ -59,17 +59,17 @@ def gendeg_optimizer(model: GenDegModel, train_cfg: dict) -> torch.optim.AdamW:
         {"params": list(model.main_parameters()), "lr": train_cfg["lr"]},
         {"params": list(model.projection_parameters()), "lr": train_cfg["projection_lr"]},
     ]
-    return torch.optim.AdamW(groups, weight_decay=train_cfg.get("weight_decay", 1e-2))
+    return torch.optim.AdamW(groups, weight_decay=train_cfg["weight_decay"])
 
 
 def gendeg_loss(bank: PairBank, train_cfg: dict, image_size: int) -> LossFn:
     """GenDeg's diffusion loss on a batch drawn on the CPU (balanced, cropped, flipped) and moved to the model."""
     def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
-        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
+        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg["balance"])
         batch = bank.batch(indices, train_cfg.get("crop", image_size), generator).to(model_device(net))
         return training_loss(net, batch.clean, batch.degraded, batch.degradation, batch.mu, batch.sigma,
                              generator, train_cfg["dropout"], captions=captions_of(bank, indices),
-                             snr_gamma=train_cfg.get("snr_gamma"), snr_floor=train_cfg.get("snr_floor"))
+                             snr_gamma=train_cfg["snr_gamma"], snr_floor=train_cfg["snr_floor"])
     return loss_fn
 
 

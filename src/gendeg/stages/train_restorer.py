@@ -47,7 +47,7 @@ def restoration_grid(model: torch.nn.Module, bank: PairBank, per_degradation: in
 def restoration_loss(bank: PairBank, train_cfg: dict) -> LossFn:
     """L1 between the restored crop and the clean one, on a batch drawn on the CPU and trained where the model is."""
     def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
-        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg.get("balance", "degradation"))
+        indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg["balance"])
         batch = bank.batch(indices, train_cfg["crop"], generator).to(model_device(net))
         return F.l1_loss(net(batch.degraded), batch.clean)
     return loss_fn
@@ -63,7 +63,7 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
     frame = read_manifest(pairs_csv)
     bank = PairBank(frame, size=cfg["image_size"], description=f"loading {name}")
     model = build_restorer(model_cfg, seed=config["seed"])  # same initial weights for every training set
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg.get("weight_decay", 0.0),
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
                                   betas=(0.9, 0.9))
     loss_fn = restoration_loss(bank, train_cfg)
     with tracking.job_run("train_restorer", f"train_restorer:{name}", config) as run:
