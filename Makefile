@@ -9,7 +9,7 @@ BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install run full repro test benchmarks mlflow-ui clean
+.PHONY: install run full repro test benchmarks mlflow-ui clean ood-photos
 
 $(VENV)/.installed: pyproject.toml envs/requirements.txt envs/constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -35,6 +35,12 @@ test: install
 
 benchmarks: install
 	python benchmarks/pipeline_time.py
+
+# The frozen second OOD benchmark (docs/ood-photos.md): photos from three Debian packages.
+OOD_PHOTO_PACKAGES := lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers
+ood-photos: install
+	dpkg -s $(OOD_PHOTO_PACKAGES) >/dev/null 2>&1 || { apt-get update && apt-get install -y $(OOD_PHOTO_PACKAGES); }
+	python benchmarks/ood_photos_set/build.py --out data/ood_photos
 
 mlflow-ui: install
 	mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)

@@ -1,0 +1,1 @@
+"""Second OOD benchmark (frozen): real photos from Debian wallpaper packages x a third generator family."""
