@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+import ood_photos as bench  # noqa: E402
 from ood_photos_set import build as ood_build  # noqa: E402
 from ood_photos_set import generators  # noqa: E402
 from ood_photos_set import photos as ood_photos_list  # noqa: E402
@@ -105,3 +107,107 @@ def test_missing_photo_names_the_package_and_the_install_command(tmp_path):
     fake = ood_photos_list.Photo("x", "plasma-workspace-wallpapers", str(tmp_path / "absent.jpg"), "0" * 64, "a", "b", "c")
     with pytest.raises(ood_photos_list.PhotoSourceError, match="apt-get install -y plasma-workspace-wallpapers"):
         ood_photos_list.check_sources([fake])
+
+
+# ----------------------------------------------------------------------------- evaluation script
+
+TINY_NAFNET = {"arch": "nafnet", "width": 8, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]}
+
+
+def tiny_set(folder: Path, size: int = 32) -> Path:
+    """Three synthetic scenes x two degradations written as a set in the benchmark's layout."""
+    from PIL import Image
+
+    from gendeg.manifest import make_frame, write_manifest
+
+    rows = []
+    for scene in range(3):
+        clean = synthetic_image(size, seed=scene)
+        clean_path = folder / "clean" / f"s{scene}.png"
+        clean_path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((clean * 255 + 0.5).astype(np.uint8)).save(clean_path)
+        for name in ("haze", "low_light"):
+            degraded = generators.GENERATORS[name](clean, np.random.default_rng(scene), 0.7)
+            path = folder / "degraded" / name / f"s{scene}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((degraded * 255 + 0.5).astype(np.uint8)).save(path)
+            rows.append({"image_path": str(path), "target_path": str(clean_path), "dataset": "ood_photos",
+                         "degradation": name, "split": "ood", "scene": f"s{scene}"})
+    write_manifest(make_frame(rows), folder / "manifest.csv")
+    return folder
+
+
+def save_tiny_restorer(folder: Path, seed: int, identity: bool = False) -> Path:
+    from gendeg.restorers import build_restorer, save_restorer
+
+    model = build_restorer(TINY_NAFNET, seed=seed)
+    if identity:  # a zero body: the residual restorer returns its input
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.zero_()
+    save_restorer(model, TINY_NAFNET, folder)
+    return folder
+
+
+def test_image_metrics_separate_colour_from_structure():
+    target = torch.from_numpy(synthetic_image(32).transpose(2, 0, 1))[None] * 0.8
+    tinted = target + torch.tensor([0.1, 0.0, -0.05]).view(1, 3, 1, 1)
+    figures = bench.image_metrics(tinted, target)
+    np.testing.assert_allclose(figures["colour_shift"][0], [0.1, 0.0, -0.05], atol=2e-3)
+    assert figures["mean_matched_psnr"][0] > figures["psnr"][0] + 20  # a pure tint costs nothing once matched
+
+
+def test_mean_matching_agrees_with_gendeg_metrics_when_it_has_one():
+    import gendeg.metrics
+
+    if not hasattr(gendeg.metrics, "mean_matched_psnr"):
+        pytest.skip("gendeg.metrics has no mean_matched_psnr")
+    rng = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(4, 3, 16, 16, generator=rng), torch.rand(4, 3, 16, 16, generator=rng)
+    np.testing.assert_allclose(bench.image_metrics(pred, target)["mean_matched_psnr"],
+                               gendeg.metrics.mean_matched_psnr(pred, target).numpy(), rtol=1e-5)
+
+
+def test_evaluation_end_to_end_on_a_tiny_set(tmp_path):
+    set_dir = tiny_set(tmp_path / "set")
+    restorers = {
+        "existing": {"0": str(save_tiny_restorer(tmp_path / "e0", 0, identity=True)),
+                     "1": str(save_tiny_restorer(tmp_path / "e1", 1, identity=True))},
+        "gends": {"0": str(save_tiny_restorer(tmp_path / "g0", 10)), "1": str(save_tiny_restorer(tmp_path / "g1", 11))},
+    }
+    result = bench.evaluate(restorers, set_dir, image_size=32, comparisons=[("gends", "existing")], threads=1)
+    assert result["pairs"] == 6 and result["scenes"] == 3 and result["threads"] == 1
+    assert set(result["input"]["per_degradation"]) == {"haze", "low_light"}
+    identity = result["restorers"]["existing"]["over_seeds"]
+    # The identity restorer scores exactly the input, so its gain is zero with no spread.
+    assert identity["mean"]["psnr"]["mean"] == pytest.approx(result["input"]["mean"]["psnr"], abs=1e-4)
+    assert identity["mean"]["psnr_gain"]["mean"] == pytest.approx(0.0, abs=1e-4)
+    assert identity["mean"]["mean_matched_psnr_gain"]["std"] == pytest.approx(0.0, abs=1e-4)
+    random_gain = result["restorers"]["gends"]["over_seeds"]["mean"]["psnr_gain"]
+    assert random_gain["per_seed"][0] != random_gain["per_seed"][1]  # the seeds are different restorers
+    (comparison,) = result["comparisons"]
+    assert comparison["seeds"] == ["0", "1"]
+    gends_seed0 = result["restorers"]["gends"]["per_seed"]["0"]["mean"]["psnr"]
+    existing_seed0 = result["restorers"]["existing"]["per_seed"]["0"]["mean"]["psnr"]
+    assert comparison["mean"]["psnr"]["per_seed"][0] == pytest.approx(gends_seed0 - existing_seed0)
+    assert len(result["input"]["mean"]["colour_shift"]) == 3
+    assert "machine" in result and result["git_commit"]
+    assert "low_light" in bench.format_table(result)
+    # At another size the pairs are resized, and the input baseline is measured at that size too.
+    small = bench.evaluate({"existing": restorers["existing"]}, set_dir, image_size=16, threads=1)
+    assert small["input"]["mean"]["psnr"] != result["input"]["mean"]["psnr"]
+
+
+def test_restorer_arguments_and_errors(tmp_path):
+    parsed = bench.parse_restorers(["gends@3=/a", "gends@4=/b", "existing=/c", "existing=/d"])
+    assert parsed == {"gends": {"3": "/a", "4": "/b"}, "existing": {"0": "/c", "1": "/d"}}
+    with pytest.raises(ValueError, match="already has seed"):
+        bench.parse_restorers(["gends@1=/a", "gends@1=/b"])
+    with pytest.raises(ValueError, match="LABEL=DIR"):
+        bench.parse_restorers(["gends"])
+    with pytest.raises(FileNotFoundError, match="make ood-photos"):
+        bench.load_set(tmp_path / "absent", 128)
+    set_dir = tiny_set(tmp_path / "set")
+    one = {"a": {"0": str(save_tiny_restorer(tmp_path / "a", 0))}}
+    with pytest.raises(ValueError, match="no restorer labelled"):
+        bench.evaluate(one, set_dir, image_size=32, comparisons=[("a", "b")])
