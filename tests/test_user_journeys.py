@@ -256,3 +256,77 @@ def test_dvc_shows_headline_metrics_and_overlaid_plots_offline(tmp_path):
         assert f'aria-label="psnr: {psnr + 1}; degradation: rain; job: {job};' in svgs["reports/plots/ood_per_degradation.csv"]
     page = offline_template()
     assert "{plot_divs}" in page and "{scripts}" not in page and "<script src=" not in page
+
+
+# --- accelerate launch on CPU: N processes, or a clear error ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, smoke_params):
+    from conftest import stage_workspace
+
+    with stage_workspace(tmp_path_factory.mktemp("launch")) as root:
+        yield root, smoke_params
+
+
+@pytest.fixture(scope="module")
+def restorer_job(workdir, prepared):
+    """A 6-step restorer job as the CLI runs it (the torchrun test in test_stages.py does the same)."""
+    from gendeg.config import stage_config
+    from gendeg.stages.select_pairs import select_pairs
+
+    _, params = workdir
+    pairs = Path("data/training_sets/existing.csv")
+    select_pairs("existing", prepared, pairs)
+    config = stage_config(params, "train_restorer")
+    config["restorer"]["train"].update(steps=6, checkpoint_every=3)
+    Path("resolved_params").mkdir(exist_ok=True)
+    Path("resolved_params/launch.json").write_text(json.dumps(config))
+    return ["-m", "gendeg.cli", "--threads", "1", "--log-file", "logs/launch.log", "--benchmark", "logs/launch.tsv",
+            "train-restorer", "--config", "resolved_params/launch.json", "--arch", "nafnet", "--train-set", "existing",
+            "--pairs", str(pairs), "--job", "accelerate-test"]
+
+
+def test_accelerate_launch_multi_gpu_runs_two_cpu_processes(workdir, restorer_job):
+    import mlflow
+
+    accelerate = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                  "--main_process_port", "29523"]
+    done = subprocess.run(accelerate + restorer_job + ["--out", "models/acc", "--checkpoints", "checkpoints/acc"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert Path("logs/launch.log.rank1").exists(), "no second process"
+    runs = mlflow.MlflowClient().search_runs([mlflow.get_experiment_by_name("gendeg").experiment_id],
+                                             "attributes.run_name = 'train_restorer:accelerate-test'")
+    assert len(runs) == 1, f"{len(runs)} MLflow runs for one job"
+    subprocess.run([sys.executable] + restorer_job + ["--out", "models/one", "--checkpoints", "checkpoints/one"],
+                   check=True, capture_output=True)
+    assert Path("models/acc/model.safetensors").read_bytes() != Path("models/one/model.safetensors").read_bytes()
+
+
+def test_accelerate_launch_cpu_with_several_processes_is_refused(workdir, restorer_job):
+    accelerate = [str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                  "--main_process_port", "29524"]
+    done = subprocess.run(accelerate + restorer_job + ["--out", "models/cpu", "--checkpoints", "checkpoints/cpu"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "started ONE process" in done.stdout + done.stderr and "--multi_gpu" in done.stdout + done.stderr
+    assert not Path("models/cpu").exists()
+
+
+@pytest.mark.parametrize(("environ", "refused"), [
+    ({"ACCELERATE_USE_CPU": "True", "MASTER_PORT": "29500"}, True),  # accelerate launch --cpu --num_processes 2
+    ({"ACCELERATE_USE_CPU": "True"}, False),  # accelerate launch --cpu (one process asked for)
+    ({"ACCELERATE_USE_CPU": "True", "MASTER_PORT": "29500", "PMI_SIZE": "2"}, False),  # --mpirun_hostfile
+    ({"MASTER_PORT": "29500", "RANK": "0", "WORLD_SIZE": "2"}, False),  # torchrun / --multi_gpu
+])
+def test_check_launch(environ, refused):
+    from gendeg.distributed import LaunchError, check_launch
+
+    if refused:
+        with pytest.raises(LaunchError):
+            check_launch(environ)
+    else:
+        check_launch(environ)

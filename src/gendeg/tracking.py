@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gendeg.distributed import is_main_process
+from gendeg.distributed import check_launch, is_main_process
 
 EXPERIMENT = "gendeg"
 PARENT_ENV = "GENDEG_PARENT_RUN_ID"
@@ -233,6 +233,7 @@ class SilentRun:
 @contextmanager
 def job_run(stage: str, name: str, config: dict | None = None) -> Iterator[JobRun | SilentRun]:
     """Open a child run of the invocation's parent (or a top-level run when there is none)."""
+    check_launch()  # every stage job passes here: a launcher that started too few processes stops it
     if not is_main_process():
         yield SilentRun()
         return
