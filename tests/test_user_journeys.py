@@ -330,3 +330,36 @@ def test_check_launch(environ, refused):
             check_launch(environ)
     else:
         check_launch(environ)
+
+
+# --- progress of running jobs in the terminal ----------------------------------------------------------
+
+
+def test_a_logged_job_reports_status_lines_to_the_terminal(monkeypatch, tmp_path):
+    import time
+
+    from gendeg import progress
+
+    read, write = os.pipe()
+    monkeypatch.setenv("GENDEG_STATUS_EVERY", "0.05")
+    monkeypatch.setattr(progress, "_console", write)
+    log = (tmp_path / "job.log").open("w")
+    for _ in progress.progress(range(20), desc="train restorer (nafnet-gends)", mininterval=0, file=log):
+        time.sleep(0.02)
+    os.close(write)
+    lines = os.fdopen(read).read().splitlines()
+    assert len(lines) >= 3, lines
+    assert all("train restorer (nafnet-gends): " in line for line in lines)
+    assert re.search(r"\d+/20 \d+% [\d.]+ it/s ETA \d+:\d\d:\d\d$", lines[0]), lines[0]
+    assert lines[-1].endswith("done, 20 in 0:00:00")
+    log.close()
+    assert "20/20" in (tmp_path / "job.log").read_text()  # the log keeps the bar
+
+
+def test_no_status_lines_without_a_log(monkeypatch):
+    from gendeg import progress
+
+    monkeypatch.setattr(progress, "_console", None)
+    bar = progress.progress(range(3), desc="x")
+    assert not bar._report
+    list(bar)

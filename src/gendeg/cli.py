@@ -19,6 +19,7 @@ from gendeg.distributed import is_main_process, process_index
 from gendeg.ingest import IngestError
 from gendeg.intensity import IntensityStatsError
 from gendeg.manifest import ManifestError
+from gendeg.progress import set_console
 from gendeg.restorers.common import RestorerConfigError
 
 
@@ -263,6 +264,7 @@ def _write_benchmark(path: Path, seconds: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = _redirect_to_log(args.log) if args.log else None
+    set_console(console)  # running bars report one line at a time to the terminal (gendeg.progress)
     started = time.perf_counter()
     try:
         _set_threads(args.threads)
