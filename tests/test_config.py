@@ -94,7 +94,8 @@ def test_resolved_files_hold_only_their_sections_and_are_rewritten_only_on_chang
     out = tmp_path / "resolved"
     assert len(write_resolved(source, out)) == len(STAGE_SECTIONS)
     restorer = json.loads((out / "train_restorer.json").read_text())
-    assert set(restorer) == {"preset", *STAGE_SECTIONS["train_restorer"]}
+    assert set(restorer) == {"preset", "threads", *STAGE_SECTIONS["train_restorer"]}
+    assert restorer["threads"] == params["threads"].get("train_restorer", params["threads"]["default"])
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     time.sleep(0.01)
     assert write_resolved(source, out) == []  # nothing changed, nothing touched
@@ -103,6 +104,11 @@ def test_resolved_files_hold_only_their_sections_and_are_rewritten_only_on_chang
     changed = write_resolved(source, out)
     assert [p.name for p in changed] == ["train_restorer.json"]
     assert all(p.stat().st_mtime_ns == stamps[p.name] for p in out.iterdir() if p.name != "train_restorer.json")
+    # A job's thread count is one of its parameters: changing GenDeg's re-runs GenDeg only.
+    params["threads"]["train_gendeg"] = 3
+    source.write_text(yaml.safe_dump(params))
+    assert [p.name for p in write_resolved(source, out)] == ["train_gendeg.json"]
+    assert json.loads((out / "train_gendeg.json").read_text())["threads"] == 3
 
 
 def test_stage_sections_exist_in_params(params):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 
 from gendeg.config import ConfigError, read_stage_config, write_resolved
@@ -19,6 +20,7 @@ from gendeg.distributed import is_main_process, process_index
 from gendeg.ingest import IngestError
 from gendeg.intensity import IntensityStatsError
 from gendeg.manifest import ManifestError
+from gendeg.orchestration import PipelineBusy, job_lock
 from gendeg.progress import set_console
 from gendeg.restorers.common import RestorerConfigError
 
@@ -28,6 +30,22 @@ def _set_threads(threads: int | None) -> None:
 
     if threads:
         torch.set_num_threads(threads)
+
+
+def _job_threads(args) -> int | None:
+    """The job's torch threads: `threads` of its resolved config (params.yaml `threads:`), so a
+    result's thread count is a recorded parameter and the same under Snakemake and DVC.
+    --threads serves commands without a config and may not contradict one."""
+    config = getattr(args, "config", None)
+    if config is None or not Path(config).exists():
+        return args.threads
+    configured = read_stage_config(config).get("threads")
+    if configured is None:
+        return args.threads
+    if args.threads is not None and args.threads != configured:
+        raise ConfigError(f"--threads {args.threads} contradicts threads: {configured} in {config}; "
+                          f"set the thread count in params.yaml (threads:), where both orchestrators read it")
+    return configured
 
 
 def cmd_resolve_params(args) -> None:
@@ -132,7 +150,8 @@ def cmd_track(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gendeg", description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (Snakemake passes {threads})")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of a command without --config (a stage reads `threads` from its config)")
     # --log-file: the spelling to use under `accelerate launch` / torchrun, whose own --log_dir
     # option makes a bare --log ambiguous to their argument parsers.
     parser.add_argument("--log", "--log-file", dest="log", type=Path, default=None,
@@ -267,9 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     set_console(console)  # running bars report one line at a time to the terminal (gendeg.progress)
     started = time.perf_counter()
     try:
-        _set_threads(args.threads)
-        code = args.func(args) or 0
-    except (ConfigError, ManifestError, IngestError, IntensityStatsError, RestorerConfigError) as error:
+        _set_threads(_job_threads(args))
+        # One writer per output: a second copy of a job (beside an orphan of a killed
+        # orchestrator, or a second `dvc repro`) fails here instead of racing the first.
+        out = getattr(args, "out", None) or getattr(args, "out_json", None)
+        with job_lock(out) if out is not None and is_main_process() else nullcontext():
+            code = args.func(args) or 0
+    except (ConfigError, ManifestError, IngestError, IntensityStatsError, RestorerConfigError, PipelineBusy) as error:
         print(f"gendeg {args.command_name}: {error}", file=sys.stderr)
         code = 2
     except BaseException:

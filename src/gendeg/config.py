@@ -125,8 +125,16 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def stage_config(resolved: dict, stage: str) -> dict:
-    """The sections one stage reads (a copy: callers may change it freely)."""
-    return copy.deepcopy({"preset": resolved["preset"], **{key: resolved[key] for key in STAGE_SECTIONS[stage]}})
+    """The sections one stage reads (a copy: callers may change it freely), with its torch thread count."""
+    threads = resolved["threads"].get(stage, resolved["threads"]["default"])
+    return copy.deepcopy({"preset": resolved["preset"], "threads": threads,
+                          **{key: resolved[key] for key in STAGE_SECTIONS[stage]}})
+
+
+def resolved_texts(resolved: dict) -> dict[str, str]:
+    """Stage -> the exact text of resolved_params/<stage>.json (compared before anything is written)."""
+    return {stage: json.dumps(stage_config(resolved, stage), indent=2, sort_keys=True) + "\n"
+            for stage in STAGE_SECTIONS}
 
 
 def write_resolved(params_path: str | Path = "params.yaml", out_dir: str | Path = RESOLVED_DIR) -> list[Path]:
@@ -137,9 +145,8 @@ def write_resolved(params_path: str | Path = "params.yaml", out_dir: str | Path 
     if committed is not None and shadowed:
         raise ConfigError(f"{params_path}: an edit the preset overrides would be ignored:\n  " + "\n  ".join(shadowed))
     written = []
-    for stage in STAGE_SECTIONS:
+    for stage, text in resolved_texts(resolved).items():
         path = Path(out_dir) / f"{stage}.json"
-        text = json.dumps(stage_config(resolved, stage), indent=2, sort_keys=True) + "\n"
         if not path.exists() or path.read_text() != text:
             with atomic_path(path) as tmp:
                 tmp.write_text(text)

@@ -1,19 +1,25 @@
 # Helpers shared by the rules: resolved parameters, wildcards, MLflow parent run, DVC sync.
 import os
-import subprocess
 from pathlib import Path
 
-from gendeg import tracking
+from gendeg import orchestration, tracking
 from gendeg.config import ConfigError, load_params, write_resolved
 
 os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve()))
 
 # Each stage reads resolved_params/<stage>.json, rewritten only when its content changes:
-# Snakemake's mtime check then re-runs exactly the stages whose parameters changed.
+# Snakemake's mtime check then re-runs exactly the stages whose parameters changed.  Only an
+# invocation that runs jobs writes them, holding the project lock (DVC's repository lock) for
+# its whole life: a dry run writes nothing, and no second snakemake or `dvc repro` can change
+# a running pipeline's inputs (docs/orchestration.md).
+RUNS_JOBS = orchestration.runs_jobs(workflow)
 try:
     RESOLVED = load_params("params.yaml")
-    write_resolved("params.yaml", "resolved_params")
-except ConfigError as error:
+    if RUNS_JOBS:
+        orchestration.hold_project_lock(".")
+        write_resolved("params.yaml", "resolved_params")
+    CHANGED_STAGES = orchestration.changed_stages(RESOLVED, "resolved_params")
+except (ConfigError, orchestration.PipelineBusy) as error:
     raise WorkflowError(str(error))
 
 DEGRADATIONS = RESOLVED["degradations"]
@@ -27,6 +33,40 @@ wildcard_constraints:
     arch="|".join(ARCHITECTURES),
     train_set="|".join(TRAINING_SETS),
     generated=r"\d+",
+
+
+# An invocation that runs no job (dry run, --summary, --report, ...) writes nothing, yet must
+# show what a real run would do: for each stage whose resolved config params.yaml changes, two
+# stand-in rules make that config out of date, so its jobs and all downstream are listed.
+if CHANGED_STAGES and not RUNS_JOBS:
+    logger.info("params.yaml changes resolved_params/{" + ",".join(CHANGED_STAGES) + "}.json; an invocation "
+                "that runs jobs rewrites them (listed as resolve_params jobs; nothing is written now)")
+
+    rule params_changed:
+        """Stand-in (no job runs it): params.yaml no longer matches this stage's resolved config."""
+        output:
+            "resolved_params/.changed/{stage}",
+        wildcard_constraints:
+            stage="|".join(CHANGED_STAGES),
+        shell:
+            "touch {output}"
+
+    rule resolve_params:
+        """Stand-in (no job runs it): a run that runs jobs rewrites this config when it starts."""
+        input:
+            "resolved_params/.changed/{stage}",
+        output:
+            "resolved_params/{stage}.json",
+        wildcard_constraints:
+            stage="|".join(CHANGED_STAGES),
+        shell:
+            "gendeg resolve-params --params params.yaml --out resolved_params"
+
+
+def job_threads(stage):
+    """A job's cores for scheduling: its torch threads from params.yaml `threads:`, which the job
+    reads from its resolved config itself (Snakemake scales `threads` down to --cores; results must not)."""
+    return RESOLVED["threads"].get(stage, RESOLVED["threads"]["default"])
 
 
 def resolved(stage):
@@ -54,11 +94,18 @@ onstart:
 
 onsuccess:
     tracking.end_parent(os.environ[tracking.PARENT_ENV], success=True)
-    # Bring dvc.lock up to date with what Snakemake just built, without recomputing.
-    if Path(".dvc").is_dir() and Path("reports").exists():
-        done = subprocess.run(["dvc", "commit", "--force", "--quiet"], capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"WARNING: `dvc commit` failed; dvc.lock is not in sync:\n{done.stderr}")
+    # Record in dvc.lock what Snakemake built, without recomputing, but only the stages whose
+    # outputs `snakemake -n` calls up to date: a partial target or a stale output is left for
+    # DVC to see as changed.  A failed commit fails the invocation, with DVC's reason.
+    if Path(".dvc").is_dir():
+        orchestration.release_project_lock()  # `dvc commit` takes the same lock
+        try:
+            committed, skipped = orchestration.commit_to_dvc(".")
+        except (orchestration.DvcCommitError, RuntimeError) as error:
+            logger.error(f"ERROR: {error}")
+            raise SystemExit(1)
+        logger.info(f"dvc.lock: recorded {len(committed)} stages built from their current inputs"
+                    + (f"; left {len(skipped)} for `dvc repro` / `snakemake`: {', '.join(skipped)}" if skipped else ""))
 
 
 onerror:

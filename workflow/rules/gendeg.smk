@@ -15,12 +15,12 @@ rule train_gendeg:
         "logs/train_gendeg.log",
     benchmark:
         "logs/benchmarks/train_gendeg.tsv"
-    threads: workflow.cores
+    threads: job_threads("train_gendeg")
     # First off the mark after prepare: GenDeg -> synthesis -> GenDS restorer is the longest
     # chain, and jobs that need only the existing pairs can run beside synthesis instead.
     priority: 10
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_gendeg.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/train_gendeg.tsv"
         " train-gendeg --config {input.config} --prepared {input.prepared}"
         " --out {output} --checkpoints checkpoints/train_gendeg"
 
@@ -38,9 +38,9 @@ rule structure_correction:
         "logs/structure_correction.log",
     benchmark:
         "logs/benchmarks/structure_correction.tsv"
-    threads: workflow.cores
+    threads: job_threads("structure_correction")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/structure_correction.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/structure_correction.tsv"
         " train-structure-correction --config {input.config} --prepared {input.prepared} --gendeg {input.gendeg}"
         " --out {output} --checkpoints checkpoints/structure_correction"
 
@@ -59,9 +59,9 @@ rule synthesize:
         "logs/synthesize/{degradation}.log",
     benchmark:
         "logs/benchmarks/synthesize/{degradation}.tsv"
-    threads: 1
+    threads: job_threads("synthesize")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/synthesize/{wildcards.degradation}.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/synthesize/{wildcards.degradation}.tsv"
         " synthesize --config {input.config} --prepared {input.prepared}"
         " --model {input.model} --structure-correction {input.structure_correction}"
         " --degradation {wildcards.degradation} --out {output}"
@@ -81,8 +81,8 @@ rule merge:
         "logs/merge.log",
     benchmark:
         "logs/benchmarks/merge.tsv"
-    threads: 1
+    threads: job_threads("merge")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/merge.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/merge.tsv"
         " merge --config {input.config} --prepared {input.prepared}"
         " --synthetic-root data/synthetic --out {output}"

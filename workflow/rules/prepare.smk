@@ -9,7 +9,7 @@ rule prepare:
         "logs/prepare.log",
     benchmark:
         "logs/benchmarks/prepare.tsv"
-    threads: 1
+    threads: job_threads("prepare")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/prepare.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/prepare.tsv"
         " prepare --config {input.config} --out {output}"

@@ -19,8 +19,8 @@ rule report:
         "logs/report.log",
     benchmark:
         "logs/benchmarks/report.tsv"
-    threads: 1
+    threads: job_threads("report")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/report.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/report.tsv"
         " report --config {input.config} --metrics-dir metrics"
         " --models-dir models/restorer --prepared {input.prepared} --out {output}"

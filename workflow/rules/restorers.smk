@@ -10,9 +10,9 @@ rule train_features:
         "logs/train_features.log",
     benchmark:
         "logs/benchmarks/train_features.tsv"
-    threads: 1
+    threads: job_threads("train_features")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_features.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/train_features.tsv"
         " train-features --config {input.config} --prepared {input.prepared} --out {output}"
 
 
@@ -27,9 +27,9 @@ rule select_pairs:
         "logs/select_pairs/{train_set}.log",
     benchmark:
         "logs/benchmarks/select_pairs/{train_set}.tsv"
-    threads: 1
+    threads: job_threads("select_pairs")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/select_pairs/{wildcards.train_set}.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/select_pairs/{wildcards.train_set}.tsv"
         " select-pairs --train-set {wildcards.train_set} --data {input.data} --out {output}"
 
 
@@ -45,9 +45,9 @@ rule train_restorer:
         "logs/train_restorer/{arch}/{train_set}.log",
     benchmark:
         "logs/benchmarks/train_restorer/{arch}/{train_set}.tsv"
-    threads: 1
+    threads: job_threads("train_restorer")
     shell:
-        "gendeg --threads {threads} --log {log}"
+        "gendeg --log {log}"
         " --benchmark logs/benchmarks/train_restorer/{wildcards.arch}/{wildcards.train_set}.tsv"
         " train-restorer --config {input.config} --arch {wildcards.arch} --train-set {wildcards.train_set}"
         " --pairs {input.pairs} --job {wildcards.arch}-{wildcards.train_set}"
@@ -69,9 +69,9 @@ rule evaluate:
         "logs/evaluate/{arch}/{train_set}.log",
     benchmark:
         "logs/benchmarks/evaluate/{arch}/{train_set}.tsv"
-    threads: 1
+    threads: job_threads("evaluate")
     shell:
-        "gendeg --threads {threads} --log {log}"
+        "gendeg --log {log}"
         " --benchmark logs/benchmarks/evaluate/{wildcards.arch}/{wildcards.train_set}.tsv"
         " evaluate --config {input.config} --job {wildcards.arch}-{wildcards.train_set}"
         " --model {input.model} --features {input.features} --prepared {input.prepared}"
@@ -90,9 +90,9 @@ rule select_pairs_scaling:
         "logs/select_pairs/scaling/{generated}.log",
     benchmark:
         "logs/benchmarks/select_pairs/scaling/{generated}.tsv"
-    threads: 1
+    threads: job_threads("select_pairs")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/select_pairs/scaling/{wildcards.generated}.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/select_pairs/scaling/{wildcards.generated}.tsv"
         " select-pairs --train-set gends --data {input.data} --generated-per-degradation {wildcards.generated}"
         " --out {output}"
 
@@ -109,9 +109,9 @@ rule train_restorer_scaling:
         "logs/train_restorer/scaling/{generated}.log",
     benchmark:
         "logs/benchmarks/train_restorer/scaling/{generated}.tsv"
-    threads: 1
+    threads: job_threads("train_restorer")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/train_restorer/scaling/{wildcards.generated}.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/train_restorer/scaling/{wildcards.generated}.tsv"
         " train-restorer --config {input.config} --arch " + SCALING_ARCH + " --train-set gends"
         " --pairs {input.pairs} --job scaling-{wildcards.generated}"
         " --out {output} --checkpoints checkpoints/train_restorer/scaling/{wildcards.generated}"
@@ -132,9 +132,9 @@ rule evaluate_scaling:
         "logs/evaluate/scaling/{generated}.log",
     benchmark:
         "logs/benchmarks/evaluate/scaling/{generated}.tsv"
-    threads: 1
+    threads: job_threads("evaluate")
     shell:
-        "gendeg --threads {threads} --log {log} --benchmark logs/benchmarks/evaluate/scaling/{wildcards.generated}.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/evaluate/scaling/{wildcards.generated}.tsv"
         " evaluate --config {input.config} --job scaling-{wildcards.generated}"
         " --model {input.model} --features {input.features} --prepared {input.prepared}"
         " --out-json {output.metrics} --out-csv {output.per_set}"

@@ -1,0 +1,223 @@
+"""Faults that must never end in a silent wrong result (issue 14; docs/orchestration.md).
+
+Each test builds the smallest state that shows the fault on a copy of the project (smoke
+preset); the long kill and partial-run scenarios run end to end in benchmarks/faults.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def project_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    return [f for f in listed if (ROOT / f).is_file() and not f.startswith(("tests/", "benchmarks/"))]
+
+
+def make_project(root: Path) -> tuple[Path, dict]:
+    """A git + DVC repository with the project's files and the smoke preset selected."""
+    for name in project_files():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    params = root / "params.yaml"
+    text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
+    assert count == 1
+    params.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.org"
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "project"]):
+        subprocess.run(command, cwd=root, env=env, check=True, capture_output=True)
+    if not (root / ".dvc").is_dir():
+        subprocess.run(["dvc", "init", "-q"], cwd=root, env=env, check=True)
+    return root, env
+
+
+def run(command: list[str], cwd: Path, env: dict, ok: bool = True, timeout: int = 600):
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if ok and done.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
+    return done
+
+
+def set_restorer_lr(root: Path, value: str) -> None:
+    params = root / "params.yaml"
+    text, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", rf"\g<1>{value}", params.read_text())
+    assert count == 1, "restorer.train.lr not found in params.yaml"
+    params.write_text(text)
+
+
+def hold_dvc_lock(root: Path, env: dict) -> subprocess.Popen:
+    """A process holding DVC's repository lock, as `dvc repro` does for its whole run."""
+    code = ("import sys, time\nfrom dvc.repo import Repo\nrepo = Repo('.')\nrepo.lock.lock()\n"
+            "print('locked', flush=True)\ntime.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("faults"))
+
+
+def test_a_dry_run_writes_nothing_yet_lists_what_a_real_run_would_do(project):
+    """Item 2: `snakemake -n` used to rewrite resolved_params/ (the inputs of running jobs)."""
+    root, env = project
+    shutil.rmtree(root / "resolved_params", ignore_errors=True)
+    dry = run(["snakemake", "-n", "--cores", "1"], root, env)
+    assert not (root / "resolved_params").exists(), "a dry run wrote resolved_params/"
+    run(["gendeg", "resolve-params"], root, env)
+    config = root / "resolved_params" / "train_restorer.json"
+    before, stamp = config.read_text(), config.stat().st_mtime_ns
+    set_restorer_lr(root, "1.0e-3")
+    try:
+        for command in (["snakemake", "-n", "--cores", "1"], ["snakemake", "--summary", "--cores", "1"],
+                        ["snakemake", "--unlock"]):
+            dry = run(command, root, env)
+            assert config.read_text() == before and config.stat().st_mtime_ns == stamp, command
+            assert not (root / "resolved_params" / ".changed").exists()
+        # ... and the dry run still shows that the edit re-trains the restorers.
+        dry = run(["snakemake", "-n", "--cores", "1", "models/restorer/nafnet/existing"], root, env)
+        assert "resolved_params/train_restorer.json" in dry.stdout + dry.stderr
+        assert re.search(r"(?m)^\s*train_restorer\s+1$", dry.stdout), dry.stdout[-3000:]
+    finally:
+        subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
+
+
+def test_unlock_works_as_the_lock_message_says(project):
+    """Item 6: `threads: workflow.cores` made `snakemake --unlock` fail ("requires a total number of cores")."""
+    root, env = project
+    done = run(["snakemake", "--unlock"], root, env, ok=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_snakemake_refuses_to_start_while_dvc_holds_the_project(project):
+    """Item 8 and item 2: a running `dvc repro` (DVC's repository lock) keeps snakemake out
+    before it writes anything, and the message says why."""
+    root, env = project
+    shutil.rmtree(root / "resolved_params", ignore_errors=True)
+    holder = hold_dvc_lock(root, env)
+    try:
+        done = run(["snakemake", "--cores", "1", "data/prepared"], root, env, ok=False, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode != 0
+    assert "one pipeline run at a time" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert not (root / "resolved_params").exists(), "a refused run wrote resolved_params/"
+    assert not (root / "data" / "prepared").exists()
+
+
+def test_a_failed_dvc_commit_is_an_error_with_its_reason(project):
+    """Item 8: the old hook printed "`dvc commit` failed" with an empty reason and exited 0."""
+    from gendeg import orchestration
+
+    root, env = project
+    run(["gendeg", "resolve-params"], root, env)
+    holder = hold_dvc_lock(root, env)
+    previous = os.environ["PATH"]
+    os.environ["PATH"] = env["PATH"]
+    try:
+        with pytest.raises(orchestration.DvcCommitError, match="Unable to acquire lock"):
+            orchestration.commit_to_dvc(root)
+    finally:
+        os.environ["PATH"] = previous
+        holder.kill()
+        holder.wait()
+
+
+def test_a_second_copy_of_a_job_cannot_write_the_same_output(project):
+    """Item 6: beside an orphaned job (its orchestrator killed) a second copy must not start."""
+    root, env = project
+    run(["gendeg", "resolve-params"], root, env)
+    code = ("import time\nfrom gendeg.orchestration import job_lock\nwith job_lock('data/prepared'):\n"
+            "    print('locked', flush=True)\n    time.sleep(600)\n")
+    orphan = subprocess.Popen([sys.executable, "-c", code], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert orphan.stdout.readline().strip() == "locked"
+        started = time.perf_counter()
+        done = run(["gendeg", "prepare", "--config", "resolved_params/prepare.json", "--out", "data/prepared"],
+                   root, env, ok=False)
+        assert time.perf_counter() - started < 60, "the second copy did work before refusing"
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert done.returncode == 2 and "a job writing data/prepared" in done.stderr, done.stderr
+    assert not (root / "data" / "prepared").exists()
+
+
+def test_a_jobs_thread_count_comes_from_its_config(project):
+    """Item 5: the thread count is a recorded parameter; a contradicting --threads is refused."""
+    root, env = project
+    run(["gendeg", "resolve-params"], root, env)
+    config = json.loads((root / "resolved_params" / "train_gendeg.json").read_text())
+    params = run([sys.executable, "-c", "import yaml; print(yaml.safe_load(open('params.yaml'))['threads'])"],
+                 root, env).stdout
+    assert config["threads"] == eval(params)["train_gendeg"]  # noqa: S307 - a dict literal we printed
+    done = run(["gendeg", "--threads", str(config["threads"] + 1), "train-gendeg", "--config",
+                "resolved_params/train_gendeg.json", "--prepared", "data/prepared", "--out", "models/gendeg"],
+               root, env, ok=False)
+    assert done.returncode == 2 and "contradicts threads" in done.stderr, done.stderr
+
+
+def placeholder_outputs(root: Path, env: dict, skip: set[str]) -> None:
+    """Stand-ins for every declared output not built yet: enough for `snakemake --touch`."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        outs = [out.def_path for stage in repo.index.stages for out in stage.outs if stage.name != "resolve_params"]
+    for out in outs:
+        path = root / out
+        if out in skip or path.exists():
+            continue
+        if path.suffix in (".csv", ".json"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}\n" if path.suffix == ".json" else "a\n")
+        else:
+            path.mkdir(parents=True)
+            (path / "placeholder").write_text("stand-in\n")
+
+
+def test_a_partial_target_does_not_vouch_for_stale_models(project):
+    """Item 1: after an lr edit, `snakemake -f <one training set>` made dvc.lock list the new lr's
+    config as the input of models trained with the old one (`dvc status`: up to date)."""
+    root, env = project
+    shutil.rmtree(root / "resolved_params", ignore_errors=True)
+    run(["snakemake", "--cores", "1", "data/training_sets/existing.csv"], root, env)
+    placeholder_outputs(root, env, skip=set())
+    # A finished pipeline, as both tools see it (--touch has no jobs to run, so no onsuccess hook).
+    run(["snakemake", "--cores", "1", "--touch"], root, env)
+    run(["dvc", "commit", "--force"], root, env)
+    assert "up to date" in run(["dvc", "status"], root, env).stdout
+    set_restorer_lr(root, "1.0e-3")
+    try:
+        built = run(["snakemake", "--cores", "1", "-f", "data/training_sets/existing.csv"], root, env)
+        assert "left" in built.stdout + built.stderr
+        status = run(["dvc", "status"], root, env).stdout
+        for stage in ("train_restorer@nafnet-existing", "train_restorer@nafnet-gends"):
+            assert stage in status, status
+        assert "select_pairs@existing" not in status, status
+        lock = (root / "dvc.lock").read_text()
+        current = subprocess.run(["md5sum", "resolved_params/train_restorer.json"], cwd=root, capture_output=True,
+                                 text=True, check=True).stdout.split()[0]
+        assert current not in lock, "dvc.lock lists the new restorer config as the input of old models"
+        dry = run(["snakemake", "-n", "--cores", "1"], root, env).stdout
+        assert re.search(r"(?m)^\s*train_restorer\s+2$", dry), dry[-3000:]
+    finally:
+        subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
