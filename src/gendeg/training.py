@@ -173,7 +173,9 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     if ema is not None:
         ema.to(accelerator.device)
     model.train()
-    window: list[float] = []
+    # The step's losses stay on the device until they are read (log_every, a checkpoint, the
+    # end): reading one is a host-device synchronisation, which every step would otherwise pay.
+    pending: list[torch.Tensor] = []
     bar = progress(range(result.resumed_from, settings.steps), desc=settings.description, initial=result.resumed_from,
                     total=settings.steps)
     for step in bar:
@@ -183,18 +185,19 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
             with accelerator.accumulate(model):
                 with accelerator.autocast():
                     loss = loss_fn(model, step, generator)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{settings.description}: loss is {loss.item()} at step {step}")
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and settings.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            window.append(loss.item())
+            pending.append(loss.detach())
         scheduler.step()
         if ema is not None:
             ema.step(trainable)
-        result.losses.append(sum(window[-settings.grad_accum:]) / settings.grad_accum)
+        checkpoint_due = checkpoint is not None and (step + 1) % settings.checkpoint_every == 0
+        if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps or checkpoint_due:
+            result.losses.extend(read_losses(pending, step, settings))  # raises on a non-finite loss
+            pending.clear()
         if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps:
             recent = result.losses[-settings.log_every:]
             mean = sum(recent) / len(recent)
@@ -216,6 +219,18 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
         ema.copy_to(trainable)
     model.eval()
     return result
+
+
+def read_losses(pending: list[torch.Tensor], last_step: int, settings: TrainSettings) -> list[float]:
+    """Per-step mean losses of the micro-batch losses in `pending` (steps ending at `last_step`),
+    read back in one transfer; a non-finite one names its step."""
+    values = torch.stack([loss.float() for loss in pending]).tolist()
+    first_step = last_step + 1 - len(values) // settings.grad_accum
+    for index, value in enumerate(values):
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{settings.description}: loss is {value} at step "
+                                     f"{first_step + index // settings.grad_accum}")
+    return [sum(values[i:i + settings.grad_accum]) / settings.grad_accum for i in range(0, len(values), settings.grad_accum)]
 
 
 def settings_from_config(train_cfg: dict, seed: int, checkpoint_dir: Path | None, description: str,

@@ -60,11 +60,32 @@ def training_loss(
     if clean.shape != degraded.shape:
         raise ValueError(f"clean {tuple(clean.shape)} and degraded {tuple(degraded.shape)} differ in shape")
     core: GenDegModel = getattr(model, "module", model)
-    batch = clean.shape[0]
-    device = clean.device
     with torch.no_grad():
-        clean_latents = core.codec.encode(clean)
-        x0 = core.diffusion_target(clean_latents, core.codec.encode(degraded))
+        clean_latents, degraded_latents = core.codec.encode(clean), core.codec.encode(degraded)
+    return latent_training_loss(model, clean_latents, degraded_latents, degradation_ids, mu, sigma, generator, dropout,
+                                captions, snr_gamma, snr_floor)
+
+
+def latent_training_loss(
+    model: GenDegModel,
+    clean_latents: torch.Tensor,
+    degraded_latents: torch.Tensor,
+    degradation_ids: torch.Tensor,
+    mu: torch.Tensor,
+    sigma: torch.Tensor,
+    generator: torch.Generator,
+    dropout: dict | None = None,
+    captions: Sequence[object] | None = None,
+    snr_gamma: float | None = None,
+    snr_floor: float | None = None,
+) -> torch.Tensor:
+    """`training_loss` from the codec's latents of the pair (gendeg.latent_cache): the same
+    random draws in the same order, so cached and on-the-fly training are the same run."""
+    core: GenDegModel = getattr(model, "module", model)
+    batch = clean_latents.shape[0]
+    device = clean_latents.device
+    with torch.no_grad():
+        x0 = core.diffusion_target(clean_latents, degraded_latents)
     scheduler = core.noise_scheduler()
     drop_text, drop_image = draw_condition_dropout(batch, generator, dropout, device)
     timesteps = torch.randint(

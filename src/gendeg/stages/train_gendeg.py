@@ -16,9 +16,12 @@ from gendeg import DEGRADATIONS, tracking
 from gendeg.atomic import atomic_dir, write_json
 from gendeg.devices import model_device
 from gendeg.diffusion import GenDegModel, generate, training_loss
+from gendeg.diffusion.objective import latent_training_loss
 from gendeg.images import to_array, write_png
+from gendeg.latent_cache import LatentCache, applies
 from gendeg.manifest import read_manifest
 from gendeg.pairs import PairBank
+from gendeg.progress import progress
 from gendeg.training import (
     LossFn,
     clear_checkpoint,
@@ -53,24 +56,48 @@ def preview(model: GenDegModel, bank: PairBank, seed: int, sampling: dict, count
     return np.concatenate(rows, axis=0)
 
 
-def gendeg_optimizer(model: GenDegModel, train_cfg: dict) -> torch.optim.AdamW:
-    """AdamW with the paper's two learning rates: the intensity projections train at `projection_lr`."""
+def gendeg_optimizer(model: GenDegModel, train_cfg: dict, fused: bool | None = None) -> torch.optim.AdamW:
+    """AdamW with the paper's two learning rates: the intensity projections train at `projection_lr`.
+
+    `fused` (None: on CUDA) updates all tensors in one kernel; the CPU keeps PyTorch's default
+    update, which its recorded results were made with."""
+    fused = torch.cuda.is_available() if fused is None else fused
     groups = [
         {"params": list(model.main_parameters()), "lr": train_cfg["lr"]},
         {"params": list(model.projection_parameters()), "lr": train_cfg["projection_lr"]},
     ]
-    return torch.optim.AdamW(groups, weight_decay=train_cfg["weight_decay"])
+    return torch.optim.AdamW(groups, weight_decay=train_cfg["weight_decay"], fused=True if fused else None)
 
 
-def gendeg_loss(bank: PairBank, train_cfg: dict, image_size: int) -> LossFn:
-    """GenDeg's diffusion loss on a batch drawn on the CPU (balanced, cropped, flipped) and moved to the model."""
+def gendeg_loss(bank: PairBank, train_cfg: dict, image_size: int, latents: LatentCache | None = None) -> LossFn:
+    """GenDeg's diffusion loss on a batch drawn on the CPU (balanced, cropped, flipped) and moved to the model;
+    with `latents`, the batch's latents come from the cache (the same draws, no VAE encoding)."""
     def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
         indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg["balance"])
+        if latents is not None:
+            device = model_device(net)
+            clean, degraded = (x.to(device) for x in latents.batch(indices, generator))
+            return latent_training_loss(net, clean, degraded, bank.degradation[indices].to(device),
+                                        bank.mu[indices].to(device), bank.sigma[indices].to(device), generator,
+                                        train_cfg["dropout"], captions=captions_of(bank, indices),
+                                        snr_gamma=train_cfg["snr_gamma"], snr_floor=train_cfg["snr_floor"])
         batch = bank.batch(indices, train_cfg.get("crop", image_size), generator).to(model_device(net))
         return training_loss(net, batch.clean, batch.degraded, batch.degradation, batch.mu, batch.sigma,
                              generator, train_cfg["dropout"], captions=captions_of(bank, indices),
                              snr_gamma=train_cfg["snr_gamma"], snr_floor=train_cfg["snr_floor"])
     return loss_fn
+
+
+def cached_latents(model: GenDegModel, bank: PairBank, train_cfg: dict, image_size: int,
+                   checkpoint_dir: Path | None) -> LatentCache | None:
+    """The pairs' VAE latents, encoded once (kept with the checkpoint, so a resumed job reuses them),
+    when the codec is a VAE and batches are whole images; None otherwise (the CPU default)."""
+    if not applies(model.codec, train_cfg.get("crop", image_size), image_size):
+        return None
+    from accelerate import PartialState  # the device this process trains on (one per process under accelerate launch)
+
+    device = PartialState(cpu=not torch.cuda.is_available()).device
+    return LatentCache.build(bank, model.codec, device, folder=checkpoint_dir, progress=progress)
 
 
 def train_gendeg(config: dict, prepared_dir: Path, out_dir: Path, checkpoint_dir: Path | None) -> dict:
@@ -80,7 +107,8 @@ def train_gendeg(config: dict, prepared_dir: Path, out_dir: Path, checkpoint_dir
     model = GenDegModel.from_config(cfg["model"])
     bank = PairBank(read_manifest(Path(prepared_dir) / "train.csv"), size=cfg["image_size"], description="loading pairs")
     optimizer = gendeg_optimizer(model, train_cfg)
-    loss_fn = gendeg_loss(bank, train_cfg, cfg["image_size"])
+    loss_fn = gendeg_loss(bank, train_cfg, cfg["image_size"], cached_latents(model, bank, train_cfg, cfg["image_size"],
+                                                                             checkpoint_dir))
     with tracking.job_run("train_gendeg", "train_gendeg", config) as run:
         run.log_params({"model.parameters": sum(p.numel() for p in model.parameters()), "train.pairs": len(bank)})
         settings = settings_from_config(train_cfg, config["seed"], checkpoint_dir, "train GenDeg",
