@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import describe_machine
+from machine import provenance
 
 from gendeg.atomic import write_json
 from gendeg.config import read_stage_config
@@ -85,7 +85,7 @@ def main() -> None:
                             f"(mean {v['restored_mean']:.3f} vs {v['target_mean']:.3f})"
                             for k, v in per_set.items() if v["degradation"] == "low_light"), flush=True)
     results["run"] = {"run_folder": str(args.run), "image_size": size,
-                      "machine": describe_machine(args.threads),
+                      **provenance(args.run),
                       "command": f"python benchmarks/brightness_gap.py --run {args.run} --threads {args.threads}"}
     write_json(results, args.out)
     print(f"wrote {args.out}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import provenance
 
 from gendeg.atomic import write_json
 from gendeg.builtin_data import make_pairs, plan_scenes, resolve_config, selected_specs
@@ -81,7 +82,7 @@ def main() -> None:
         print(spec.name, ood[spec.name], flush=True)
     results["_ood"] = ood
     results["_config"] = {"pairs": args.pairs, "seed": args.seed, "crop_size": cfg["crop_size"],
-                          "reference_dir": str(args.reference_dir)}
+                          "reference_dir": str(args.reference_dir), **provenance()}
     write_json(results, args.out)
     met = [name for name, r in results.items() if not name.startswith("_") and r["meets_mu_target"]]
     print(f"{len(met)}/{len(standins)} stand-ins meet mu_w1 <= 0.02 -> {args.out}")

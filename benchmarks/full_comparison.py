@@ -19,7 +19,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from machine import describe_machine
+from machine import provenance
 
 from gendeg.atomic import write_json
 
@@ -68,7 +68,7 @@ def main() -> None:
     scaling = {int(p.stem): scores(p) for p in sorted(metrics.glob("scaling/*.json"))}
     write_json({"wall_s": args.wall_s, "costs": job_costs(args.run), "jobs": jobs,
                 "scaling": {str(n): scaling[n] for n in sorted(scaling)},
-                "machine": describe_machine(note=args.note),
+                **provenance(args.run, note=args.note),
                 "command": f"python benchmarks/full_comparison.py --run {args.run} --wall-s {args.wall_s}"},
                args.out)
     print(f"wrote {args.out}")

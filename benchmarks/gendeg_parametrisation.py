@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from machine import describe_machine
+from machine import provenance
 
 from gendeg.atomic import write_json
 from gendeg.diffusion import GenDegModel, generate
@@ -180,7 +180,7 @@ def main() -> None:
               flush=True)
     results["run"] = {
         "run_folder": str(args.run),
-        "machine": describe_machine(args.threads, "Cores shared with other jobs: seconds indicative."),
+        **provenance(args.run),
         "command": f"python benchmarks/gendeg_parametrisation.py --run {args.run} --threads {args.threads}"
                    + (f" --variants {' '.join(args.variants)}" if args.variants != list(VARIANTS) else "")
                    + (f" --steps {args.steps}" if args.steps else "")

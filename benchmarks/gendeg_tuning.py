@@ -1,5 +1,12 @@
 """Which tiny-GenDeg settings learn intensity control on a CPU in the default step budget?
 
+SUPERSEDED (see benchmarks/README.md).  Its recorded figures, now in
+benchmarks/results/archive/gendeg_tuning.json and archive/gendeg_tuning_parts/, were made
+when GenDegModel's DEFAULT_CONFIG predicted v on a pixel_unshuffle(4) latent.  The variants
+below are differences from today's DEFAULT_CONFIG (x0-prediction, pixel_unshuffle(2)), so a
+re-run measures other models and does not reproduce the archived file; it writes a new
+benchmarks/results/gendeg_tuning.json.
+
 Trains the tiny GenDeg model for a fixed number of steps on ~1000 physics-degraded pairs
 (the six `gendeg.degradations` generators on 64x64 crops of scikit-image's bundled
 photos), then asks it to degrade crops of two held-out photos at the (mu, sigma) of real

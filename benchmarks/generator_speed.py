@@ -12,13 +12,13 @@ Writes benchmarks/results/generator_speed.json.
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from machine import provenance
 
 from gendeg.atomic import write_json
 from gendeg.builtin_data import DEFAULT_CONFIG, build_builtin
@@ -53,8 +53,7 @@ def main() -> None:
         targeted = (time.perf_counter() - start) / args.repeats
         results[name] = {"pairs_per_s": round(1.0 / single, 2), "targeted_pairs_per_s": round(1.0 / targeted, 2)}
         print(name, results[name], flush=True)
-    report = {"size": args.size, "repeats": args.repeats, "threads": 1,
-              "machine": platform.processor() or platform.machine(), "generators": results}
+    report = {"size": args.size, "repeats": args.repeats, **provenance(), "generators": results}
     if not args.skip_build:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()

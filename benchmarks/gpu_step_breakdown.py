@@ -8,11 +8,9 @@ backward (VAE included), drawing a batch on the CPU, one AdamW step, one EMA ste
 and fused) and gradient clipping; milliseconds per call, the mean of 5 after one warm-up.
 Prints the figures.  Needs CUDA.
 
-`benchmarks/results/gpu_throughput.json` records the H200 figures under
-`paper_training_runs.step_breakdown_ms`.  They came from a one-off script making the same
-measurements (EMA per tensor only), run once before the EMA became fused on CUDA; this
-script, which also times the fused EMA, has not itself run on a GPU yet (no device time was
-left); its code was checked on the CPU with the tiny architecture.
+No result file holds its figures yet: it has not run on a GPU (its code was checked on the
+CPU with the tiny architecture).  The earlier H200 step breakdown came from a one-off
+script, not this one, and was removed from `gpu_throughput.json` as unreproducible.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from machine import describe_machine
+from machine import provenance
 
 from gendeg import DEGRADATIONS
 from gendeg.atomic import write_json
@@ -468,7 +468,7 @@ def main() -> None:
                          "swd = sliced Wasserstein of 7x7 RGB patches; both against the test split's real "
                          "degraded images of the same degradation; clean_baseline = the clean inputs themselves, "
                          "real_train_reference = real training images (same generators and scenes: a floor)",
-        "machine": describe_machine(args.threads, "Cores shared with other jobs: timings indicative."),
+        **provenance(args.run),
         "command": f"python benchmarks/intensity_control.py --run {args.run} --threads {args.threads}"
                    + (f" --calibration {args.calibration}" if args.calibration != "run" else "")
                    + (f" --calibration-images {args.calibration_images}" if args.calibration_images else "")

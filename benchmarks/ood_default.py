@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import torch
-from machine import describe_machine
+from machine import provenance
 
 from gendeg.atomic import write_json
 from gendeg.config import read_stage_config
@@ -174,7 +174,7 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "run": str(run),
         "restorer_config": read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"],
         "what_the_seed_changes": "restorer initial weights and batch order / crops / flips (config seed); data and budget fixed",
-        "machine": describe_machine(args.threads, "Cores shared with other jobs."),
+        **provenance(run),
         "command": (f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}"
                     + (f" --scaling-counts {' '.join(map(str, args.scaling_counts))}" if args.scaling_counts else "")),
         "scaling_curve": scaling_curve(results, done, args.scaling_counts),

@@ -2,7 +2,7 @@
 
 Runs `snakemake --cores all` in a fresh copy of the project for each preset and writes
 benchmarks/results/pipeline_time.json:
-    {"smoke": {"wall_s": ..., "peak_rss_mb": ...}, "default": {...}, "machine": {...}}
+    {"smoke": {"wall_s": ..., "peak_rss_mb": ..., "params_sha256": ...}, "default": {...}, "machine": {...}, "git": {...}}
 peak_rss_mb is the largest resident set of any single process of the run (the biggest job).
 
     python benchmarks/pipeline_time.py [--presets smoke default] [--keep DIR]
@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import git_commit, params_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline_time.json"
@@ -52,6 +54,7 @@ def run_preset(preset: str, workdir: Path) -> dict:
     params.write_text(re.sub(r"(?m)^preset: \w+", f"preset: {preset}", params.read_text()))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    load_before = [round(x, 2) for x in os.getloadavg()]  # how busy the cores were before the run
     start = time.perf_counter()
     done = subprocess.run(["snakemake", "--cores", "all"], cwd=workdir, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -63,7 +66,8 @@ def run_preset(preset: str, workdir: Path) -> dict:
             for p in sorted(bench.rglob("*.tsv"))}
     report = json.loads((workdir / "reports" / "summary.json").read_text())
     return {"wall_s": round(wall, 1), "peak_rss_mb": round(peak_kb / 1024, 1), "job_seconds": jobs,
-            "mean_ood_psnr": report["mean_ood_psnr"]}
+            "mean_ood_psnr": report["mean_ood_psnr"], "params_sha256": params_hash(workdir),
+            "load_average_before": load_before}
 
 
 def main() -> None:
@@ -87,6 +91,7 @@ def main() -> None:
         if args.keep is None:
             shutil.rmtree(base)
     results["machine"] = machine()
+    results["git"] = git_commit()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 

@@ -10,12 +10,12 @@ degradation classifier at its default width.  Writes benchmarks/results/restorer
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from machine import provenance
 
 from gendeg.atomic import write_json
 from gendeg.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
@@ -63,9 +63,8 @@ def main() -> None:
     results["classifier"] = {"parameters": count_parameters(classifier), "forward_backward": timing,
                              "config": {k: CLASSIFIER_DEFAULTS[k] for k in ("width", "num_classes")}}
     print(f"classifier {results['classifier']['parameters']:>8,d} params  {timing['median_s'] * 1000:7.1f} ms/step")
-    write_json({"setup": {"batch": args.batch, "size": args.size, "threads": 1, "warmup": args.warmup,
-                          "repeats": args.repeats, "torch": torch.__version__, "machine": platform.processor()
-                          or platform.machine()},
+    write_json({"setup": {"batch": args.batch, "size": args.size, "warmup": args.warmup,
+                          "repeats": args.repeats, "torch": torch.__version__, **provenance()},
                 "models": results}, args.out)
 
 

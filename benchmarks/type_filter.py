@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from intensity_control import manifest_changes, train_change_judge
+from machine import provenance
 
 from gendeg.atomic import write_json
 from gendeg.classifier import predict
@@ -67,7 +68,7 @@ def main() -> None:
 
     write_json({"kept": int(keep.sum()), "generated": len(generated),
                 "kept_share": generated.assign(kept=keep).groupby("degradation")["kept"].mean().to_dict(),
-                "change_judge": judge_report, "run": str(run), "copy": str(copy),
+                "change_judge": judge_report, "run": str(run), "copy": str(copy), **provenance(run),
                 "command": f"python benchmarks/type_filter.py --run {args.run} --copy {args.copy}"},
                RESULTS / "type_filter.json")
     print(f"kept {keep.sum()} of {len(generated)} generated pairs", flush=True)
