@@ -1,0 +1,307 @@
+"""The users' own commands, run as a new user would, on the smoke preset in a fresh clone.
+
+Each journey is a list of real commands (snakemake, dvc, accelerate, the MLflow REST API);
+it passes when every command does what docs/user-journeys.md says.  The clone runs the
+committed code (PYTHONPATH=<clone>/src), so edits in the working tree do not leak in.
+
+    python benchmarks/user_journeys.py [--keep] [--only NAME ...]
+
+writes benchmarks/results/user_journeys.json: per journey its commands, pass/fail, seconds and
+what was checked.  SLURM is not among the journeys (no cluster here; docs/user-journeys.md says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from machine import provenance  # noqa: E402
+
+RESULT = ROOT / "benchmarks" / "results" / "user_journeys.json"
+BIN = Path(sys.executable).parent
+
+
+class Failed(AssertionError):
+    pass
+
+
+class Journey:
+    """Runs commands in the clone, records them, and fails on the first unmet expectation."""
+
+    def __init__(self, name: str, clone: Path, env: dict):
+        self.name, self.clone, self.env = name, clone, env
+        self.commands: list[str] = []
+        self.checks: list[str] = []
+
+    def sh(self, command: str, ok: bool = True, timeout: int = 3600, cwd: Path | None = None) -> str:
+        self.commands.append(command)
+        done = subprocess.run(command, shell=True, cwd=cwd or self.clone, env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+        output = done.stdout + done.stderr
+        if ok and done.returncode != 0:
+            raise Failed(f"`{command}` exited {done.returncode}:\n{output[-4000:]}")
+        if not ok and done.returncode == 0:
+            raise Failed(f"`{command}` succeeded but should have failed:\n{output[-2000:]}")
+        return output
+
+    def check(self, condition: bool, what: str, detail: str = "") -> None:
+        if not condition:
+            raise Failed(f"{what}: no. {detail[-3000:]}")
+        self.checks.append(what)
+
+
+def make_clone(base: Path) -> tuple[Path, dict]:
+    clone = base / "project"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT",
+                                                            "GENDEG_PARENT_RUN_ID")}
+    env.update(PATH=f"{BIN}:{env['PATH']}", PYTHONPATH=str(clone / "src"), OMP_NUM_THREADS="1",
+               GIT_AUTHOR_NAME="journeys", GIT_COMMITTER_NAME="journeys", GIT_AUTHOR_EMAIL="journeys@example.org",
+               GIT_COMMITTER_EMAIL="journeys@example.org", GENDEG_STATUS_EVERY="20")
+    params = clone / "params.yaml"
+    text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
+    assert count == 1
+    params.write_text(text)
+    subprocess.run(["git", "commit", "-qam", "smoke preset"], cwd=clone, env=env, check=True)
+    return clone, env
+
+
+def snakemake_run(j: Journey) -> None:
+    out = j.sh("snakemake --cores 1")
+    j.check((j.clone / "reports" / "metrics.json").is_file(), "reports/metrics.json written")
+    status = [line for line in out.splitlines() if re.search(r"\d+/\d+ \d+% .* ETA ", line)]
+    j.check(len(status) > 0, "status lines with ETA in the terminal output", out[-2000:])
+    j.checks.append(f"{len(status)} status lines, e.g. {status[0].strip()!r}")
+    j.check("Nothing to be done" in j.sh("snakemake -n --cores 1"), "snakemake -n has nothing to do")
+    j.check("up to date" in j.sh("dvc status"), "dvc status clean after snakemake")
+    j.sh("git add dvc.lock && git commit -qm 'smoke run: dvc.lock'")
+
+
+def dvc_repro_after_param_change(j: Journey) -> None:
+    params = j.clone / "params.yaml"
+    text, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", params.read_text())
+    j.check(count == 1, "restorer.train.lr found in params.yaml")
+    params.write_text(text)
+    j.commands.append("edit params.yaml: restorer.train.lr 2.0e-3 -> 1.0e-3")
+    out = j.sh("dvc repro")
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    expected = {"train_restorer@nafnet-existing", "train_restorer@nafnet-gends", "evaluate@nafnet-existing",
+                "evaluate@nafnet-gends", "report"}
+    j.check(expected <= ran and ran - expected <= {"resolve_params"}, "dvc repro re-ran only restorers, evaluation, report",
+            str(sorted(ran)))
+    j.check("Nothing to be done" in j.sh("snakemake -n --cores 1"), "snakemake -n has nothing to do after dvc repro")
+    j.sh("git commit -qam 'restorer lr 1e-3' && git add dvc.lock && git commit -qm lock || true")
+
+
+def dvc_exp(j: Journey) -> None:
+    names = []
+    for steps in (12, 14):
+        out = j.sh(f"dvc exp run -S presets.smoke.restorer.train.steps={steps}")
+        names += re.findall(r"Ran experiment\(s\): (\S+)", out)
+    j.check(len(names) == 2, "two experiments ran", str(names))
+    shown = json.loads(j.sh("dvc exp show --json"))
+    found = {}
+    for baseline in shown:
+        for exp in (baseline.get("experiments") or []):
+            for revision in exp.get("revs", []):
+                data = revision.get("data") or {}
+                metrics = (data.get("metrics") or {}).get("reports/metrics.json", {}).get("data", {})
+                if revision.get("name") in names:
+                    found[revision["name"]] = metrics.get("ood_psnr")
+    j.check(len(found) == 2 and all(found.values()), "dvc exp show has the headline metrics of both experiments",
+            json.dumps(found))
+    j.checks.append(f"ood_psnr per experiment: {found}")
+    table = j.sh("dvc exp show --no-pager --md")
+    j.check("ood_psnr.nafnet-gends" in table, "the table has the headline columns")
+    out = j.sh("dvc exp run -S restorer.train.steps=2000", ok=False)
+    j.check("restorer.train.steps" in out and "presets.smoke.restorer.train.steps" in out,
+            "an override the smoke preset shadows fails naming both keys", out[-1500:])
+    j.sh("git checkout -- params.yaml")
+    diff = j.sh(f"dvc metrics diff HEAD {names[0]} --md")
+    j.check("ood_psnr.nafnet-gends" in diff, "dvc metrics diff HEAD <exp> lists the headline metrics", diff)
+    j.shared["experiments"] = names
+
+
+def dvc_plots(j: Journey) -> None:
+    j.sh("python -m gendeg.dvc_views show -o plots_html")
+    page = (j.clone / "plots_html" / "index.html").read_text()
+    j.check("cdn." not in page and "<script src=" not in page, "the plots page loads nothing from the network")
+    specs = {name: entries[0]["content"] for name, entries in json.loads(j.sh("dvc plots show --json"))["data"].items()}
+    (j.clone / "plots_html" / "specs.json").write_text(json.dumps(specs))
+    import snakemake
+
+    assets = Path(snakemake.__file__).parent / "assets" / "data"
+    svgs = json.loads(j.sh(f"node {ROOT / 'tests' / 'render_vega.js'} {assets} plots_html/specs.json"))
+    for name, svg in svgs.items():
+        bars = re.findall(r'aria-label="psnr: [\d.]+; \w+: [^;]+; job: (nafnet-\w+);', svg)
+        j.check({"nafnet-existing", "nafnet-gends"} <= set(bars), f"{name}: both restorers drawn as bars", svg[:300])
+    j.sh("dvc dag --mermaid")
+
+
+def push_clone_pull(j: Journey) -> None:
+    j.sh("git checkout -- . && dvc checkout --force")  # back to HEAD's outputs after the experiments
+    remote = j.clone.parent / "dvc-remote"
+    j.sh(f"dvc remote add -d -f local {remote} && dvc push")
+    j.sh("git add .dvc/config && git commit -qm 'local remote' || true")
+    second = j.clone.parent / "second"
+    j.sh(f"git clone -q {j.clone} {second}")
+    j.sh("dvc pull", cwd=second)
+    status = j.sh("dvc status", cwd=second)
+    j.check("up to date" in status, "dvc status clean in the new clone after dvc pull", status)
+    dry = j.sh("snakemake -n --cores 1", cwd=second)
+    j.check("Nothing to be done" in dry, "snakemake -n clean in the new clone after dvc pull", dry[-2500:])
+    diff = j.sh("dvc metrics diff HEAD~1 --md", cwd=second)
+    j.checks.append(f"metrics diff HEAD~1 in the new clone: {diff.strip()[:300]}")
+
+
+def accelerate_two_processes(j: Journey) -> None:
+    config = j.clone / "resolved_params" / "train_restorer.json"
+    cli = (f"-m gendeg.cli --log-file logs/acc.log train-restorer --config {config} --arch nafnet --train-set existing "
+           "--pairs data/training_sets/existing.csv --job accelerate-journey --out models/acc --checkpoints checkpoints/acc")
+    j.sh("CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no "
+         f"--dynamo_backend no --main_process_port 29541 {cli}")
+    j.check((j.clone / "logs" / "acc.log.rank1").is_file(), "a second process ran (logs/acc.log.rank1)")
+    out = j.sh("accelerate launch --cpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no "
+               f"--main_process_port 29542 {cli.replace('models/acc', 'models/acc_cpu')}", ok=False)
+    j.check("started ONE process" in out, "`--cpu --num_processes 2` is refused with an explanation")
+
+
+def mlflow_rest(j: Journey) -> None:
+    port = 5077
+    j.commands.append(f"mlflow server --backend-store-uri sqlite:///{j.clone}/mlflow.db --port {port}")
+    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{j.clone}/mlflow.db",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=j.clone, env=j.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def api(path: str, body: dict | None = None):
+        request = urllib.request.Request(base + path, data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    try:
+        for _ in range(120):
+            try:
+                experiment = api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=gendeg")["experiment"]
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            raise Failed("mlflow server did not answer")
+        eid = experiment["experiment_id"]
+        j.check("://" in experiment["artifact_location"] and str(j.clone) in experiment["artifact_location"],
+                "artifact location inside this clone", experiment["artifact_location"])
+
+        def search(filter_string: str) -> list[dict]:
+            return api("/api/2.0/mlflow/runs/search", {"experiment_ids": [eid], "filter": filter_string,
+                                                       "max_results": 500}).get("runs", [])
+
+        def tags(run):
+            return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+        def metrics(run):
+            return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+
+        parent = search("tags.`gendeg.orchestrator` = 'snakemake'")
+        j.check(len(parent) >= 1, "a snakemake parent run")
+        parent = sorted(parent, key=lambda r: r["info"]["start_time"])[0]
+        pid = parent["info"]["run_id"]
+        top = metrics(parent)
+        j.check({"ood.mean_psnr.nafnet-existing", "ood.mean_psnr.nafnet-gends"} <= set(top),
+                "the parent has mean OOD PSNR per restorer", str(top))
+        j.check(any(p["key"] == "restorer.train.steps" for p in parent["data"].get("params", [])),
+                "the parent has the resolved params")
+        restorers = search(f"tags.`gendeg.stage` = 'train_restorer' and tags.`mlflow.parentRunId` = '{pid}'")
+        j.check(len(restorers) == 2, "the invocation's two restorer runs filtered by stage and parent")
+        sets = set()
+        for run in restorers:
+            t, m = tags(run), metrics(run)
+            sets.add(t.get("gendeg.training_set"))
+            j.check(len(t.get("mlflow.source.git.commit", "")) == 40, "restorer run has the git commit")
+            j.check("ood.mean_psnr" in m and "gendeg.evaluate_run_id" in t, "restorer run has its evaluation's metrics")
+            files = [f["path"] for f in api(f"/api/2.0/mlflow/artifacts/list?run_id={run['info']['run_id']}")
+                     .get("files", [])]
+            j.check("train_samples.png" in files, "restorer run has train_samples.png", str(files))
+            url = f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "train_samples.png",
+                                                                   "run_uuid": run["info"]["run_id"]})
+            with urllib.request.urlopen(url, timeout=30) as response:
+                j.check(response.read(8) == b"\x89PNG\r\n\x1a\n", "the image is served")
+        j.check(sets == {"existing", "gends"}, "tagged gendeg.training_set existing and gends", str(sets))
+        evaluations = search(f"tags.`gendeg.stage` = 'evaluate' and tags.`mlflow.parentRunId` = '{pid}'")
+        j.check(all(tags(r).get("gendeg.training_set") for r in evaluations), "evaluate runs use gendeg.training_set")
+        for name in j.shared.get("experiments", []):
+            runs = search(f"tags.`gendeg.dvc_exp` = '{name}' and tags.`gendeg.orchestrator` = 'dvc exp'")
+            j.check(len(runs) == 1, f"dvc exp {name} has one parent run")
+            children = search(f"tags.`mlflow.parentRunId` = '{runs[0]['info']['run_id']}'")
+            j.check(len(children) >= 5, f"dvc exp {name}: its jobs are children of that parent", str(len(children)))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+JOURNEYS = {
+    "snakemake": snakemake_run,
+    "dvc_repro_after_param_change": dvc_repro_after_param_change,
+    "dvc_exp_run_show_metrics_diff": dvc_exp,
+    "dvc_plots_offline": dvc_plots,
+    "push_clone_pull": push_clone_pull,
+    "accelerate_two_cpu_processes": accelerate_two_processes,
+    "mlflow_rest_compare": mlflow_rest,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    parser.add_argument("--only", nargs="*", choices=list(JOURNEYS), help="run these journeys (in order) only")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="gendeg-journeys-"))
+    clone, env = make_clone(base)
+    shared: dict = {}
+    results = []
+    for name, journey in JOURNEYS.items():
+        if args.only and name not in args.only:
+            continue
+        j = Journey(name, clone, env)
+        j.shared = shared
+        started = time.perf_counter()
+        try:
+            journey(j)
+            passed, error = True, None
+        except (Failed, subprocess.TimeoutExpired, OSError, KeyError, ValueError) as failure:
+            passed, error = False, str(failure)[-3000:]
+        seconds = round(time.perf_counter() - started, 1)
+        results.append({"journey": name, "passed": passed, "seconds": seconds, "commands": j.commands,
+                        "checks": j.checks, "error": error})
+        print(f"{'PASS' if passed else 'FAIL'} {name} ({seconds} s){'' if passed else ': ' + error[:400]}", flush=True)
+    record = {"what": "the users' own commands on the smoke preset in a fresh clone (docs/user-journeys.md)",
+              "command": "python benchmarks/user_journeys.py" + (f" --only {' '.join(args.only)}" if args.only else ""),
+              "preset": "smoke", "cores": 1, "journeys": results,
+              "passed": sum(r["passed"] for r in results), "failed": sum(not r["passed"] for r in results),
+              "not_run": {"slurm": "no SLURM cluster on this machine (docs/user-journeys.md: SLURM)"},
+              **provenance()}
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {RESULT}")
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        print(f"clone kept at {clone}")
+
+
+if __name__ == "__main__":
+    main()
