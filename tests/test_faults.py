@@ -221,3 +221,32 @@ def test_a_partial_target_does_not_vouch_for_stale_models(project):
         assert re.search(r"(?m)^\s*train_restorer\s+2$", dry), dry[-3000:]
     finally:
         subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
+
+
+def test_every_file_of_a_user_folder_is_used_or_listed_with_its_reason(tmp_path):
+    """Item 4: valid .ppm and .gif pairs were in neither train.csv nor problems.csv."""
+    import numpy as np
+    from PIL import Image
+
+    from gendeg.ingest import ingest_paired
+
+    rng = np.random.default_rng(0)
+
+    def image(path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).save(path)
+        return path
+
+    hazy, clear = tmp_path / "hazy", tmp_path / "clear"
+    for stem, suffix in (("a", ".png"), ("b", ".ppm"), ("c", ".gif")):
+        image(hazy / f"{stem}{suffix}"), image(clear / f"{stem}{suffix}")
+    (clear / "d.heic").write_bytes(b"not decodable here")
+    spec = {"name": "mine", "degradation": "haze", "degraded_dir": str(hazy), "clean_dir": str(clear)}
+    result = ingest_paired(spec, "skip")
+    used = set(result.train["image_path"]) | set(result.train["target_path"])
+    listed = {problem.path: problem.reason for problem in result.problems}
+    every_file = {p.as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert every_file - used - set(listed) == set(), "files neither used nor reported"
+    assert (hazy / "b.ppm").as_posix() in used  # 8-bit RGB: used as any PNG
+    assert "palette" in listed[(hazy / "c.gif").as_posix()]  # GIF is indexed colour: listed, with why
+    assert "not an image file" in listed[(clear / "d.heic").as_posix()]

@@ -14,7 +14,7 @@ import pandas as pd
 from gendeg import DEGRADATIONS
 from gendeg.ingest.problems import Problem
 from gendeg.ingest.specs import PAIRED_SPLITS, CleanFolderSpec, GenDSSpec, PairedFolderSpec, PairedManifestSpec
-from gendeg.ingest.validation import IMAGE_EXTENSIONS, list_images
+from gendeg.ingest.validation import IMAGE_EXTENSIONS, list_images, list_other_files, not_an_image
 
 # Spellings other tools (and the GenDS release: "motion blur", "low-light") use for our names.
 _DEGRADATION_ALIASES = {
@@ -59,6 +59,7 @@ def _keyed(folder: Path, pattern: re.Pattern, recursive: bool, side: str, spec: 
     if not files:
         extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
         out.fatal.append(Problem(str(folder), spec.name, f"{side}_dir holds no images ({extensions})"))
+    out.problems += [Problem(path.as_posix(), spec.name, not_an_image(path)) for path in list_other_files(folder, recursive)]
     groups: dict[str, list[Path]] = {}
     for path in files:
         key = _key(pattern, path)
@@ -203,6 +204,8 @@ def rows_from_clean_folder(spec: CleanFolderSpec) -> SourceRows:
     if not files:
         extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
         out.fatal.append(Problem(str(spec.dir), spec.name, f"dir holds no images ({extensions})"))
+    out.problems += [Problem(path.as_posix(), spec.name, not_an_image(path))
+                     for path in list_other_files(spec.dir, spec.recursive)]
     out.rows = [{"image_path": path.as_posix(), "target_path": path.as_posix(), "dataset": spec.name,
                  "degradation": "", "split": "clean"} for path in files]
     return out

@@ -21,7 +21,10 @@ from tqdm import tqdm
 
 from gendeg.ingest.problems import Problem
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+# Every format Pillow decodes that a dataset plausibly ships; a file with another extension is
+# reported (list_other_files), never passed over in silence.
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
+                              ".pnm", ".gif"})
 
 # Why each non-RGB mode is a problem, in the user's words.
 _MODE_NAMES = {
@@ -59,18 +62,27 @@ class FileCheck:
         return not self.reasons
 
 
-def list_images(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files under `folder` (by extension, any case), sorted by relative path.
-
-    Hidden files (".*", e.g. macOS "._x.png" forks) are not images and are left out.
-    """
+def _visible_files(folder: Path, recursive: bool) -> list[Path]:
+    """Files under `folder`, sorted by relative path; hidden ones (".*", e.g. macOS "._x.png" forks) left out."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    images = [
-        path for path in candidates
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    ]
-    return sorted(images, key=lambda path: path.relative_to(folder).as_posix())
+    files = [path for path in candidates
+             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+    return sorted(files, key=lambda path: path.relative_to(folder).as_posix())
+
+
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files under `folder` (by extension, any case), sorted by relative path."""
+    return [path for path in _visible_files(folder, recursive) if path.suffix.lower() in IMAGE_EXTENSIONS]
+
+
+def list_other_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The visible files list_images leaves out: each becomes a problem, so none vanishes unexplained."""
+    return [path for path in _visible_files(folder, recursive) if path.suffix.lower() not in IMAGE_EXTENSIONS]
+
+
+def not_an_image(path: Path) -> str:
+    extension = path.suffix or "none"
+    return f"not an image file (extension {extension}; images are {', '.join(sorted(IMAGE_EXTENSIONS))})"
 
 
 def _raw_mode(image: Image.Image) -> str:
