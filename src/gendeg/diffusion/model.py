@@ -50,8 +50,7 @@ WEIGHTS_FILE = "model.safetensors"
 # What the UNet predicts: the noise (paper), the velocity, or x0 itself ("sample", the CPU default).
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
-# The CPU default (chosen by benchmarks/gendeg_tuning.py and benchmarks/gendeg_parametrisation.py;
-# see their JSON for the figures).
+# The CPU default; why each choice, with its measurements and result files: docs/design.md.
 DEFAULT_CONFIG: dict = {
     # Latent codec: pixel_unshuffle(2) -> 64x64x3 image = 32x32x12 latent.  Factor 4 (16x16x48)
     # is cheaper per step but leaves a visible 4x4 grid in the samples.
