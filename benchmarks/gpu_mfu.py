@@ -189,6 +189,36 @@ def count_flops(model, loss_fn, autocast_dtype: torch.dtype | None) -> int:
     return int(counter.get_total_flops())
 
 
+def sampling_flops(model: GenDegModel, size: int) -> dict:
+    """FLOPs per image of guided sampling at `size` px: one step (the three guidance branches of one
+    UNet evaluation each), and the VAE encoding of the clean image and decoding of the result."""
+    device = next(model.parameters()).device
+    clean = torch.rand(1, 3, size, size, device=device)
+    counts = {}
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        with FlopCounterMode(display=False) as counter:
+            latents = model.codec.encode(clean)
+        counts["vae_encode"] = counter.get_total_flops()
+        drop_text = torch.tensor([False, True, True], device=device)
+        drop_image = torch.tensor([False, False, True], device=device)
+        ids, mus, sigmas = torch.zeros(3, dtype=torch.long, device=device), torch.full((3,), 0.1, device=device), \
+            torch.full((3,), 0.08, device=device)
+        tokens = model.text_tokens(ids, drop_text, ["a street"] * 3)  # once per image, outside the steps
+        with FlopCounterMode(display=False) as counter:
+            model(latents.repeat(3, 1, 1, 1), torch.full((3,), 500, device=device), latents.repeat(3, 1, 1, 1), ids,
+                  mus, sigmas, drop_text, drop_image, tokens=tokens)
+        counts["per_step"] = counter.get_total_flops()
+        with FlopCounterMode(display=False) as counter:
+            model.codec.decode(latents)
+        counts["vae_decode"] = counter.get_total_flops()
+    return {k: int(v) for k, v in counts.items()}
+
+
+def images_flops(counts: dict, steps: int) -> int:
+    """All FLOPs one sampled image needs: `steps` guided evaluations plus its VAE encoding and decoding."""
+    return steps * counts["per_step"] + counts["vae_encode"] + counts["vae_decode"]
+
+
 # -- training ------------------------------------------------------------------------------------
 
 class StepClock:
@@ -243,7 +273,7 @@ def training_section(args, env: dict, device: torch.device, folder: Path, work: 
 
     def loss(micro: int, cached: bool, sync: bool = False):
         fn = gendeg_loss(bank, {**base_cfg, "batch_size": micro}, size, latents=cache if cached else None)
-        if not sync:
+        if not sync:  # the pipeline's loop
             return fn
 
         def synced(net, step, generator):  # the old loop's loss.item() every step
@@ -259,6 +289,8 @@ def training_section(args, env: dict, device: torch.device, folder: Path, work: 
                              f"{args.flop_batch}, divided by it, CLIP prompts already cached as in a training run; "
                              "MFU uses model_from_cached_latents (VAE encoding is avoidable work, not model FLOPs)")
     save()
+    if "train" not in args.sections:  # --sections flops: the count alone
+        return
     peak_tflops = env["peak"]["tflops"]
     variants = section.setdefault("variants", {})
 
@@ -310,7 +342,7 @@ def training_section(args, env: dict, device: torch.device, folder: Path, work: 
 
 # -- sampling ------------------------------------------------------------------------------------
 
-def sampling_section(args, device: torch.device, folder: Path, report: dict, save) -> None:
+def sampling_section(args, env: dict, device: torch.device, folder: Path, report: dict, save) -> None:
     gendeg_cfg = paper_gendeg_config()
     model = build_model(gendeg_cfg, folder, device).eval()
     size, count = args.sample_size, max(args.sample_batches)
@@ -322,6 +354,16 @@ def sampling_section(args, device: torch.device, folder: Path, report: dict, sav
     captions = ["a street at night"] * count
     section = report.setdefault("sample", {})
     section.update({"image_size": size, "guidance": {"image": 1.5, "text": 7.5}})
+    section["flops"] = sampling_flops(model, size)
+    section["flops_per_image"] = {f"{sampler}_{steps}": images_flops(section["flops"], steps)
+                                  for sampler, steps in args.samplers}
+    section["flops_note"] = ("FlopCounterMode at batch 1: per_step = one UNet evaluation of the three guidance "
+                             "branches; an image costs steps x per_step + VAE encode + decode, all counted as model "
+                             "FLOPs (none of it is avoidable)")
+    save()
+    if "sample" not in args.sections:  # --sections flops: the count alone
+        return
+    peak_tflops = env["peak"]["tflops"]
     variants = section.setdefault("variants", {})
     reference: dict[str, torch.Tensor] = {}
 
@@ -344,6 +386,9 @@ def sampling_section(args, device: torch.device, folder: Path, report: dict, sav
                 raise FloatingPointError(f"{name} {sampler}: non-finite samples")
             key = f"{sampler}_{steps}"
             entry = {"images_per_s": round(batch / seconds, 3), "s_per_image": round(seconds / batch, 4)}
+            achieved = batch / seconds * section["flops_per_image"][key]
+            entry["model_tflops_per_s"] = round(achieved / 1e12, 3)
+            entry["mfu"] = round(achieved / (peak_tflops * 1e12), 4) if peak_tflops else None
             if precision == "fp32" and key not in reference:
                 reference[key] = out
             elif key in reference:
@@ -371,11 +416,25 @@ def sampling_section(args, device: torch.device, folder: Path, report: dict, sav
         run(f"bf16_batch{large}_channels_last_compiled", "bf16", large)
 
 
+def random_folder(folder: Path, architecture: str) -> Path:
+    """The random SD folder of `architecture` (seed 0) at `folder`, written unless a complete one is there."""
+    marker = folder / f"written_{architecture}"
+    if not marker.exists():
+        if folder.exists():
+            raise FileExistsError(f"--random-sd-dir {folder} exists but is not a complete random {architecture} folder")
+        write_random_stable_diffusion(folder, architecture)
+        marker.write_text("gendeg.diffusion.random_sd, seed 0\n")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--architecture", choices=["sd15", "tiny"], default="sd15")
     parser.add_argument("--sd-folder", type=Path, default=None, help="an SD v1.5 folder instead of a random one")
-    parser.add_argument("--sections", nargs="+", choices=["train", "sample"], default=["train", "sample"])
+    parser.add_argument("--random-sd-dir", type=Path, default=None,
+                        help="write the random SD folder here, or reuse it if there (several runs share one)")
+    parser.add_argument("--sections", nargs="+", choices=["train", "sample", "flops"], default=["train", "sample"],
+                        help="flops: count the FLOPs of both (no timing; runs on a CPU at the real architecture)")
     parser.add_argument("--size", type=int, default=256, help="training image size")
     parser.add_argument("--pairs", type=int, default=64, help="random training pairs")
     parser.add_argument("--micro-batch", type=int, default=16, help="gpu_throughput.json's batch")
@@ -394,6 +453,8 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--steps must be >= 1 and --micro-batch ({args.micro_batch}) divide --effective-batch "
                      f"({args.effective_batch})")
     args.samplers = [("dpmsolver++", args.sample_steps[0]), ("euler_ancestral", args.sample_steps[1])]
+    if args.sections == ["flops"]:  # no training: a batch's worth of pairs is all the count draws from
+        args.pairs = min(args.pairs, max(2, args.flop_batch))
     device = compute_device()
     env = environment(device)
     report = {**env, "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
@@ -405,16 +466,16 @@ def main(argv: list[str] | None = None) -> dict:
         write_json(report, args.out)
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = args.sd_folder or write_random_stable_diffusion(Path(tmp) / "sd", args.architecture)
-        report["sd_folder"] = str(args.sd_folder) if args.sd_folder else f"random {args.architecture}"
+        folder = args.sd_folder or random_folder(args.random_sd_dir or Path(tmp) / "sd", args.architecture)
+        report["sd_folder"] = str(args.sd_folder) if args.sd_folder else f"random {args.architecture} (seed 0)"
         started = time.perf_counter()
-        if "train" in args.sections:
+        if "train" in args.sections or "flops" in args.sections:
             training_section(args, env, device, folder, Path(tmp), report, save)
             gc.collect()  # the training model, its optimiser and cache, before the sampling model loads
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        if "sample" in args.sections:
-            sampling_section(args, device, folder, report, save)
+        if "sample" in args.sections or "flops" in args.sections:
+            sampling_section(args, env, device, folder, report, save)
         report["total_seconds"] = round(time.perf_counter() - started, 1)
         save()
     print(f"wrote {args.out}")

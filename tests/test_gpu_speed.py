@@ -218,5 +218,11 @@ def test_the_benchmark_runs_on_a_cpu_and_reports_no_mfu(sd_folder, tmp_path):
     samples = report["sample"]["variants"]
     assert set(samples) == {"fp32_batch2", "bf16_batch2", "bf16_batch2_channels_last"}
     assert samples["bf16_batch2"]["euler_ancestral_2"]["vs_fp32_max_abs"] < 0.1
+    counted = report["sample"]["flops"]
+    assert min(counted.values()) > 0
+    assert report["sample"]["flops_per_image"]["euler_ancestral_2"] == (2 * counted["per_step"] + counted["vae_encode"]
+                                                                        + counted["vae_decode"])
+    assert all(entry["mfu"] is None and entry["model_tflops_per_s"] > 0 for variant in samples.values()
+               for entry in variant.values() if isinstance(entry, dict))
     assert all(entry["images_per_s"] > 0 for variant in samples.values() for key, entry in variant.items()
                if isinstance(entry, dict))
