@@ -34,6 +34,7 @@ the tree has no .git), a hash of the source files, settings and the thread count
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import gc
 import hashlib
@@ -42,6 +43,8 @@ import platform
 import subprocess
 import tempfile
 import time
+import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +256,34 @@ def time_training(model, train_cfg: dict, loss_fn, micro: int, accum: int, steps
             "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None}
 
 
+def count_syncs(model, train_cfg: dict, loss_fn, precision: str, steps: int = 3) -> dict:
+    """Synchronising CUDA calls during `steps` training steps (torch.cuda.set_sync_debug_mode), by the
+    source lines they come from.  Includes the run's setup (accelerate's prepare, the EMA copy) and the
+    one loss read-back at log_every, which the loop does on purpose."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    optimizer = gendeg_optimizer(model, train_cfg)
+    settings = TrainSettings(steps=steps, seed=0, log_every=steps, ema_decay=train_cfg["ema_decay"],
+                             mixed_precision=precision, description="sync count")
+    sites: collections.Counter = collections.Counter()
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" not in str(message):
+            return
+        frames = [f for f in traceback.extract_stack()[:-1]
+                  if any(part in f.filename for part in ("/gendeg/", "/diffusers/", "/accelerate/", "/torch/optim/"))]
+        sites[" < ".join(f"{Path(f.filename).name}:{f.lineno}" for f in frames[-3:][::-1]) or "?"] += 1
+
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = note
+            train(model, optimizer, loss_fn, settings)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    return {"steps": steps, "total": sum(sites.values()), "sites": dict(sites.most_common(20))}
+
+
 def training_section(args, env: dict, device: torch.device, folder: Path, work: Path, report: dict, save) -> None:
     gendeg_cfg = paper_gendeg_config()
     size = args.size
@@ -307,6 +338,10 @@ def training_section(args, env: dict, device: torch.device, folder: Path, work: 
         return figures
 
     micro, accum = args.micro_batch, 1
+    if device.type == "cuda" and args.compile != "only":
+        section["synchronisations_cached_latents"] = count_syncs(model, base_cfg, loss(micro, True), precision)
+        print("synchronisations", section["synchronisations_cached_latents"], flush=True)
+        save()
     if args.compile != "only":
         run("vae_on_the_fly", micro, 1, cached=False)  # gpu_throughput.json's configuration
         run("cached_latents", micro, 1)

@@ -13,6 +13,15 @@ from dataclasses import dataclass
 import torch
 
 
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """`tensor` (drawn on the CPU) on `device` without a host-device synchronisation: a copy from
+    pageable memory to a GPU waits for the GPU's queue to drain, one from pinned memory does not.
+    Anywhere but CUDA it is `tensor.to(device)`."""
+    if torch.device(device).type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 @dataclass(frozen=True)
 class BatchPlan:
     micro_batch: int  # per device and step of accumulation

@@ -32,7 +32,7 @@ def _encode_one(values: torch.Tensor, kind: str, drop: torch.Tensor, encoding: s
     values = torch.as_tensor(values).reshape(-1).float()
     code = torch.zeros(values.shape[0], N_SLOTS, device=values.device)
     if encoding == "onehot":
-        code[torch.arange(values.shape[0]), bin_index(values, kind)] = 1.0
+        code[torch.arange(values.shape[0], device=values.device), bin_index(values, kind)] = 1.0
     elif encoding == "smoothed":
         # The one-hot convolved with a Gaussian (peak 1 on the same bin): neighbouring bins
         # share strength, so a short run that sees each bin a few times still learns a

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
 
 from gendeg.diffusion.model import GenDegModel
+from gendeg.speed import to_device
 
 # Paper: 5% drop text+mu/sigma, 5% drop text+mu/sigma and the image, 5% drop the image only.
 DEFAULT_DROPOUT = {"text": 0.05, "text_and_image": 0.05, "image": 0.05}
@@ -28,7 +29,7 @@ def draw_condition_dropout(
     p_text, p_both, p_image = (float(rates[k]) for k in ("text", "text_and_image", "image"))
     if min(p_text, p_both, p_image) < 0 or p_text + p_both + p_image > 1:
         raise ValueError(f"dropout probabilities must be >= 0 and sum to <= 1, got {rates}")
-    u = torch.rand(batch_size, generator=generator, device=generator.device).to(device)
+    u = to_device(torch.rand(batch_size, generator=generator, device=generator.device), device)
     drop_text = u < p_text + p_both
     drop_image = (u >= p_text) & (u < p_text + p_both + p_image)
     return drop_text, drop_image
@@ -88,10 +89,11 @@ def latent_training_loss(
         x0 = core.diffusion_target(clean_latents, degraded_latents)
     scheduler = core.noise_scheduler()
     drop_text, drop_image = draw_condition_dropout(batch, generator, dropout, device)
-    timesteps = torch.randint(
+    timesteps = to_device(torch.randint(
         0, scheduler.config.num_train_timesteps, (batch,), generator=generator, device=generator.device
-    ).to(device)
-    noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(device)
+    ), device)
+    noise = to_device(torch.randn(x0.shape, generator=generator, device=generator.device), device)
+    scheduler.alphas_cumprod = to_device(scheduler.alphas_cumprod, device)  # add_noise would copy it (a sync)
     noisy = scheduler.add_noise(x0, noise, timesteps)
     kind = core.config["prediction_type"]
     target = {"epsilon": noise, "sample": x0}.get(kind)

@@ -22,6 +22,7 @@ from gendeg.latent_cache import LatentCache, applies
 from gendeg.manifest import read_manifest
 from gendeg.pairs import PairBank
 from gendeg.progress import progress
+from gendeg.speed import to_device
 from gendeg.training import (
     LossFn,
     clear_checkpoint,
@@ -76,9 +77,10 @@ def gendeg_loss(bank: PairBank, train_cfg: dict, image_size: int, latents: Laten
         indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg["balance"])
         if latents is not None:
             device = model_device(net)
-            clean, degraded = (x.to(device) for x in latents.batch(indices, generator))
-            return latent_training_loss(net, clean, degraded, bank.degradation[indices].to(device),
-                                        bank.mu[indices].to(device), bank.sigma[indices].to(device), generator,
+            clean, degraded = (to_device(x, device) for x in latents.batch(indices, generator))
+            return latent_training_loss(net, clean, degraded, to_device(bank.degradation[indices], device),
+                                        to_device(bank.mu[indices], device), to_device(bank.sigma[indices], device),
+                                        generator,
                                         train_cfg["dropout"], captions=captions_of(bank, indices),
                                         snr_gamma=train_cfg["snr_gamma"], snr_floor=train_cfg["snr_floor"])
         batch = bank.batch(indices, train_cfg.get("crop", image_size), generator).to(model_device(net))
