@@ -46,7 +46,8 @@ class Journey:
         self.commands: list[str] = []
         self.checks: list[str] = []
 
-    def sh(self, command: str, ok: bool = True, timeout: int = 3600, cwd: Path | None = None) -> str:
+    def sh(self, command: str, ok: bool = True, timeout: int = 3600, cwd: Path | None = None,
+           stdout_only: bool = False) -> str:
         self.commands.append(command)
         done = subprocess.run(command, shell=True, cwd=cwd or self.clone, env=self.env, capture_output=True,
                               text=True, timeout=timeout)
@@ -55,7 +56,7 @@ class Journey:
             raise Failed(f"`{command}` exited {done.returncode}:\n{output[-4000:]}")
         if not ok and done.returncode == 0:
             raise Failed(f"`{command}` succeeded but should have failed:\n{output[-2000:]}")
-        return output
+        return done.stdout if stdout_only else output
 
     def check(self, condition: bool, what: str, detail: str = "") -> None:
         if not condition:
@@ -63,9 +64,18 @@ class Journey:
         self.checks.append(what)
 
 
-def make_clone(base: Path) -> tuple[Path, dict]:
+def make_clone(base: Path, source: str) -> tuple[Path, dict]:
+    """A fresh repository: a git clone of HEAD, or (`worktree`) the working tree's files as the e2e test copies them."""
     clone = base / "project"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    if source == "head":
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    else:
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.split()
+        for name in listed:
+            if (ROOT / name).is_file():
+                (clone / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, clone / name)
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT",
                                                             "GENDEG_PARENT_RUN_ID")}
     env.update(PATH=f"{BIN}:{env['PATH']}", PYTHONPATH=str(clone / "src"), OMP_NUM_THREADS="1",
@@ -75,6 +85,9 @@ def make_clone(base: Path) -> tuple[Path, dict]:
     text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
     assert count == 1
     params.write_text(text)
+    if source != "head":
+        subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+        subprocess.run(["git", "add", "-A"], cwd=clone, check=True)
     subprocess.run(["git", "commit", "-qam", "smoke preset"], cwd=clone, env=env, check=True)
     return clone, env
 
@@ -112,7 +125,7 @@ def dvc_exp(j: Journey) -> None:
         out = j.sh(f"dvc exp run -S presets.smoke.restorer.train.steps={steps}")
         names += re.findall(r"Ran experiment\(s\): (\S+)", out)
     j.check(len(names) == 2, "two experiments ran", str(names))
-    shown = json.loads(j.sh("dvc exp show --json"))
+    shown = json.loads(j.sh("dvc exp show --json", stdout_only=True))
     found = {}
     for baseline in shown:
         for exp in (baseline.get("experiments") or []):
@@ -139,12 +152,13 @@ def dvc_plots(j: Journey) -> None:
     j.sh("python -m gendeg.dvc_views show -o plots_html")
     page = (j.clone / "plots_html" / "index.html").read_text()
     j.check("cdn." not in page and "<script src=" not in page, "the plots page loads nothing from the network")
-    specs = {name: entries[0]["content"] for name, entries in json.loads(j.sh("dvc plots show --json"))["data"].items()}
+    specs = {name: entries[0]["content"] for name, entries in json.loads(j.sh("dvc plots show --json", stdout_only=True))["data"].items()}
     (j.clone / "plots_html" / "specs.json").write_text(json.dumps(specs))
     import snakemake
 
     assets = Path(snakemake.__file__).parent / "assets" / "data"
-    svgs = json.loads(j.sh(f"node {ROOT / 'tests' / 'render_vega.js'} {assets} plots_html/specs.json"))
+    svgs = json.loads(j.sh(f"node {ROOT / 'tests' / 'render_vega.js'} {assets} plots_html/specs.json",
+                           stdout_only=True))
     for name, svg in svgs.items():
         bars = re.findall(r'aria-label="psnr: [\d.]+; \w+: [^;]+; job: (nafnet-\w+);', svg)
         j.check({"nafnet-existing", "nafnet-gends"} <= set(bars), f"{name}: both restorers drawn as bars", svg[:300])
@@ -194,7 +208,7 @@ def mlflow_rest(j: Journey) -> None:
             return json.loads(response.read() or b"{}")
 
     try:
-        for _ in range(120):
+        for _ in range(240):  # the server takes ~30 s to start on 2 busy cores
             try:
                 experiment = api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=gendeg")["experiment"]
                 break
@@ -267,10 +281,12 @@ JOURNEYS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    parser.add_argument("--source", choices=["head", "worktree"], default="head",
+                        help="the code to run: the committed HEAD (default) or the working tree's files")
     parser.add_argument("--only", nargs="*", choices=list(JOURNEYS), help="run these journeys (in order) only")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="gendeg-journeys-"))
-    clone, env = make_clone(base)
+    clone, env = make_clone(base, args.source)
     shared: dict = {}
     results = []
     for name, journey in JOURNEYS.items():
@@ -289,8 +305,9 @@ def main() -> None:
                         "checks": j.checks, "error": error})
         print(f"{'PASS' if passed else 'FAIL'} {name} ({seconds} s){'' if passed else ': ' + error[:400]}", flush=True)
     record = {"what": "the users' own commands on the smoke preset in a fresh clone (docs/user-journeys.md)",
-              "command": "python benchmarks/user_journeys.py" + (f" --only {' '.join(args.only)}" if args.only else ""),
-              "preset": "smoke", "cores": 1, "journeys": results,
+              "command": f"python benchmarks/user_journeys.py --source {args.source}"
+                         + (f" --only {' '.join(args.only)}" if args.only else ""),
+              "source": args.source, "preset": "smoke", "cores": 1, "journeys": results,
               "passed": sum(r["passed"] for r in results), "failed": sum(not r["passed"] for r in results),
               "not_run": {"slurm": "no SLURM cluster on this machine (docs/user-journeys.md: SLURM)"},
               **provenance()}
