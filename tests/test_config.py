@@ -92,7 +92,7 @@ def test_resolved_files_hold_only_their_sections_and_are_rewritten_only_on_chang
     source = tmp_path / "params.yaml"
     source.write_text(yaml.safe_dump(params))
     out = tmp_path / "resolved"
-    assert len(write_resolved(source, out)) == len(STAGE_SECTIONS)
+    assert len(write_resolved(source, out)) == len(STAGE_SECTIONS) + 1  # + the user-data fingerprint
     restorer = json.loads((out / "train_restorer.json").read_text())
     assert set(restorer) == {"preset", "threads", *STAGE_SECTIONS["train_restorer"]}
     assert restorer["threads"] == params["threads"].get("train_restorer", params["threads"]["default"])

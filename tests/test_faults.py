@@ -92,10 +92,7 @@ def test_a_dry_run_writes_nothing_yet_lists_what_a_real_run_would_do(project):
             dry = run(command, root, env)
             assert config.read_text() == before and config.stat().st_mtime_ns == stamp, command
             assert not (root / "resolved_params" / ".changed").exists()
-        # ... and the dry run still shows that the edit re-trains the restorers.
-        dry = run(["snakemake", "-n", "--cores", "1", "models/restorer/nafnet/existing"], root, env)
-        assert "resolved_params/train_restorer.json" in dry.stdout + dry.stderr
-        assert re.search(r"(?m)^\s*train_restorer\s+1$", dry.stdout), dry.stdout[-3000:]
+        assert "resolved_params/{train_restorer}.json" in dry.stdout + dry.stderr  # says what a run would rewrite
     finally:
         subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
 
@@ -207,6 +204,12 @@ def test_a_partial_target_does_not_vouch_for_stale_models(project):
     assert "up to date" in run(["dvc", "status"], root, env).stdout
     set_restorer_lr(root, "1.0e-3")
     try:
+        # The dry run writes nothing, yet lists the restorer jobs (and what follows) the edit re-runs.
+        config = root / "resolved_params" / "train_restorer.json"
+        stamp = config.stat().st_mtime_ns
+        dry = run(["snakemake", "-n", "--cores", "1"], root, env).stdout
+        assert config.stat().st_mtime_ns == stamp
+        assert re.search(r"(?m)^\s*train_restorer\s+2$", dry) and re.search(r"(?m)^\s*report\s+1$", dry), dry[-3000:]
         built = run(["snakemake", "--cores", "1", "-f", "data/training_sets/existing.csv"], root, env)
         assert "left" in built.stdout + built.stderr
         status = run(["dvc", "status"], root, env).stdout
@@ -250,3 +253,101 @@ def test_every_file_of_a_user_folder_is_used_or_listed_with_its_reason(tmp_path)
     assert (hazy / "b.ppm").as_posix() in used  # 8-bit RGB: used as any PNG
     assert "palette" in listed[(hazy / "c.gif").as_posix()]  # GIF is indexed colour: listed, with why
     assert "not an image file" in listed[(clear / "d.heic").as_posix()]
+
+
+def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project, tmp_path):
+    """Item 3: with data.source: user, overwriting an image or adding a pair changed nothing."""
+    import numpy as np
+    from PIL import Image
+
+    root, env = project
+    user = tmp_path / "user"
+    rng = np.random.default_rng(1)
+
+    def image(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).save(path)
+
+    for stem in ("a", "b"):
+        image(user / "hazy" / f"{stem}.png"), image(user / "clear" / f"{stem}.png")
+    for folder in ("rainy", "rain_clear", "test_hazy", "test_clear"):
+        image(user / folder / "a.png")
+    params = root / "params.yaml"
+    paired = (f"[{{name: mine, degradation: haze, degraded_dir: {user / 'hazy'}, clean_dir: {user / 'clear'}}}, "
+              f"{{name: rainy, degradation: rain, degraded_dir: {user / 'rainy'}, clean_dir: {user / 'rain_clear'}}}, "
+              f"{{name: held_out, degradation: haze, split: test, degraded_dir: {user / 'test_hazy'}, "
+              f"clean_dir: {user / 'test_clear'}}}]")
+    text = params.read_text().replace("  source: builtin ", "  source: user ", 1).replace(
+        "    paired: []", f"    paired: {paired}", 1)
+    text, count = re.subn(r"(?m)^degradations: \[.*\]", "degradations: [haze, rain]", text)
+    assert count == 1
+    params.write_text(text)
+    try:
+        run(["gendeg", "resolve-params"], root, env)
+        shutil.rmtree(root / "data" / "prepared", ignore_errors=True)
+        (root / "data" / "prepared").mkdir(parents=True)
+        (root / "data" / "prepared" / "placeholder").write_text("built from a and b\n")
+        run(["dvc", "commit", "--force", "resolve_params", "prepare"], root, env)
+        target = ["snakemake", "-n", "--cores", "1", "data/prepared"]
+        assert "Nothing to be done" in run(target, root, env).stdout
+        for change in ("overwrite", "add"):
+            if change == "overwrite":
+                image(user / "hazy" / "a.png")
+            else:
+                image(user / "hazy" / "c.png"), image(user / "clear" / "c.png")
+            dry = run(target, root, env).stdout
+            assert re.search(r"(?m)^\s*prepare\s+1$", dry), (change, dry[-2000:])
+        run(["gendeg", "resolve-params"], root, env)  # what DVC's resolve_params stage (and `gendeg track`) runs
+        status = run(["dvc", "status", "prepare"], root, env).stdout
+        assert "resolved_params/user_data.json" in status, status
+        (user / "clear" / "b.png").unlink()
+        assert re.search(r"(?m)^\s*prepare\s+1$", run(target, root, env).stdout)
+    finally:
+        subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
+        shutil.rmtree(root / "data" / "prepared", ignore_errors=True)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("    route: time_embedding ", "    rout: time_embedding "), "gendeg.model: unknown GenDeg model config key 'rout'"),
+    (("    nafnet: {width: 16}", "    nafnet: {widht: 16}"), "restorer.model.nafnet: restorer arch='nafnet': unknown"),
+    (("    crop_size: 64\n", "    crop_sise: 64\n"), "data.builtin: builtin data config: unknown key(s) ['crop_sise']"),
+    (("  source: builtin ", "  source: user "), "data.user.paired is empty"),
+])
+def test_setups_that_would_fail_hours_in_fail_before_any_job(project, edit, message):
+    """Item 10: typos under gendeg.model / restorer.model.<arch> / data.builtin and an empty
+    data.user passed `snakemake -n` and `dvc repro`'s first stage, then failed in a job."""
+    root, env = project
+    params = root / "params.yaml"
+    text = params.read_text()
+    assert text.count(edit[0]) == 1, edit[0]
+    params.write_text(text.replace(*edit))
+    try:
+        done = run(["gendeg", "resolve-params"], root, env, ok=False)  # DVC's first stage
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+        if "user" in edit[1]:  # the cheap checks run in dry runs too
+            dry = run(["snakemake", "-n", "--cores", "1"], root, env, ok=False)
+            assert dry.returncode != 0 and message in dry.stdout + dry.stderr
+    finally:
+        subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
+
+
+def test_user_data_must_cover_every_degradation_and_a_test_split():
+    """Item 10: data for some degradations only failed in synthesize (KeyError); no split: test in train_features."""
+    import yaml
+
+    from gendeg.config import ConfigError, resolve
+    from gendeg.orchestration import preflight
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["source"] = "user"
+    params["degradations"] = ["haze", "rain", "low_light"]
+    entry = {"degraded_dir": "a", "clean_dir": "b"}
+    params["data"]["user"]["paired"] = [{**entry, "name": "h", "degradation": "haze"},
+                                        {**entry, "name": "r", "degradation": "rain"}]
+    with pytest.raises(ConfigError, match=r"no split: train dataset for degradation\(s\) \['low_light'\]"):
+        preflight(resolve(params), components=False)
+    params["data"]["user"]["paired"].append({**entry, "name": "l", "degradation": "low_light"})
+    with pytest.raises(ConfigError, match="no dataset with split: test"):
+        preflight(resolve(params), components=False)
+    params["data"]["user"]["paired"].append({**entry, "name": "t", "degradation": "haze", "split": "test"})
+    preflight(resolve(params), components=False)

@@ -49,6 +49,10 @@ def _job_threads(args) -> int | None:
 
 
 def cmd_resolve_params(args) -> None:
+    from gendeg.config import load_params
+    from gendeg.orchestration import preflight
+
+    preflight(load_params(args.params), str(args.params))  # DVC's first stage: fail before any work
     for path in write_resolved(args.params, args.out):
         print(f"updated {path}")
 
@@ -142,6 +146,16 @@ def cmd_track(args) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise SystemExit("usage: gendeg track -- COMMAND ...")
+    if Path("params.yaml").exists() and Path("dvc.yaml").exists():
+        # `dvc repro` re-runs resolve_params only when params.yaml changes; refreshing here (under
+        # the project lock) also lets it see changed user data files (resolved_params/user_data.json).
+        from gendeg.orchestration import hold_project_lock, release_project_lock
+
+        hold_project_lock(".")
+        try:
+            write_resolved("params.yaml", "resolved_params")
+        finally:
+            release_project_lock()
     run_id = tracking.start_parent(" ".join(command))
     code = subprocess.call(command, env={**os.environ, tracking.PARENT_ENV: run_id})
     tracking.end_parent(run_id, success=code == 0)

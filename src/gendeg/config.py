@@ -111,6 +111,30 @@ def check_jobs(resolved: dict, source: str) -> None:
                           f"the loss weight is SNR clamped to [snr_floor, snr_gamma]")
 
 
+def check_user_data(resolved: dict, source: str) -> None:
+    """With data.source: user, the datasets must cover what the pipeline needs, or a job fails hours in:
+    a train dataset per degradation (GenDeg, its intensity statistics, synthesis) and a test dataset
+    (in-distribution evaluation).  A GenDS manifest declares both per row, so it is checked by `prepare`.
+    A pipeline pre-flight (gendeg.orchestration.preflight), not part of load_params: the shipped
+    `paper` preset resolves (for inspection and tests) though it cannot run until data.user is filled."""
+    if resolved["data"]["source"] != "user":
+        return
+    paired = [entry for entry in (resolved["data"].get("user", {}).get("paired") or []) if isinstance(entry, dict)]
+    if not paired:
+        raise ConfigError(f"{source}: data.source is user but data.user.paired is empty: describe your paired datasets "
+                          f"there (one per degradation in degradations: {resolved['degradations']}, and a split: test one)")
+    if any("gends_manifest" in entry for entry in paired):
+        return
+    trained = {entry.get("degradation") for entry in paired if entry.get("split", "train") == "train"}
+    missing = [d for d in resolved["degradations"] if d not in trained]
+    if missing:
+        raise ConfigError(f"{source}: data.user.paired has no split: train dataset for degradation(s) {missing} of "
+                          f"degradations: {resolved['degradations']}; add one each, or drop them from degradations")
+    if not any(entry.get("split") == "test" for entry in paired):
+        raise ConfigError(f"{source}: data.user.paired has no dataset with split: test; evaluation needs one "
+                          f"(e.g. a held-out folder of any degradation with split: test)")
+
+
 def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
     if not path.exists():
@@ -131,10 +155,19 @@ def stage_config(resolved: dict, stage: str) -> dict:
                           **{key: resolved[key] for key in STAGE_SECTIONS[stage]}})
 
 
+# Not a stage config: the fingerprint of the user's data files, an input of `prepare` in both
+# orchestrators, so changing, adding or removing a user file re-runs it (gendeg.ingest.fingerprint).
+USER_DATA = "user_data"
+
+
 def resolved_texts(resolved: dict) -> dict[str, str]:
-    """Stage -> the exact text of resolved_params/<stage>.json (compared before anything is written)."""
-    return {stage: json.dumps(stage_config(resolved, stage), indent=2, sort_keys=True) + "\n"
-            for stage in STAGE_SECTIONS}
+    """Name -> the exact text of resolved_params/<name>.json (compared before anything is written)."""
+    from gendeg.ingest.fingerprint import user_data_fingerprint
+
+    texts = {stage: json.dumps(stage_config(resolved, stage), indent=2, sort_keys=True) + "\n"
+             for stage in STAGE_SECTIONS}
+    texts[USER_DATA] = json.dumps(user_data_fingerprint(resolved["data"]), indent=1, sort_keys=True) + "\n"
+    return texts
 
 
 def write_resolved(params_path: str | Path = "params.yaml", out_dir: str | Path = RESOLVED_DIR) -> list[Path]:

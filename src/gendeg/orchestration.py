@@ -61,6 +61,49 @@ def changed_stages(resolved: dict, out_dir: str | Path = RESOLVED_DIR) -> list[s
     return changed
 
 
+def preflight(resolved: dict, source: str = "params.yaml", components: bool = True) -> None:
+    """Checks that would otherwise fail a job hours in, run before any job starts (ConfigError naming the key).
+
+    `components`: also build the settings of the built-in data, GenDeg's model and every restorer
+    architecture, whose modules own their keys (a typo there is an unknown key, not a silent default);
+    this imports torch, so the Snakefile does it only in an invocation that runs jobs.
+    """
+    from gendeg.config import ConfigError, check_user_data
+
+    check_user_data(resolved, source)
+    if not components:
+        return
+    from gendeg.builtin_data import resolve_config
+    from gendeg.diffusion.model import merge_config as gendeg_model
+    from gendeg.restorers import DEFAULTS
+    from gendeg.restorers.common import merge_config as restorer_model
+
+    checks = [("gendeg.model", lambda: gendeg_model(resolved["gendeg"]["model"]))]
+    if resolved["data"]["source"] == "builtin":
+        checks.append(("data.builtin", lambda: resolve_config(resolved["data"].get("builtin"))))
+    for arch in resolved["architectures"]:
+        checks.append((f"restorer.model.{arch}",
+                       lambda arch=arch: restorer_model(arch, DEFAULTS[arch], dict(resolved["restorer"]["model"][arch]))))
+    problems = []
+    for key, check in checks:
+        try:
+            check()
+        except (KeyError, ValueError, TypeError, FileNotFoundError) as error:
+            problems.append(f"{key}: {error.args[0] if error.args else error}")
+    if problems:
+        raise ConfigError(f"{source} (preset {resolved['preset']!r} applied) fails the pre-flight check:\n  "
+                          + "\n  ".join(problems))
+
+
+def standin_inputs(resolved: dict, stage: str) -> list[str]:
+    """What a dry run's stand-in for resolved_params/<stage>.json depends on (workflow/rules/common.smk):
+    params.yaml, and for the user-data fingerprint the user's folders and newest file."""
+    from gendeg.config import USER_DATA
+    from gendeg.ingest.fingerprint import watched_paths
+
+    return ["params.yaml"] + (watched_paths(resolved["data"]) if stage == USER_DATA else [])
+
+
 # Held for the life of the process that took it (Snakemake's main process): the kernel
 # releases it when that process dies, even by kill -9, so it never goes stale.
 _HELD: list = []

@@ -15,6 +15,9 @@ os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve(
 RUNS_JOBS = orchestration.runs_jobs(workflow)
 try:
     RESOLVED = load_params("params.yaml")
+    # Setups that would fail a job hours in fail here (the component checks import torch: only
+    # when jobs will run).
+    orchestration.preflight(RESOLVED, components=RUNS_JOBS)
     if RUNS_JOBS:
         orchestration.hold_project_lock(".")
         write_resolved("params.yaml", "resolved_params")
@@ -36,25 +39,17 @@ wildcard_constraints:
 
 
 # An invocation that runs no job (dry run, --summary, --report, ...) writes nothing, yet must
-# show what a real run would do: for each stage whose resolved config params.yaml changes, two
-# stand-in rules make that config out of date, so its jobs and all downstream are listed.
+# show what a real run would do.  For each resolved config params.yaml (or the user's data)
+# changes, a stand-in rule makes that config older than what changed it, so its jobs and
+# everything downstream are listed.
 if CHANGED_STAGES and not RUNS_JOBS:
-    logger.info("params.yaml changes resolved_params/{" + ",".join(CHANGED_STAGES) + "}.json; an invocation "
-                "that runs jobs rewrites them (listed as resolve_params jobs; nothing is written now)")
-
-    rule params_changed:
-        """Stand-in (no job runs it): params.yaml no longer matches this stage's resolved config."""
-        output:
-            "resolved_params/.changed/{stage}",
-        wildcard_constraints:
-            stage="|".join(CHANGED_STAGES),
-        shell:
-            "touch {output}"
+    logger.info("params.yaml or data.user's files change resolved_params/{" + ",".join(CHANGED_STAGES) + "}.json; "
+                "a run that runs jobs rewrites them (listed as resolve_params jobs; nothing is written now)")
 
     rule resolve_params:
-        """Stand-in (no job runs it): a run that runs jobs rewrites this config when it starts."""
+        """Stand-in (only in runs that run no job): params.yaml changes this resolved config."""
         input:
-            "resolved_params/.changed/{stage}",
+            lambda wildcards: orchestration.standin_inputs(RESOLVED, wildcards.stage),
         output:
             "resolved_params/{stage}.json",
         wildcard_constraints:

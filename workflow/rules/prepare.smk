@@ -3,6 +3,7 @@ rule prepare:
     input:
         config=resolved("prepare"),
         code=stage_code("prepare"),
+        user_data=resolved("user_data"),
     output:
         directory("data/prepared"),
     log:
