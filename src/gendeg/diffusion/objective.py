@@ -88,7 +88,12 @@ def latent_training_loss(
     with torch.no_grad():
         x0 = core.diffusion_target(clean_latents, degraded_latents)
     scheduler = core.noise_scheduler()
-    drop_text, drop_image = draw_condition_dropout(batch, generator, dropout, device)
+    host_text, host_image = draw_condition_dropout(batch, generator, dropout, "cpu")
+    drop_text, drop_image = to_device(host_text, device), to_device(host_image, device)
+    tokens = None
+    if core.prompt_encoder is not None and degradation_ids.device.type == "cpu":
+        tokens = core.text_tokens(degradation_ids, host_text, captions)  # prompts from host values: no read-back
+    degradation_ids = to_device(degradation_ids, device)
     timesteps = to_device(torch.randint(
         0, scheduler.config.num_train_timesteps, (batch,), generator=generator, device=generator.device
     ), device)
@@ -100,7 +105,7 @@ def latent_training_loss(
     if target is None:
         target = scheduler.get_velocity(x0, noise, timesteps)
     prediction = model(noisy, timesteps, clean_latents, degradation_ids, mu, sigma, drop_text, drop_image,
-                       captions=captions)
+                       tokens=tokens, captions=captions)
     if snr_gamma is None and snr_floor is None:
         return F.mse_loss(prediction.float(), target.float())
     weights = snr_weights(scheduler, timesteps, kind, gamma=snr_gamma, floor=snr_floor)

@@ -78,7 +78,7 @@ def gendeg_loss(bank: PairBank, train_cfg: dict, image_size: int, latents: Laten
         if latents is not None:
             device = model_device(net)
             clean, degraded = (to_device(x, device) for x in latents.batch(indices, generator))
-            return latent_training_loss(net, clean, degraded, to_device(bank.degradation[indices], device),
+            return latent_training_loss(net, clean, degraded, bank.degradation[indices],  # on the host: prompts
                                         to_device(bank.mu[indices], device), to_device(bank.sigma[indices], device),
                                         generator,
                                         train_cfg["dropout"], captions=captions_of(bank, indices),
