@@ -351,3 +351,36 @@ def test_user_data_must_cover_every_degradation_and_a_test_split():
         preflight(resolve(params), components=False)
     params["data"]["user"]["paired"].append({**entry, "name": "t", "degradation": "haze", "split": "test"})
     preflight(resolve(params), components=False)
+
+
+def test_skip_mode_says_how_many_were_skipped_and_summary_holds_no_nan(tmp_path, monkeypatch, capsys, smoke_params):
+    """Item 11: skipped files showed only in problems.csv; an empty split wrote NaN into summary.json."""
+    import copy
+
+    import numpy as np
+    from PIL import Image
+
+    from gendeg.config import stage_config
+    from gendeg.stages.prepare import prepare
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        clean = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Path("user/clean").mkdir(parents=True, exist_ok=True)
+        Path("user/hazy").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(clean).save(f"user/clean/{i}.png")
+        Image.fromarray((clean * 0.6 + 90).astype(np.uint8)).save(f"user/hazy/{i}.png")
+    Path("user/hazy/7.png").write_bytes(b"truncated")  # bad, and without a clean counterpart
+    config = copy.deepcopy(stage_config(smoke_params, "prepare"))
+    config["data"]["source"] = "user"
+    config["data"]["user"] = {"on_bad_input": "skip", "clean": [], "ood": [],
+                              "paired": [{"name": "h", "degradation": "haze", "degraded_dir": "user/hazy",
+                                          "clean_dir": "user/clean"}]}
+    prepare(config, Path("prepared"))
+    said = capsys.readouterr().out
+    assert "skipped 1 bad input file(s)" in said and "prepared/problems.csv" in said, said
+    text = Path("prepared/summary.json").read_text()
+    assert "NaN" not in text, "summary.json is not valid JSON"
+    summary = json.loads(text)
+    assert summary["skipped_inputs"]["count"] == 1 and summary["test"]["mu_mean"] is None

@@ -26,6 +26,13 @@ def set_console(fd: int | None) -> None:
     _console = fd
 
 
+def notice(text: str) -> None:
+    """A line that matters to the person running the pipeline: in the job's log and on the terminal."""
+    print(text, flush=True)
+    if _console is not None and is_main_process():
+        os.write(_console, f"{time.strftime('%H:%M:%S')} {text}\n".encode())
+
+
 def _every() -> float:
     return float(os.environ.get("GENDEG_STATUS_EVERY", "20"))
 

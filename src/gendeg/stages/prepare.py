@@ -23,7 +23,7 @@ from gendeg.images import read_image
 from gendeg.intensity import histogram_w1, load_intensity_stats, mu_sigma, write_official_stats
 from gendeg.manifest import write_manifest
 from gendeg.pairs import load_square
-from gendeg.progress import progress
+from gendeg.progress import notice, progress
 from gendeg.reference import released_stats_dir
 
 SPLITS = ("train", "test", "ood")
@@ -78,7 +78,7 @@ def _summary(frames: dict[str, pd.DataFrame], pool: pd.DataFrame) -> dict:
             "pairs": int(len(frame)),
             "per_degradation": {k: int(v) for k, v in frame.groupby("degradation").size().items()},
             "per_dataset": {k: int(v) for k, v in frame.groupby("dataset").size().items()},
-            "mu_mean": float(frame["mu"].mean()) if len(frame) else float("nan"),
+            "mu_mean": float(frame["mu"].mean()) if len(frame) else None,  # JSON has no NaN
         }
     return summary
 
@@ -117,6 +117,9 @@ def _build(config: dict, tmp: Path, out_dir: Path, run) -> tuple[dict, dict[str,
         extra_clean = result.clean
         write_problem_report(result.problems, tmp / "problems.csv")
         run.log_metrics({"bad_inputs_skipped": len(result.problems)})
+        if result.problems:  # skip mode: never quiet about what was left out
+            notice(f"prepare: skipped {len(result.problems)} bad input file(s) (data.user.on_bad_input: skip); "
+                   f"the list with reasons: {out_dir / 'problems.csv'}")
     frames = {split: _fill_intensity(frames[split], f"intensity ({split})") for split in SPLITS}
     for split in SPLITS:
         write_manifest(frames[split], tmp / f"{split}.csv")
@@ -124,6 +127,8 @@ def _build(config: dict, tmp: Path, out_dir: Path, run) -> tuple[dict, dict[str,
     pool.to_csv(tmp / "clean_pool.csv", index=False, lineterminator="\n")
     write_official_stats(frames["train"], tmp / "stats")
     summary = _summary(frames, pool)
+    if data["source"] == "user":
+        summary["skipped_inputs"] = {"count": len(result.problems), "list": (out_dir / "problems.csv").as_posix()}
     if data["source"] == "builtin":
         summary["calibration"] = calibration(frames["train"])
         for name, row in summary["calibration"].items():
