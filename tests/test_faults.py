@@ -384,3 +384,48 @@ def test_skip_mode_says_how_many_were_skipped_and_summary_holds_no_nan(tmp_path,
     assert "NaN" not in text, "summary.json is not valid JSON"
     summary = json.loads(text)
     assert summary["skipped_inputs"]["count"] == 1 and summary["test"]["mu_mean"] is None
+
+
+def test_runs_of_a_killed_invocation_are_marked_killed_by_the_next(tmp_path):
+    """Item 7: runs of a kill -9'd job stayed RUNNING forever."""
+    import signal
+
+    import mlflow
+
+    from gendeg import tracking
+    from gendeg.orchestration import reap_dead_runs
+
+    code = ("import time\nfrom gendeg import tracking\nwith tracking.job_run('train_restorer', 'killed-job') as run:\n"
+            "    print(run.run_id, flush=True)\n    time.sleep(600)\n")
+    job = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    run_id = job.stdout.readline().strip()
+    alive = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    alive_id = alive.stdout.readline().strip()
+    try:
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+        client = mlflow.MlflowClient(tracking.tracking_uri())
+        assert client.get_run(run_id).info.status == "RUNNING"
+        assert run_id in reap_dead_runs()
+        assert client.get_run(run_id).info.status == "KILLED"
+        assert client.get_run(alive_id).info.status == "RUNNING", "a run whose job still runs was ended"
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_job_that_fails_before_its_run_opens_still_gets_a_failed_run(tmp_path):
+    """Item 7: failing synthesize jobs of a bad user-data run had no MLflow run at all."""
+    import mlflow
+
+    from gendeg import tracking
+
+    done = subprocess.run([str(BIN / "gendeg"), "--log", "logs/s.log", "synthesize", "--config", "missing.json",
+                           "--prepared", "p", "--model", "m", "--degradation", "haze", "--out", "data/synthetic/haze",
+                           "--work", "w"], cwd=tmp_path, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 2
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], "attributes.run_name = 'synthesize:haze'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "missing.json" in runs[0].data.tags["gendeg.error"]

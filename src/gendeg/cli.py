@@ -156,6 +156,12 @@ def cmd_track(args) -> int:
             write_resolved("params.yaml", "resolved_params")
         finally:
             release_project_lock()
+    from gendeg.orchestration import reap_dead_runs
+
+    tracking.init_store()
+    reaped = reap_dead_runs()
+    if reaped:
+        print(f"MLflow: marked {len(reaped)} run(s) of killed invocations KILLED")
     run_id = tracking.start_parent(" ".join(command))
     code = subprocess.call(command, env={**os.environ, tracking.PARENT_ENV: run_id})
     tracking.end_parent(run_id, success=code == 0)
@@ -294,6 +300,31 @@ def _write_benchmark(path: Path, seconds: float) -> None:
     write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds:.4f}\t{clock}\t{rss_mb:.2f}\t{usage.ru_utime + usage.ru_stime:.2f}\n", path)
 
 
+# Subcommand -> MLflow stage name, for the commands a pipeline job runs.
+_JOB_STAGES = {"prepare": "prepare", "train-gendeg": "train_gendeg", "train-structure-correction": "structure_correction",
+               "synthesize": "synthesize", "merge": "merge", "train-features": "train_features",
+               "select-pairs": "select_pairs", "train-restorer": "train_restorer", "evaluate": "evaluate",
+               "report": "report"}
+
+
+def _record_failure(args) -> None:
+    """Every job that started ends with an MLflow run: one that failed before opening its own gets a FAILED one."""
+    from gendeg import tracking
+    from gendeg.orchestration import record_failed_job
+
+    if tracking.OPENED:
+        return
+    stage = _JOB_STAGES[args.command_name]
+    label = getattr(args, "job", None) or getattr(args, "degradation", None) or getattr(args, "train_set", None)
+    reason = ""
+    if args.log and args.log.exists():
+        reason = "".join(args.log.read_text(errors="replace").splitlines(keepends=True)[-25:])
+    try:
+        record_failed_job(stage, f"{stage}:{label}" if label else stage, reason or "failed before its run opened")
+    except Exception as error:  # noqa: BLE001 - the job's own failure is what the exit status reports
+        print(f"gendeg {args.command_name}: could not record the failure in MLflow: {error}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = _redirect_to_log(args.log) if args.log else None
@@ -314,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
+    if code != 0 and is_main_process() and args.command_name in _JOB_STAGES:
+        _record_failure(args)
     if code == 0 and args.benchmark and is_main_process():
         _write_benchmark(args.benchmark, time.perf_counter() - started)
     if console is not None and code != 0:

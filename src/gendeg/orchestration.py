@@ -223,3 +223,54 @@ def commit_to_dvc(root: str | Path = ".") -> tuple[list[str], list[str]]:
             raise DvcCommitError(f"`dvc commit --force {' '.join(commit)}` failed; dvc.lock is not in step "
                                  f"with Snakemake's outputs:\n{reason}")
     return commit, skip
+
+
+def reap_dead_runs() -> list[str]:
+    """Mark KILLED the RUNNING MLflow runs whose process (same host) is gone; return their ids.
+
+    A killed invocation cannot end its runs; the next one (Snakemake's onstart, `gendeg track`)
+    does.  A run owned by another host (a cluster node) is left alone: its process cannot be seen.
+    """
+    import socket
+
+    import psutil
+
+    from gendeg import tracking
+
+    mlflow = tracking._mlflow()
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    if experiment is None:
+        return []
+    host = socket.gethostname()
+    reaped = []
+    for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=5000):
+        tags = run.data.tags
+        if tags.get("gendeg.host") != host or not tags.get("gendeg.pid", "").isdigit():
+            continue
+        pid = int(tags["gendeg.pid"])
+        try:  # alive, and not a later process that reuses the pid
+            alive = psutil.Process(pid).create_time() <= run.info.start_time / 1000 + 1
+        except psutil.NoSuchProcess:
+            alive = False
+        if not alive:
+            tracking._retry(client.set_tag, run.info.run_id, "gendeg.ended_by",
+                            f"its process {pid} on {host} was gone when a later invocation started")
+            tracking._retry(client.set_terminated, run.info.run_id, "KILLED")
+            reaped.append(run.info.run_id)
+    return reaped
+
+
+def record_failed_job(stage: str, name: str, reason: str) -> str:
+    """A FAILED MLflow run for a job that stopped before opening its own (bad input, a held lock)."""
+    from gendeg import tracking
+
+    mlflow = tracking._mlflow()
+    client = mlflow.MlflowClient()
+    tags = {"gendeg.stage": stage, "gendeg.error": reason[-5000:], **tracking.git_tags(), **tracking.owner_tags()}
+    parent = os.environ.get(tracking.PARENT_ENV)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    run = tracking._retry(client.create_run, tracking.init_store(), run_name=name, tags=tags)
+    tracking._retry(client.set_terminated, run.info.run_id, "FAILED")
+    return run.info.run_id

@@ -125,13 +125,26 @@ def _dvc_exp_tags() -> dict:
     return {"gendeg.dvc_exp": name, "gendeg.dvc_exp_baseline": os.environ.get("DVC_EXP_BASELINE_REV", "")[:12]}
 
 
+# Run ids this process opened (job_run): a job that fails before opening one still gets a FAILED
+# run from the CLI (gendeg.orchestration.record_failed_job).
+OPENED: list[str] = []
+
+
+def owner_tags() -> dict:
+    """Which process owns a run: a later invocation marks RUNNING runs whose process is gone as
+    KILLED (gendeg.orchestration.reap_dead_runs)."""
+    import socket
+
+    return {"gendeg.pid": str(os.getpid()), "gendeg.host": socket.gethostname()}
+
+
 def start_parent(name: str, tags: dict | None = None) -> str:
     """Open the parent run of a pipeline invocation, with the resolved parameters, and return its id."""
     mlflow = _mlflow()
     experiment_id = init_store()
     client = mlflow.MlflowClient()
     run = _retry(client.create_run, experiment_id, run_name=name,
-                 tags={**git_tags(), **_dvc_exp_tags(), **(tags or {})})
+                 tags={**git_tags(), **_dvc_exp_tags(), **owner_tags(), **(tags or {})})
     _log_parent_params(run.info.run_id)
     return run.info.run_id
 
@@ -244,10 +257,11 @@ def job_run(stage: str, name: str, config: dict | None = None) -> Iterator[JobRu
     own_parent = None  # the parent this process manages (`dvc exp run` without `gendeg track`)
     if not parent:
         parent = own_parent = _dvc_exp_parent(client, experiment_id)
-    tags = {"gendeg.stage": stage, **git_tags(), **_dvc_exp_tags()}
+    tags = {"gendeg.stage": stage, **git_tags(), **_dvc_exp_tags(), **owner_tags()}
     if parent:
         tags["mlflow.parentRunId"] = parent
     run = _retry(client.create_run, experiment_id, run_name=name, tags=tags)
+    OPENED.append(run.info.run_id)
     job = JobRun(mlflow, run.info.run_id)
     if config is not None:
         job.log_params(config)

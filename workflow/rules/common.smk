@@ -83,6 +83,9 @@ RESTORER_JOBS = [f"{arch}/{train_set}" for arch in ARCHITECTURES for train_set i
 onstart:
     # One parent MLflow run per invocation; the store exists before parallel jobs start.
     tracking.init_store()
+    reaped = orchestration.reap_dead_runs()  # runs a killed invocation left RUNNING
+    if reaped:
+        logger.info(f"MLflow: marked {len(reaped)} run(s) of killed invocations KILLED")
     os.environ[tracking.PARENT_ENV] = tracking.start_parent(f"snakemake ({RESOLVED['preset']})",
                                                             tags={"gendeg.orchestrator": "snakemake"})
 
