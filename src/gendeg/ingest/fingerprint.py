@@ -3,9 +3,9 @@
 `prepare` depends on its parameters and code, and on resolved_params/user_data.json: this
 fingerprint (relative path, size, modification time of each file under the configured
 folders and manifest roots).  Overwriting, adding or removing a user file changes it, so
-Snakemake and DVC re-run `prepare` and what follows.  Size and mtime, not content hashes:
-listing 200k files costs about a second, hashing them minutes on every invocation; a touched
-but unchanged file re-runs `prepare`, a changed one is never missed.
+Snakemake and DVC re-run `prepare` and what follows.  Size and mtime, not content hashes: one
+stat per file on every invocation, where hashing would read every byte; a touched but
+unchanged file re-runs `prepare`, a changed one is never missed.
 """
 
 from __future__ import annotations
