@@ -3,7 +3,7 @@
 #
 #   device run:  GENDEG_COMMIT=<git rev-parse HEAD> bash benchmarks/gpu_session.sh      carry: [".whl"]
 #
-# About 8 minutes on an H200; every step has its own time limit and every result file is written
+# At most 9 minutes (250 + 130 + 150 s limits); every step has its own time limit and every result file is written
 # as it goes, so a step cut short keeps what it measured.  Writes into $OUT (the device tool's
 # folder that comes back; benchmarks/results without it):
 #   gpu_mfu.json            training levers (FLOPs, MFU, batch plan) and sampling at 512 px, no compile
@@ -35,7 +35,7 @@ step() {  # step <seconds> <name> <args...>: one benchmark process under its own
     timeout "$limit" "$PYTHON" benchmarks/gpu_mfu.py --random-sd-dir "$SD" "${EXTRA[@]}" "$@" >> "$LOG" 2>&1
     echo "== $name: exit $? ($(date -u +%T))" | tee -a "$LOG"
 }
-step 270 "levers without compile" --compile no --out "$OUT/gpu_mfu.json"
-step 140 "compiled training" --compile only --sections train --out "$OUT/gpu_mfu_compiled.json"
-step 110 "compiled sampling" --compile only --sections sample --out "$OUT/gpu_mfu_compiled_sampling.json"
+step 250 "levers without compile" --compile no --out "$OUT/gpu_mfu.json"
+step 130 "compiled training" --compile only --sections train --out "$OUT/gpu_mfu_compiled.json"
+step 150 "compiled sampling" --compile only --sections sample --out "$OUT/gpu_mfu_compiled_sampling.json"
 grep -E "^(==|vae_|cached|preset|planned|fp32|bf16)" "$LOG" | cut -c1-400

@@ -127,6 +127,18 @@ def test_the_latent_cache_is_kept_by_its_key_and_invalidated_by_data_and_vae(sd_
     assert cache_key(bank, model.codec, torch.device("cpu")) != first.key
 
 
+def test_train_gendeg_caches_latents_only_for_a_vae_and_whole_images(sd_folder, bank, tmp_path):
+    from gendeg.stages.train_gendeg import cached_latents
+
+    paper = paper_model(sd_folder)
+    cache = cached_latents(paper, bank, paper_train_cfg(), SIZE, tmp_path / "checkpoint")
+    assert isinstance(cache, LatentCache) and len(cache) == len(bank)
+    assert (tmp_path / "checkpoint" / f"latents-{cache.key[:24]}.safetensors").is_file()  # a resumed job reuses it
+    assert cached_latents(paper, bank, {**paper_train_cfg(), "crop": SIZE // 2}, SIZE, None) is None
+    default = GenDegModel.from_config(yaml.safe_load((ROOT / "params.yaml").read_text())["gendeg"]["model"])
+    assert cached_latents(default, bank, paper_train_cfg(), SIZE, None) is None  # pixel-unshuffle: nothing to save
+
+
 def test_the_cache_draws_the_flips_the_pair_bank_draws(sd_folder, bank):
     """Same generator, same mirrored pairs: the cached latents are the latents of bank.batch's images."""
     model = paper_model(sd_folder)

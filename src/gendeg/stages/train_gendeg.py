@@ -80,8 +80,7 @@ def gendeg_loss(bank: PairBank, train_cfg: dict, image_size: int, latents: Laten
             clean, degraded = (to_device(x, device) for x in latents.batch(indices, generator))
             return latent_training_loss(net, clean, degraded, bank.degradation[indices],  # on the host: prompts
                                         to_device(bank.mu[indices], device), to_device(bank.sigma[indices], device),
-                                        generator,
-                                        train_cfg["dropout"], captions=captions_of(bank, indices),
+                                        generator, train_cfg["dropout"], captions=captions_of(bank, indices),
                                         snr_gamma=train_cfg["snr_gamma"], snr_floor=train_cfg["snr_floor"])
         batch = bank.batch(indices, train_cfg.get("crop", image_size), generator).to(model_device(net))
         return training_loss(net, batch.clean, batch.degraded, batch.degradation, batch.mu, batch.sigma,
