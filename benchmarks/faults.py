@@ -1,0 +1,226 @@
+"""Kill and partial-run scenarios end to end (issue 14; docs/orchestration.md), smoke preset.
+
+Each scenario runs real commands in a fresh clone of the committed code (PYTHONPATH=<clone>/src)
+and ends by recording the state both tools and MLflow report: `dvc status`, `snakemake -n`,
+the MLflow run statuses, and whether every DVC-declared output matches an uninterrupted run
+byte for byte.  Target: every scenario ends consistent, nothing stale, nothing lost.
+
+    python benchmarks/faults.py [--cores 1] [--only NAME ...] [--keep]
+
+writes benchmarks/results/faults.json.  CPU-heavy (one smoke pipeline per scenario).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from machine import provenance  # noqa: E402
+
+RESULT = ROOT / "benchmarks" / "results" / "faults.json"
+BIN = Path(sys.executable).parent
+
+
+class Clone:
+    """A fresh clone with the smoke preset; runs commands and records them."""
+
+    def __init__(self, base: Path, name: str, cores: int):
+        self.dir = base / name
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(self.dir)], check=True)
+        params = self.dir / "params.yaml"
+        params.write_text(re.sub(r"(?m)^preset: \w+", "preset: smoke", params.read_text(), count=1))
+        self.env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
+        self.env.update(PATH=f"{BIN}:{self.env['PATH']}", PYTHONPATH=str(self.dir / "src"), OMP_NUM_THREADS="1",
+                        GENDEG_STATUS_EVERY="0")
+        self.cores = cores
+        self.commands: list[dict] = []
+
+    def sh(self, command: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+        started = time.perf_counter()
+        done = subprocess.run(command, shell=True, cwd=self.dir, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+        self.commands.append({"command": command, "exit": done.returncode,
+                              "seconds": round(time.perf_counter() - started, 1),
+                              "tail": (done.stdout + done.stderr)[-600:] if done.returncode else ""})
+        return done
+
+    def start(self, command: str) -> subprocess.Popen:
+        """In the background, without a shell: the pid is the command's own (kill -9 hits it alone)."""
+        self.commands.append({"command": command + "  (started in the background)"})
+        return subprocess.Popen(command.split(), cwd=self.dir, env=self.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def snakemake(self, extra: str = "") -> subprocess.CompletedProcess:
+        return self.sh(f"snakemake --cores {self.cores} {extra}".strip())
+
+    def outputs(self) -> dict[str, str]:
+        """SHA-256 of every file under every DVC-declared output (logs and benchmarks are not outputs)."""
+        from dvc.repo import Repo
+
+        with Repo(str(self.dir)) as repo:
+            outs = sorted({out.def_path for stage in repo.index.stages for out in stage.outs
+                           if stage.name != "resolve_params"})
+        digests = {}
+        for out in outs:
+            path = self.dir / out
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for file in files:
+                digests[file.relative_to(self.dir).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+        return digests
+
+    def state(self) -> dict:
+        import mlflow
+
+        dvc = self.sh("dvc status")
+        dry = self.sh(f"snakemake -n --cores {self.cores}")
+        client = mlflow.MlflowClient(f"sqlite:///{self.dir / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("gendeg")
+        runs = client.search_runs([experiment.experiment_id], max_results=5000) if experiment else []
+        statuses: dict[str, int] = {}
+        for run in runs:
+            statuses[run.info.status] = statuses.get(run.info.status, 0) + 1
+        return {
+            "dvc_status": dvc.stdout.strip()[-1500:],
+            "dvc_up_to_date": "up to date" in dvc.stdout,
+            "snakemake_nothing_to_do": "Nothing to be done" in dry.stdout + dry.stderr,
+            "mlflow_run_statuses": statuses,
+        }
+
+
+def wait_for(predicate, timeout: float, poll: float = 0.5) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
+
+
+def job_pid(clone: Clone, out: str) -> int | None:
+    """The pid holding a job's output lock (gendeg.orchestration.job_lock), if any."""
+    pid_file = clone.dir / ".gendeg" / "locks" / (out.replace("/", "__") + ".pid")
+    if not pid_file.exists():
+        return None
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def uninterrupted(base: Path, cores: int) -> tuple[dict, dict]:
+    clone = Clone(base, "uninterrupted", cores)
+    clone.snakemake()
+    return {"name": "uninterrupted", "commands": clone.commands, "final": clone.state()}, clone.outputs()
+
+
+def kill_snakemake(base: Path, cores: int) -> tuple[dict, dict]:
+    """kill -9 of snakemake while GenDeg trains: its job lives on as an orphan."""
+    clone = Clone(base, "kill_snakemake", cores)
+    run = clone.start(f"snakemake --cores {cores}")
+    checkpoint = clone.dir / "checkpoints" / "train_gendeg"
+    events = {"checkpoint_seen": wait_for(checkpoint.exists, 1800)}
+    os.kill(run.pid, signal.SIGKILL)  # snakemake only, not its job
+    run.wait()
+    events["orphan_alive_after_kill"] = job_pid(clone, "models/gendeg") is not None
+    second = clone.snakemake()
+    events["second_run_refused"] = second.returncode != 0
+    clone.sh("snakemake --unlock")
+    if job_pid(clone, "models/gendeg") is not None:
+        beside = clone.snakemake()
+        events["run_beside_orphan_exit"] = beside.returncode
+        events["run_beside_orphan_named_the_orphan"] = "a job writing models/gendeg" in beside.stdout + beside.stderr
+    events["orphan_finished"] = wait_for(lambda: job_pid(clone, "models/gendeg") is None, 1800)
+    clone.snakemake()
+    return {"name": "kill_snakemake", "commands": clone.commands, "events": events, "final": clone.state()}, \
+        clone.outputs()
+
+
+def kill_job(base: Path, cores: int) -> tuple[dict, dict]:
+    """kill -9 of a restorer training job: snakemake fails; the next run resumes from the checkpoint."""
+    clone = Clone(base, "kill_job", cores)
+    run = clone.start(f"snakemake --cores {cores}")
+    target = "models/restorer/nafnet/gends"
+    events = {"job_seen": wait_for(lambda: (clone.dir / "checkpoints/train_restorer/nafnet/gends/last").exists(),
+                                   3600, poll=0.2)}
+    pid = job_pid(clone, target)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    events["killed_pid"] = pid
+    events["snakemake_exit"] = run.wait()
+    clone.snakemake()
+    return {"name": "kill_job", "commands": clone.commands, "events": events, "final": clone.state()}, clone.outputs()
+
+
+def partial_run(base: Path, cores: int) -> tuple[dict, dict]:
+    """A finished run, an lr edit, a partial target, then both tools to finish; the edit undone at the end."""
+    clone = Clone(base, "partial_run", cores)
+    clone.snakemake()
+    params = clone.dir / "params.yaml"
+    original = params.read_text()
+    params.write_text(re.sub(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original, count=1))
+    clone.snakemake("-f data/training_sets/existing.csv")
+    events = {"after_partial_target": clone.state()}
+    clone.sh("gendeg track -- dvc repro")
+    events["after_dvc_repro"] = clone.state()
+    params.write_text(original)
+    clone.sh("gendeg track -- dvc repro")  # back to the first lr: DVC's run cache restores the first models
+    clone.snakemake()
+    return {"name": "partial_run", "commands": clone.commands, "events": events, "final": clone.state()}, \
+        clone.outputs()
+
+
+SCENARIOS = {"kill_snakemake": kill_snakemake, "kill_job": kill_job, "partial_run": partial_run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=1)
+    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), default=sorted(SCENARIOS))
+    parser.add_argument("--keep", action="store_true", help="keep the clones (printed)")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="gendeg-faults-"))
+    started = time.perf_counter()
+    try:
+        reference, reference_outputs = uninterrupted(base, args.cores)
+        scenarios = [reference]
+        for name in args.only:
+            result, outputs = SCENARIOS[name](base, args.cores)
+            differ = sorted(k for k in set(outputs) | set(reference_outputs) if outputs.get(k) != reference_outputs.get(k))
+            result["outputs_match_uninterrupted"] = not differ
+            result["outputs_that_differ"] = differ[:50]
+            final = result["final"]
+            result["consistent"] = (final["dvc_up_to_date"] and final["snakemake_nothing_to_do"]
+                                    and not differ and "RUNNING" not in final["mlflow_run_statuses"])
+            scenarios.append(result)
+            print(name, "consistent" if result["consistent"] else "NOT consistent", flush=True)
+    finally:
+        if args.keep:
+            print(f"clones kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps({
+        "what": "issue 14 fault scenarios on the smoke preset, each in a fresh clone; outputs compared with an "
+                "uninterrupted run of the same clone's code",
+        "cores": args.cores, "seconds": round(time.perf_counter() - started), "scenarios": scenarios,
+        **provenance(note=f"snakemake --cores {args.cores}"),
+    }, indent=2) + "\n")
+    print(f"wrote {RESULT}")
+
+
+if __name__ == "__main__":
+    main()
