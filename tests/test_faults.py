@@ -121,6 +121,22 @@ def test_snakemake_refuses_to_start_while_dvc_holds_the_project(project):
     assert not (root / "data" / "prepared").exists()
 
 
+def test_dvc_repro_refuses_to_start_while_snakemake_runs(project):
+    """Item 8, the other way round: the lock the Snakefile holds while it runs jobs keeps `dvc repro` out."""
+    root, env = project
+    code = ("import time\nfrom gendeg.orchestration import hold_project_lock\nhold_project_lock('.')\n"
+            "print('locked', flush=True)\ntime.sleep(600)\n")
+    snakemake = subprocess.Popen([sys.executable, "-c", code], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert snakemake.stdout.readline().strip() == "locked"
+        done = run(["dvc", "repro"], root, env, ok=False, timeout=120)
+    finally:
+        snakemake.kill()
+        snakemake.wait()
+    assert done.returncode != 0 and "Unable to acquire lock" in done.stderr, done.stderr
+    assert "Running stage" not in done.stdout
+
+
 def test_a_failed_dvc_commit_is_an_error_with_its_reason(project):
     """Item 8: the old hook printed "`dvc commit` failed" with an empty reason and exited 0."""
     from gendeg import orchestration
