@@ -1,6 +1,6 @@
 """Kill and partial-run scenarios end to end (issue 14; docs/orchestration.md), smoke preset.
 
-Each scenario runs real commands in a fresh clone of the committed code (PYTHONPATH=<clone>/src)
+Each scenario runs real commands in a fresh copy of the working tree (PYTHONPATH=<copy>/src)
 and ends by recording the state both tools and MLflow report: `dvc status`, `snakemake -n`,
 the MLflow run statuses, and whether every DVC-declared output matches an uninterrupted run
 byte for byte.  Target: every scenario ends consistent, nothing stale, nothing lost.
@@ -37,8 +37,18 @@ class Clone:
     """A fresh clone with the smoke preset; runs commands and records them."""
 
     def __init__(self, base: Path, name: str, cores: int):
+        """A copy of the working tree (tracked and untracked, not ignored files), committed in a new repository:
+        the code under test is what `provenance` records (commit, and whether the tree differed from it)."""
         self.dir = base / name
-        subprocess.run(["git", "clone", "-q", str(ROOT), str(self.dir)], check=True)
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.split()
+        for name_ in listed:
+            if (ROOT / name_).is_file():
+                (self.dir / name_).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name_, self.dir / name_)
+        git = ["git", "-c", "user.name=faults", "-c", "user.email=faults@example.org"]
+        for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "working tree"]):
+            subprocess.run(git + command, cwd=self.dir, check=True, capture_output=True)
         params = self.dir / "params.yaml"
         params.write_text(re.sub(r"(?m)^preset: \w+", "preset: smoke", params.read_text(), count=1))
         self.env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
@@ -132,7 +142,8 @@ def kill_snakemake(base: Path, cores: int) -> tuple[dict, dict]:
     clone = Clone(base, "kill_snakemake", cores)
     run = clone.start(f"snakemake --cores {cores}")
     checkpoint = clone.dir / "checkpoints" / "train_gendeg"
-    events = {"checkpoint_seen": wait_for(checkpoint.exists, 1800)}
+    events = {"checkpoint_seen": wait_for(lambda: checkpoint.exists() or run.poll() is not None, 1800)
+              and checkpoint.exists()}
     os.kill(run.pid, signal.SIGKILL)  # snakemake only, not its job
     run.wait()
     events["orphan_alive_after_kill"] = job_pid(clone, "models/gendeg") is not None
@@ -154,8 +165,8 @@ def kill_job(base: Path, cores: int) -> tuple[dict, dict]:
     clone = Clone(base, "kill_job", cores)
     run = clone.start(f"snakemake --cores {cores}")
     target = "models/restorer/nafnet/gends"
-    events = {"job_seen": wait_for(lambda: (clone.dir / "checkpoints/train_restorer/nafnet/gends/last").exists(),
-                                   3600, poll=0.2)}
+    last = clone.dir / "checkpoints/train_restorer/nafnet/gends/last"
+    events = {"job_seen": wait_for(lambda: last.exists() or run.poll() is not None, 3600, poll=0.2) and last.exists()}
     pid = job_pid(clone, target)
     if pid:
         os.kill(pid, signal.SIGKILL)

@@ -91,7 +91,6 @@ onstart:
 
 
 onsuccess:
-    tracking.end_parent(os.environ[tracking.PARENT_ENV], success=True)
     # Record in dvc.lock what Snakemake built, without recomputing, but only the stages whose
     # outputs `snakemake -n` calls up to date: a partial target or a stale output is left for
     # DVC to see as changed.  A failed commit fails the invocation, with DVC's reason.
@@ -99,11 +98,13 @@ onsuccess:
         orchestration.release_project_lock()  # `dvc commit` takes the same lock
         try:
             committed, skipped = orchestration.commit_to_dvc(".")
-        except (orchestration.DvcCommitError, RuntimeError) as error:
-            logger.error(f"ERROR: {error}")
+        except Exception as error:  # DVC's own errors too: any failure leaves dvc.lock behind Snakemake
+            logger.error(f"ERROR: {type(error).__name__}: {error}")
+            tracking.end_parent(os.environ[tracking.PARENT_ENV], success=False)
             raise SystemExit(1)
         logger.info(f"dvc.lock: recorded {len(committed)} stages built from their current inputs"
                     + (f"; left {len(skipped)} for `dvc repro` / `snakemake`: {', '.join(skipped)}" if skipped else ""))
+    tracking.end_parent(os.environ[tracking.PARENT_ENV], success=True)
 
 
 onerror:
