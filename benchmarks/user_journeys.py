@@ -166,7 +166,9 @@ def dvc_plots(j: Journey) -> None:
 
 
 def push_clone_pull(j: Journey) -> None:
-    j.sh("git checkout -- . && dvc checkout --force")  # back to HEAD's outputs after the experiments
+    # Back to HEAD's outputs after the experiments.  `touch` first: after `dvc exp run` git's index
+    # can hold the stat of the experiment's dvc.lock (same size), so `git status` calls it unchanged.
+    j.sh("touch dvc.lock params.yaml && git checkout -- dvc.lock params.yaml && dvc checkout --force")
     remote = j.clone.parent / "dvc-remote"
     j.sh(f"dvc remote add -d -f local {remote} && dvc push")
     j.sh("git add .dvc/config && git commit -qm 'local remote' || true")
@@ -267,6 +269,15 @@ def mlflow_rest(j: Journey) -> None:
         server.wait(timeout=30)
 
 
+# Causes found by hand for journeys that failed when this script was last run (docs/user-journeys.md);
+# attached to a journey's record only when it fails.
+KNOWN_CAUSES = {
+    "push_clone_pull": "resolved_params/ is git-ignored and not a DVC-cached output, so a new clone lacks it: "
+                       "`dvc status` reports deleted deps and Snakemake lists every stage.  By hand: with "
+                       "resolved_params/ present (tracked in git) plus `snakemake --touch --cores 1` after "
+                       "`dvc pull` (pull writes outputs in no DAG order), both came out clean.",
+}
+
 JOURNEYS = {
     "snakemake": snakemake_run,
     "dvc_repro_after_param_change": dvc_repro_after_param_change,
@@ -302,7 +313,8 @@ def main() -> None:
             passed, error = False, str(failure)[-3000:]
         seconds = round(time.perf_counter() - started, 1)
         results.append({"journey": name, "passed": passed, "seconds": seconds, "commands": j.commands,
-                        "checks": j.checks, "error": error})
+                        "checks": j.checks, "error": error,
+                        **({"known_cause": KNOWN_CAUSES[name]} if not passed and name in KNOWN_CAUSES else {})})
         print(f"{'PASS' if passed else 'FAIL'} {name} ({seconds} s){'' if passed else ': ' + error[:400]}", flush=True)
     record = {"what": "the users' own commands on the smoke preset in a fresh clone (docs/user-journeys.md)",
               "command": f"python benchmarks/user_journeys.py --source {args.source}"
