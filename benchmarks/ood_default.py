@@ -147,6 +147,7 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         return table
 
     per_set, per_degradation = breakdown("per_set"), breakdown("per_degradation")
+    restoration = restoration_targets(results, done)
     by_verdict = lambda table, v: sorted(n for n, r in table.items() if r["verdict"] == v)  # noqa: E731
     return {
         "complete": complete,
@@ -168,6 +169,7 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "in_distribution_psnr": {**in_dist, "gain_db": compare_over_seeds(in_dist["existing"]["per_seed"],
                                                                          in_dist["gends"]["per_seed"])},
         "mean_ood_input_psnr": results[done[0]]["existing"]["ood"]["mean_input_psnr"],
+        "restoration": restoration,
         "seeds": done,
         "seeds_requested": seeds,
         "sources": {s: {t: results[s][t]["source"] for t in TRAINING_SETS} for s in done},
@@ -179,6 +181,57 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
                     + (f" --scaling-counts {' '.join(map(str, args.scaling_counts))}" if args.scaling_counts else "")),
         "scaling_curve": scaling_curve(results, done, args.scaling_counts),
     }
+
+
+def restoration_targets(results: dict[int, dict[str, dict]], done: list[int]) -> dict | None:
+    """Does each restorer restore?  Issue 13's bars, per training set, over the seeds done:
+    in distribution >= +3 dB over the unrestored input; mean OOD >= +1.5 dB over it; no OOD
+    degradation more than 0.5 dB below it (do no harm); mean-matched OOD PSNR >= +1 dB over the
+    input's (structure, not colour).  Then GenDS - existing on the mean OOD PSNR and on the
+    mean-matched one, judged against the seed spread, and in distribution (>= -0.3 dB)."""
+    first = results[done[0]]["existing"]["ood"]
+    if "mean_psnr_gain" not in first:  # metrics written before evaluate reported gains over the input
+        return None
+    pick = lambda t, key: [key(results[s][t]) for s in done]  # noqa: E731
+    table = {}
+    for t in TRAINING_SETS:
+        id_gain = mean_std(pick(t, lambda m: m["in_distribution"]["psnr_gain"]))
+        ood_gain = mean_std(pick(t, lambda m: m["ood"]["mean_psnr_gain"]))
+        matched = mean_std(pick(t, lambda m: m["ood"]["mean_mean_matched_gain"]))
+        shift = mean_std(pick(t, lambda m: m["ood"]["mean_colour_shift"]))
+        per_degradation = {d: {k: mean_std(pick(t, lambda m, d=d, k=k: m["ood"]["per_degradation"][d][k]))["mean"]
+                               for k in ("input_psnr", "psnr_gain", "mean_matched_gain", "colour_shift",
+                                         "input_colour_shift", "brightness_shift")}
+                           for d in sorted(first["per_degradation"])}
+        worst = min(per_degradation, key=lambda d: per_degradation[d]["psnr_gain"])
+        table[t] = {
+            "in_distribution_gain_db": id_gain, "ood_gain_db": ood_gain, "ood_mean_matched_gain_db": matched,
+            "ood_colour_shift": shift, "ood_input_colour_shift": first["mean_input_colour_shift"],
+            "per_degradation": per_degradation,
+            "targets": {"in_distribution_gain >= 3 dB": id_gain["mean"] >= 3.0,
+                        "ood_gain >= 1.5 dB": ood_gain["mean"] >= 1.5,
+                        f"no degradation below -0.5 dB (worst: {worst})": per_degradation[worst]["psnr_gain"] >= -0.5,
+                        "ood_mean_matched_gain >= 1 dB": matched["mean"] >= 1.0},
+        }
+    gends_vs_existing = {
+        "ood_psnr": compare_over_seeds(pick("existing", lambda m: m["ood"]["mean_psnr"]),
+                                       pick("gends", lambda m: m["ood"]["mean_psnr"])),
+        "ood_mean_matched_psnr": compare_over_seeds(pick("existing", lambda m: m["ood"]["mean_mean_matched_psnr"]),
+                                                    pick("gends", lambda m: m["ood"]["mean_mean_matched_psnr"])),
+        "in_distribution_psnr": compare_over_seeds(pick("existing", lambda m: m["in_distribution"]["psnr"]),
+                                                   pick("gends", lambda m: m["in_distribution"]["psnr"])),
+        "per_degradation": {d: {k: compare_over_seeds(
+            pick("existing", lambda m, d=d, k=k: m["ood"]["per_degradation"][d][k]),
+            pick("gends", lambda m, d=d, k=k: m["ood"]["per_degradation"][d][k]))["mean"]
+            for k in ("psnr", "mean_matched_psnr", "colour_shift")} for d in sorted(first["per_degradation"])},
+    }
+    change = gends_vs_existing
+    gends_vs_existing["targets"] = {
+        "GenDS - existing OOD PSNR > spread": change["ood_psnr"]["verdict"] == "gain",
+        "GenDS - existing mean-matched OOD PSNR > spread": change["ood_mean_matched_psnr"]["verdict"] == "gain",
+        "GenDS - existing in distribution >= -0.3 dB": change["in_distribution_psnr"]["mean"] >= -0.3,
+    }
+    return {"per_training_set": table, "gends_vs_existing": gends_vs_existing}
 
 
 def scaling_curve(results: dict[int, dict[str, dict]], done: list[int], counts: list[int]) -> dict | None:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from gendeg.metrics import frechet_distance, kid, psnr, sliced_wasserstein_patches, ssim
+from gendeg.metrics import (colour_shift, frechet_distance, kid, mean_matched_psnr, psnr, sliced_wasserstein_patches,
+                            ssim)
 
 torch.set_num_threads(1)
 
@@ -103,3 +104,19 @@ def test_sliced_wasserstein_small_within_distribution_and_large_for_haze():
     assert sliced_wasserstein_patches(a, a, seed=0) < 0.5 * different
     assert different > 3 * same
     assert sliced_wasserstein_patches(a, hazy, seed=0) == different
+
+
+def test_mean_matched_psnr_ignores_a_global_tint_but_not_structure():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 16, 16, generator=generator) * 0.6 + 0.2
+    tinted = target + torch.tensor([0.1, -0.05, 0.02]).view(1, 3, 1, 1)
+    noisy = target + 0.05 * torch.randn(target.shape, generator=generator)
+    assert torch.all(psnr(tinted, target) < 30)
+    assert torch.all(mean_matched_psnr(tinted, target) > 60)  # the tint alone costs nothing
+    assert torch.allclose(mean_matched_psnr(noisy, target), psnr(noisy, target), atol=0.5)  # noise is not a tint
+
+
+def test_colour_shift_is_the_signed_channel_mean_error():
+    target = torch.full((1, 3, 8, 8), 0.5)
+    shifted = target + torch.tensor([0.1, 0.0, -0.2]).view(1, 3, 1, 1)
+    assert torch.allclose(colour_shift(shifted, target), torch.tensor([[0.1, 0.0, -0.2]]), atol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from gendeg.stages.report import distance_table, report, restorer_jobs
 from gendeg.stages.select_pairs import first_generated, select_pairs
 from gendeg.stages.synthesize import synthesize
 from gendeg.stages.train_features import train_features
-from gendeg.stages.train_restorer import train_restorer
+from gendeg.stages.train_restorer import augment, train_restorer
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +197,23 @@ def test_restorer_training_is_byte_deterministic(workdir, existing_pairs):
     assert json.loads(Path("models/r1/train_summary.json").read_text())["arch"] == "nafnet"
 
 
+def test_restorer_augmentations_are_off_by_default_and_do_what_they_say():
+    generator = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    degraded, clean = torch.rand(8, 3, 4, 4, generator=generator()), torch.rand(8, 3, 4, 4, generator=generator()) * 0.5
+    off = {"identity_fraction": 0.0, "colour_augment": 0.0}
+    g = generator()
+    same = augment(degraded, clean, off, g)
+    assert same[0] is degraded and same[1] is clean
+    assert torch.equal(g.get_state(), generator().get_state()), "disabled augmentations must draw nothing"
+    shown_clean, _ = augment(degraded, clean, {**off, "identity_fraction": 1.0}, generator())
+    assert torch.equal(shown_clean, clean)
+    tinted_degraded, tinted_clean = augment(degraded, clean, {**off, "colour_augment": 0.2}, generator())
+    gain = tinted_clean / clean  # clean <= 0.5: never clamped
+    assert torch.allclose(gain, gain[..., :1, :1].expand_as(gain), atol=1e-5)
+    assert float((gain - 1).abs().max()) <= 0.2 + 1e-6 and not torch.allclose(gain, torch.ones_like(gain))
+    assert torch.allclose(tinted_degraded, (degraded * gain).clamp(0, 1), atol=1e-6)
+
+
 def test_an_architecture_without_settings_is_named_in_the_error(workdir, existing_pairs):
     _, params = workdir
     config = stage_config(params, "train_restorer")
@@ -224,6 +242,13 @@ def test_features_evaluation_and_report(workdir, prepared, existing_pairs):
         assert all(s[key] is not None for s in ood["per_set"].values()), key
     assert metrics["restorer"] == {"arch": "nafnet", "train_set": "existing", "pairs": len(read_manifest(existing_pairs)),
                                    "generated_pairs": 0}
+    for section in (ood, *ood["per_degradation"].values(), metrics["in_distribution"]):
+        prefix = "mean_" if section is ood else ""
+        gain, matched = section[f"{prefix}psnr_gain"], section[f"{prefix}mean_matched_gain"]
+        assert math.isclose(gain, section[f"{prefix}psnr"] - section[f"{prefix}input_psnr"], abs_tol=1e-4)
+        assert math.isclose(matched, section[f"{prefix}mean_matched_psnr"] - section[f"{prefix}input_mean_matched_psnr"],
+                            abs_tol=1e-4)
+        assert section[f"{prefix}colour_shift"] >= 0 and section[f"{prefix}input_colour_shift"] >= 0
     table = pd.read_csv("metrics/nafnet/existing_per_set.csv")
     assert {"kid", "fid", "swd", "input_kid", "psnr", "ssim"} <= set(table.columns) and set(table["split"]) == {"ood", "test"}
     first = Path("metrics/nafnet/existing.json").read_bytes()
@@ -247,6 +272,7 @@ def test_features_evaluation_and_report(workdir, prepared, existing_pairs):
     summary = report(report_config, jobs, {n: Path(f"metrics/scaling/{n}.json") for n in (0, 4)}, prepared,
                      Path("reports"))
     text = Path("reports/report.md").read_text()
+    assert "- unrestored input: OOD" in text and "Does it restore?" in text
     for heading in ("Out-of-distribution PSNR / SSIM / KID", "Distributional distances", "In distribution vs out",
                     "Per degradation", "Data scaling", "nafnet / gends"):
         assert heading in text, heading

@@ -5,7 +5,10 @@ Colour space: every function takes RGB images as float BxCxHxW tensors in [0, 1]
 conversion), data range 1.0.  Predictions are clamped to [0, 1] before scoring, as a
 saved 8-bit PNG would be.
 
-Per-image fidelity: `psnr`, `ssim` (torchmetrics).  Distribution distances between sets
+Per-image fidelity: `psnr`, `ssim` (torchmetrics).  Structure vs colour: `mean_matched_psnr`
+(PSNR after each image's per-channel mean is set to its target's, so a global tint or
+brightness error costs nothing and only structure counts) and `colour_shift` (the per-channel
+mean error a global tint or brightness change leaves).  Distribution distances between sets
 of images: `kid` and `frechet_distance` on features of the frozen degradation classifier
 (`gendeg.classifier`; stand-ins for KID/FID on Inception features, which would need a
 download, so the numbers are comparable within this project only), and
@@ -44,6 +47,28 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, chunk: int = 16) -> torch.Ten
     return torch.cat([structural_similarity_index_measure(pred[i:i + chunk], target[i:i + chunk], data_range=1.0,
                                                           reduction="none").reshape(-1)
                       for i in range(0, len(pred), chunk)]).float()
+
+
+def match_channel_means(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`images` with each image's per-channel mean moved to `target`'s (clamped to [0, 1]).
+
+    Why: a restorer can raise PSNR by re-tinting alone; scoring both the restored and the
+    unrestored input this way shows whether the degradation itself was removed.
+    """
+    images, target = _check_pair(images, target, "match_channel_means")
+    shift = target.mean(dim=(2, 3), keepdim=True) - images.mean(dim=(2, 3), keepdim=True)
+    return (images + shift).clamp(0, 1)
+
+
+def mean_matched_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR after `match_channel_means`; shape (B,)."""
+    return psnr(match_channel_means(pred, target), target)
+
+
+def colour_shift(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image, per-channel mean of pred - target (B x 3): the global colour / brightness error."""
+    pred, target = _check_pair(pred, target, "colour_shift")
+    return (pred.mean(dim=(2, 3)) - target.mean(dim=(2, 3))).float()
 
 
 def _as_float64(features: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:

@@ -3,7 +3,14 @@ the in-distribution test split, distributional distances between its outputs and
 ground truth, and the same numbers for the unrestored input as a baseline.
 
 Fidelity: PSNR and SSIM per image, on RGB in [0, 1] (data range 1), images as stored
-(8-bit sRGB, no linearisation or YCbCr), averaged per set.
+(8-bit sRGB, no linearisation or YCbCr), averaged per set.  Every figure has its
+unrestored-input twin (`input_*`) and the restorer's gain over it (`psnr_gain`).
+
+Structure or colour: `mean_matched_psnr` scores each image after its per-channel mean is set
+to the target's (for the restorer and the input alike), so a restorer that only re-tints
+gains nothing there; `mean_matched_gain` is restorer minus input on that score.
+`colour_shift` is the mean |restored - target| of the per-channel means (the global tint /
+brightness error left), `brightness_shift` its signed mean over channels.
 
 Distributional distances (lower is better), between the set of restored images and the set
 of their clean targets, per evaluation set, per OOD degradation and pooled over all OOD
@@ -40,15 +47,20 @@ from gendeg.atomic import atomic_path, write_json
 from gendeg.classifier import extract_features, load_classifier
 from gendeg.devices import compute_device
 from gendeg.manifest import read_manifest
-from gendeg.metrics import frechet_distance, kid, psnr, sliced_wasserstein_patches, ssim
+from gendeg.metrics import (colour_shift, frechet_distance, kid, mean_matched_psnr, psnr, sliced_wasserstein_patches,
+                            ssim)
 from gendeg.pairs import PairBank
 from gendeg.perceptual import PerceptualMetrics, inception_distances
 from gendeg.progress import progress
 from gendeg.restorers import load_restorer, restore
 
-FIDELITY = ("psnr", "ssim", "input_psnr", "input_ssim")
+FIDELITY = ("psnr", "ssim", "input_psnr", "input_ssim", "psnr_gain", "mean_matched_psnr", "input_mean_matched_psnr",
+            "mean_matched_gain", "colour_shift", "input_colour_shift", "brightness_shift", "input_brightness_shift")
 DISTANCES = ("kid", "fid", "swd", "input_kid", "input_fid", "input_swd")
 PERCEPTUAL_FIDELITY = ("lpips", "input_lpips")
+# What MLflow gets per split and per OOD degradation: the restorer beside its input baseline.
+HEADLINE = ("psnr", "ssim", "input_psnr", "psnr_gain", "mean_matched_psnr", "input_mean_matched_psnr",
+            "mean_matched_gain", "colour_shift", "input_colour_shift", "brightness_shift")
 PERCEPTUAL_DISTANCES = ("inception_kid", "inception_fid", "input_inception_kid", "input_inception_fid")
 
 
@@ -70,7 +82,15 @@ class Evaluated:
             "dataset": bank.frame["dataset"], "degradation": bank.frame["degradation"], "split": bank.frame["split"],
             "psnr": psnr(self.restored, self.clean).numpy(), "ssim": ssim(self.restored, self.clean).numpy(),
             "input_psnr": psnr(self.degraded, self.clean).numpy(), "input_ssim": ssim(self.degraded, self.clean).numpy(),
+            "mean_matched_psnr": mean_matched_psnr(self.restored, self.clean).numpy(),
+            "input_mean_matched_psnr": mean_matched_psnr(self.degraded, self.clean).numpy(),
         })
+        self.rows["psnr_gain"] = self.rows["psnr"] - self.rows["input_psnr"]
+        self.rows["mean_matched_gain"] = self.rows["mean_matched_psnr"] - self.rows["input_mean_matched_psnr"]
+        for prefix, images in (("", self.restored), ("input_", self.degraded)):
+            shift = colour_shift(images, self.clean)
+            self.rows[f"{prefix}colour_shift"] = shift.abs().mean(dim=1).numpy()
+            self.rows[f"{prefix}brightness_shift"] = shift.mean(dim=1).numpy()
         self.perceptual = perceptual is not None
         self.extra_fidelity = PERCEPTUAL_FIDELITY if self.perceptual else ()
         self.fidelity_keys = FIDELITY + self.extra_fidelity
@@ -125,12 +145,8 @@ def summarise(ood: Evaluated, in_dist: Evaluated, cfg: dict, seed: int) -> dict:
     everything = np.arange(len(ood.rows), dtype=np.int64)
     return {
         "ood": {
-            "mean_psnr": _mean([s["psnr"] for s in per_set.values()]),
-            "mean_ssim": _mean([s["ssim"] for s in per_set.values()]),
-            "mean_input_psnr": _mean([s["input_psnr"] for s in per_set.values()]),
-            "mean_input_ssim": _mean([s["input_ssim"] for s in per_set.values()]),
             **{f"mean_{k}": _mean([s[k] for s in per_set.values()])
-               for k in ood.distance_keys + ood.extra_fidelity},
+               for k in ood.fidelity_keys + ood.distance_keys},
             # All OOD images as one set: the distributional view of the whole benchmark.
             "pooled": _group_summary(ood, everything, cfg, seed),
             "per_set": per_set,
@@ -197,12 +213,14 @@ def evaluate(config: dict, job: str, model_dir: Path, features_dir: Path, prepar
         ood = summary["ood"]
         distance_keys = splits["ood"].distance_keys
         extra_fidelity = splits["ood"].extra_fidelity
-        metrics = {"ood.mean_psnr": ood["mean_psnr"], "ood.mean_ssim": ood["mean_ssim"],
-                   "id.psnr": summary["in_distribution"]["psnr"], "id.ssim": summary["in_distribution"]["ssim"],
+        metrics = {**{f"ood.mean_{k}": ood[f"mean_{k}"] for k in HEADLINE},
+                   **{f"id.{k}": summary["in_distribution"][k] for k in HEADLINE},
                    **{f"ood.mean_{k}": ood[f"mean_{k}"] for k in distance_keys + extra_fidelity},
                    **{f"ood.pooled.{k}": ood["pooled"][k] for k in distance_keys},
                    **{f"id.{k}": summary["in_distribution"][k] for k in distance_keys + extra_fidelity}}
-        per_set_keys = ("psnr", "ssim", "kid", "fid", "swd") + tuple(k for k in extra_fidelity + distance_keys
+        for name, d in ood["per_degradation"].items():
+            metrics |= {f"ood.{name}.{k}": d[k] for k in HEADLINE}
+        per_set_keys = ("psnr", "ssim", "psnr_gain", "mean_matched_gain", "colour_shift", "kid", "fid", "swd") + tuple(k for k in extra_fidelity + distance_keys
                                                                     if not k.startswith("input_"))
         for name, s in ood["per_set"].items():
             metrics |= {f"ood.{name}.{k}": s[k] for k in per_set_keys}

@@ -44,12 +44,35 @@ def restoration_grid(model: torch.nn.Module, bank: PairBank, per_degradation: in
     return to_array(torch.cat(rows, dim=1))
 
 
+def augment(degraded: torch.Tensor, clean: torch.Tensor, train_cfg: dict,
+            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two augmentations against a restorer that re-tints instead of restoring:
+
+    - `identity_fraction`: that share of the pairs shows the clean crop as input, so the network
+      learns to leave undegraded content as it is (mild OOD inputs then are not "corrected");
+    - `colour_augment` a: the same random per-channel gain in [1 - a, 1 + a] on both sides, so a
+      scene's colour says nothing about the correction (few scenes per degradation would
+      otherwise teach scene -> tint).
+    Both draw from `generator` only when enabled, so a recipe without them keeps its bytes.
+    """
+    if train_cfg["identity_fraction"] > 0:
+        keep_clean = torch.rand(len(degraded), generator=generator) < train_cfg["identity_fraction"]
+        degraded = torch.where(keep_clean[:, None, None, None], clean, degraded)
+    if train_cfg["colour_augment"] > 0:
+        spread = train_cfg["colour_augment"]
+        gain = 1.0 + spread * (2 * torch.rand(len(degraded), 3, 1, 1, generator=generator) - 1)
+        degraded, clean = (degraded * gain).clamp(0, 1), (clean * gain).clamp(0, 1)
+    return degraded, clean
+
+
 def restoration_loss(bank: PairBank, train_cfg: dict) -> LossFn:
     """L1 between the restored crop and the clean one, on a batch drawn on the CPU and trained where the model is."""
     def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
         indices = bank.sample_indices(train_cfg["batch_size"], generator, train_cfg["balance"])
-        batch = bank.batch(indices, train_cfg["crop"], generator).to(model_device(net))
-        return F.l1_loss(net(batch.degraded), batch.clean)
+        batch = bank.batch(indices, train_cfg["crop"], generator)
+        degraded, clean = augment(batch.degraded, batch.clean, train_cfg, generator)
+        device = model_device(net)
+        return F.l1_loss(net(degraded.to(device)), clean.to(device))
     return loss_fn
 
 
