@@ -9,8 +9,15 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from gendeg.metrics import (colour_shift, frechet_distance, kid, mean_matched_psnr, psnr, sliced_wasserstein_patches,
-                            ssim)
+from gendeg.metrics import (
+    colour_shift,
+    frechet_distance,
+    kid,
+    mean_matched_psnr,
+    psnr,
+    sliced_wasserstein_patches,
+    ssim,
+)
 
 torch.set_num_threads(1)
 

@@ -47,8 +47,15 @@ from gendeg.atomic import atomic_path, write_json
 from gendeg.classifier import extract_features, load_classifier
 from gendeg.devices import compute_device
 from gendeg.manifest import read_manifest
-from gendeg.metrics import (colour_shift, frechet_distance, kid, mean_matched_psnr, psnr, sliced_wasserstein_patches,
-                            ssim)
+from gendeg.metrics import (
+    colour_shift,
+    frechet_distance,
+    kid,
+    mean_matched_psnr,
+    psnr,
+    sliced_wasserstein_patches,
+    ssim,
+)
 from gendeg.pairs import PairBank
 from gendeg.perceptual import PerceptualMetrics, inception_distances
 from gendeg.progress import progress
