@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -165,6 +166,10 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
             shutil.rmtree(checkpoint)
     if checkpoint is not None and (checkpoint / "state.json").exists():
         result.resumed_from, result.losses = load_checkpoint(checkpoint, model, optimizer, ema)
+        # Said in the log and MLflow, never in an output file: a resumed job writes the same bytes.
+        print(f"{settings.description}: resumed from step {result.resumed_from} ({checkpoint})", file=sys.stderr)
+        if tracker is not None:
+            tracker.set_tags({"gendeg.resumed_from": str(result.resumed_from)})
         with warnings.catch_warnings():  # fast-forwarding the schedule, not training
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(result.resumed_from):

@@ -366,7 +366,7 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
         applied, left_out = gate(measured, covered, cfg)
         summary = {"enabled": True, "degradations": applied, "trained_on": covered, "left_out": left_out,
                    "image_size": image_size, "steps": train_cfg["steps"],
-                   "resumed_from": result.resumed_from, "eval_split": eval_split,
+                   "eval_split": eval_split,
                    "pairs": {d: int((train_frame["degradation"] == d).sum()) for d in covered},
                    "eval_pairs": {d: int((eval_frame["degradation"] == d).sum()) for d in covered},
                    **loss_summary(result.losses), **measured}

@@ -117,7 +117,7 @@ def train_gendeg(config: dict, prepared_dir: Path, out_dir: Path, checkpoint_dir
         result = train(model, optimizer, loss_fn, settings, tracker=run)
         if not result.main_process:  # multi-process job: the main process writes the outputs
             return {}
-        summary = {"steps": train_cfg["steps"], "pairs": len(bank), "image_size": cfg["image_size"], "resumed_from": result.resumed_from,
+        summary = {"steps": train_cfg["steps"], "pairs": len(bank), "image_size": cfg["image_size"],
                    **loss_summary(result.losses)}
         run.log_metrics({k: v for k, v in summary.items() if k.startswith("loss")})
         with torch.no_grad():

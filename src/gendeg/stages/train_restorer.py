@@ -101,7 +101,7 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
             return {}
         generated = frame[frame["category"] != "Real"]
         summary = {"arch": arch, "train_set": train_set, "pairs": len(bank), "generated_pairs": int(len(generated)),
-                   "steps": train_cfg["steps"], "resumed_from": result.resumed_from, **loss_summary(result.losses),
+                   "steps": train_cfg["steps"], **loss_summary(result.losses),
                    "pairs_per_degradation": {k: int(v) for k, v in frame.groupby("degradation").size().items()}}
         run.log_metrics({k: v for k, v in summary.items() if k.startswith("loss")})
         with atomic_dir(out_dir) as tmp:
