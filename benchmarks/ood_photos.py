@@ -36,7 +36,7 @@ import torch
 from machine import describe_machine
 
 from gendeg.manifest import read_manifest
-from gendeg.metrics import psnr
+from gendeg.metrics import colour_shift, mean_matched_psnr, psnr
 from gendeg.pairs import load_square
 from gendeg.restorers import load_restorer, restore
 
@@ -46,19 +46,12 @@ NATIVE_SIZE = 128
 DEFAULT_SET = Path("data/ood_photos")
 
 
-def match_channel_means(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Each image shifted so its per-channel mean equals the target's, clamped to [0, 1]."""
-    shift = target.mean(dim=(2, 3), keepdim=True) - images.mean(dim=(2, 3), keepdim=True)
-    return (images + shift).clamp(0, 1)
-
-
 def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
-    """Per-image PSNR, mean-matched PSNR and per-channel colour shift (B x 3)."""
-    pred, target = pred.double().clamp(0, 1), target.double().clamp(0, 1)
+    """Per-image PSNR, mean-matched PSNR and per-channel colour shift (B x 3), as the pipeline's evaluate defines them."""
     return {
         "psnr": psnr(pred, target).numpy().astype(np.float64),
-        "mean_matched_psnr": psnr(match_channel_means(pred, target), target).numpy().astype(np.float64),
-        "colour_shift": (pred.mean(dim=(2, 3)) - target.mean(dim=(2, 3))).numpy(),
+        "mean_matched_psnr": mean_matched_psnr(pred, target).numpy().astype(np.float64),
+        "colour_shift": colour_shift(pred, target).double().numpy(),
     }
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -118,3 +122,27 @@ def random_torch_home(tmp_path_factory) -> Path:
         torch.save(inception.state_dict(), files["inception_v3"])
     return root
 
+
+
+def smoke_project(root: Path, exclude: tuple[str, ...] = ()) -> dict:
+    """Copy the project's files (tracked and untracked-but-not-ignored, minus `exclude` prefixes) into
+    `root`, select the smoke preset, commit it as a fresh git repository; returns the environment
+    to run its tools in (this interpreter's bin first, no inherited MLflow store)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for name in listed:
+        if (ROOT / name).is_file() and not name.startswith(exclude):
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target)
+    params = root / "params.yaml"
+    text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
+    assert count == 1
+    params.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.org"
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "project"]):
+        subprocess.run(command, cwd=root, env=env, check=True, capture_output=True)
+    return env

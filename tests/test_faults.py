@@ -16,33 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, smoke_project
 
 BIN = Path(sys.executable).parent
 
 
-def project_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
-    return [f for f in listed if (ROOT / f).is_file() and not f.startswith(("tests/", "benchmarks/"))]
-
-
 def make_project(root: Path) -> tuple[Path, dict]:
     """A git + DVC repository with the project's files and the smoke preset selected."""
-    for name in project_files():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    params = root / "params.yaml"
-    text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
-    assert count == 1
-    params.write_text(text)
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
-    env["PATH"] = f"{BIN}:{env['PATH']}"
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.org"
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "project"]):
-        subprocess.run(command, cwd=root, env=env, check=True, capture_output=True)
+    env = smoke_project(root, exclude=("tests/", "benchmarks/"))
     if not (root / ".dvc").is_dir():
         subprocess.run(["dvc", "init", "-q"], cwd=root, env=env, check=True)
     return root, env

@@ -11,27 +11,18 @@ In a temporary git repository holding the project's files:
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import smoke_project
 
 pytestmark = pytest.mark.e2e
 
 DEGRADATIONS = ["haze", "rain", "snow", "motion_blur", "low_light", "raindrop"]
 TRAINING_SETS = ["existing", "gends"]
 ARCH = "nafnet"  # architectures: [nafnet] by default
-
-
-def project_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
-    return [f for f in listed if (ROOT / f).is_file()]
 
 
 def run(command: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
@@ -47,20 +38,7 @@ def run(command: list[str], cwd: Path, env: dict, timeout: int = 900) -> str:
 def project(tmp_path_factory):
     """A fresh repository with the project's files and the smoke preset selected."""
     root = tmp_path_factory.mktemp("project")
-    for name in project_files():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    params = root / "params.yaml"
-    text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
-    assert count == 1
-    params.write_text(text)
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.org"
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "project"]):
-        run(command, root, env)
+    env = smoke_project(root)
     return root, env
 
 
