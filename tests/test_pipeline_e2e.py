@@ -131,6 +131,26 @@ def test_dvc_agrees_then_reruns_only_what_a_restorer_edit_affects(snakemake_run)
     assert "Nothing to be done" in dry, dry
 
 
+def test_push_clone_pull_leaves_both_tools_with_nothing_to_do(snakemake_run, tmp_path):
+    """The README's sharing route: commit dvc.lock, `dvc push`; elsewhere clone, `dvc pull`,
+    `snakemake --touch` (pulled files' times follow no DAG order); then nothing to re-run."""
+    root, env, _ = snakemake_run
+    run(["dvc", "remote", "add", "-d", "-f", "store", str(tmp_path / "remote")], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "a finished run"], root, env)
+    run(["dvc", "push"], root, env)
+    run(["git", "clone", "-q", str(root), str(tmp_path / "clone")], tmp_path, env)
+    clone = tmp_path / "clone"
+    run(["dvc", "pull"], clone, env)
+    assert (clone / "resolved_params" / "train_restorer.json").read_text() == \
+        (root / "resolved_params" / "train_restorer.json").read_text()
+    assert "up to date" in run(["dvc", "status"], clone, env)
+    run(["snakemake", "--touch", "--cores", "1"], clone, env)
+    dry = run(["snakemake", "-n", "--cores", "1"], clone, env)
+    assert "Nothing to be done" in dry, dry
+    assert "up to date" in run(["dvc", "status"], clone, env)
+
+
 def test_snakemake_report_has_a_caption_per_figure(snakemake_run):
     root, env, _ = snakemake_run
     run(["snakemake", "--cores", "1", "--report", "report.html"], root, env)
