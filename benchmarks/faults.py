@@ -36,10 +36,19 @@ BIN = Path(sys.executable).parent
 class Clone:
     """A fresh clone with the smoke preset; runs commands and records them."""
 
-    def __init__(self, base: Path, name: str, cores: int):
+    def __init__(self, base: Path, name: str, cores: int, git_source: Path | None = None):
         """A copy of the working tree (tracked and untracked, not ignored files), committed in a new repository:
-        the code under test is what `provenance` records (commit, and whether the tree differed from it)."""
+        the code under test is what `provenance` records (commit, and whether the tree differed from it).
+        With `git_source`, a `git clone` of that repository instead (what a collaborator gets)."""
         self.dir = base / name
+        self.env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
+        self.env.update(PATH=f"{BIN}:{self.env['PATH']}", PYTHONPATH=str(self.dir / "src"), OMP_NUM_THREADS="1",
+                        GENDEG_STATUS_EVERY="0")
+        self.cores = cores
+        self.commands: list[dict] = []
+        if git_source is not None:
+            subprocess.run(["git", "clone", "-q", str(git_source), str(self.dir)], check=True, capture_output=True)
+            return
         listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout.split()
         for name_ in listed:
@@ -51,11 +60,6 @@ class Clone:
             subprocess.run(git + command, cwd=self.dir, check=True, capture_output=True)
         params = self.dir / "params.yaml"
         params.write_text(re.sub(r"(?m)^preset: \w+", "preset: smoke", params.read_text(), count=1))
-        self.env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
-        self.env.update(PATH=f"{BIN}:{self.env['PATH']}", PYTHONPATH=str(self.dir / "src"), OMP_NUM_THREADS="1",
-                        GENDEG_STATUS_EVERY="0")
-        self.cores = cores
-        self.commands: list[dict] = []
 
     def sh(self, command: str, timeout: int = 3600) -> subprocess.CompletedProcess:
         started = time.perf_counter()
@@ -194,7 +198,40 @@ def partial_run(base: Path, cores: int) -> tuple[dict, dict]:
         clone.outputs()
 
 
-SCENARIOS = {"kill_snakemake": kill_snakemake, "kill_job": kill_job, "partial_run": partial_run}
+def count_files(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def kill_when(process: subprocess.Popen, folder: Path, timeout: float = 300) -> dict:
+    """kill -9 `process` as soon as `folder` holds a file; how many it held then (0: the kill came first)."""
+    arrived = wait_for(lambda: count_files(folder) > 0 or process.poll() is not None, timeout, poll=0.01)
+    seen = count_files(folder)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    return {"files_at_kill": seen, "exit": process.wait(), "killed_mid_transfer": arrived and process.returncode < 0}
+
+
+def kill_transfer(base: Path, cores: int) -> tuple[dict, dict]:
+    """kill -9 of `dvc push`, then of `dvc pull` in a new clone; each re-run to the end (issue 14, item 9)."""
+    origin = Clone(base, "kill_transfer", cores)
+    origin.snakemake()
+    remote = base / "kill_transfer_remote"
+    origin.sh(f"dvc remote add -d store {remote} && git add -A && git commit -qm 'a finished run'")
+    events = {"push": kill_when(origin.start("dvc push"), remote)}
+    events["push_files_at_kill"] = events["push"]["files_at_kill"]
+    events["push_retry_exit"] = origin.sh("dvc push").returncode
+    events["remote_files"] = count_files(remote)
+    clone = Clone(base, "kill_transfer_clone", cores, git_source=origin.dir)
+    events["pull"] = kill_when(clone.start("dvc pull"), clone.dir / "data")
+    events["pull_retry_exit"] = clone.sh("dvc pull").returncode
+    clone.sh(f"snakemake --touch --cores {cores}")  # pulled files' times follow no DAG order (README)
+    clone.commands = origin.commands + clone.commands
+    return {"name": "kill_transfer", "commands": clone.commands, "events": events, "final": clone.state()}, \
+        clone.outputs()
+
+
+SCENARIOS = {"kill_snakemake": kill_snakemake, "kill_job": kill_job, "partial_run": partial_run,
+             "kill_transfer": kill_transfer}
 
 
 def main() -> None:
@@ -223,12 +260,22 @@ def main() -> None:
             print(f"clones kept in {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
+    record = provenance(note=f"snakemake --cores {args.cores}")
+    for scenario in scenarios:
+        scenario["provenance"] = {"git": record["git"], "cores": args.cores}
+    # A partial run (--only) replaces its scenarios and keeps the others, each with its own provenance.
+    kept = []
+    if RESULT.exists() and args.only != sorted(SCENARIOS):
+        old = json.loads(RESULT.read_text())
+        kept = [{"provenance": {"git": old["git"], "cores": old["cores"]}, **s} for s in old["scenarios"]]
+    now = {s["name"] for s in scenarios}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps({
         "what": "issue 14 fault scenarios on the smoke preset, each in a fresh clone; outputs compared with an "
                 "uninterrupted run of the same clone's code",
-        "cores": args.cores, "seconds": round(time.perf_counter() - started), "scenarios": scenarios,
-        **provenance(note=f"snakemake --cores {args.cores}"),
+        "cores": args.cores, "seconds": round(time.perf_counter() - started),
+        "scenarios": [s for s in kept if s["name"] not in now] + scenarios,
+        **record,
     }, indent=2) + "\n")
     print(f"wrote {RESULT}")
 

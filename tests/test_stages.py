@@ -20,11 +20,13 @@ import torch
 from conftest import needs_torchvision, stage_workspace, tree_digest
 from PIL import Image
 
+from gendeg.colour_range import ColourRange, constrain_colour
 from gendeg.config import stage_config
+from gendeg.images import read_image
 from gendeg.ingest import IngestError
 from gendeg.manifest import GENDS_COLUMNS, read_manifest
 from gendeg.mu_calibration import MuCalibration
-from gendeg.pairs import PairBank
+from gendeg.pairs import PairBank, load_square
 from gendeg.stages import train_gendeg as train_gendeg_stage
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.merge import intensity_filter, merge
@@ -131,6 +133,31 @@ def test_synthesis_is_deterministic_and_resumes_after_a_kill(workdir, prepared, 
     assert (plain["conditioning_mu"] == plain["requested_mu"]).all()
     assert (Path("again/haze/manifest.csv").read_text().replace("again/haze", "data/synthetic/haze")
             == Path("data/synthetic/haze/manifest.csv").read_text())
+
+
+def test_synthesis_holds_generated_colour_within_the_real_pairs_range(workdir, prepared, gendeg_model):
+    """synthesis.colour_range: each output is GenDeg's image scaled into the real pairs' gain range."""
+    _, params = workdir
+    config = stage_config(params, "synthesize")
+    config["synthesis"].update(per_degradation=4, calibration={**config["synthesis"]["calibration"], "enabled": False})
+    off = copy.deepcopy(config)
+    off["synthesis"]["colour_range"]["enabled"] = False
+    synthesize(config, prepared, gendeg_model, "motion_blur", Path("ranged/motion_blur"), Path("work/ranged"))
+    synthesize(off, prepared, gendeg_model, "motion_blur", Path("unranged/motion_blur"), Path("work/unranged"))
+    assert not Path("unranged/motion_blur/colour_range.json").exists()
+    fitted = json.loads(Path("ranged/motion_blur/colour_range.json").read_text())
+    real = read_manifest(prepared / "train.csv").query("degradation == 'motion_blur'")
+    assert fitted["pairs"] == min(len(real), config["synthesis"]["colour_range"]["max_pairs"])
+    colour_range = ColourRange(tuple(fitted["low"]), tuple(fitted["high"]), fitted["pairs"])
+    frame = read_manifest("ranged/motion_blur/manifest.csv")
+    size = Image.open(frame["image_path"].iloc[0]).size[0]
+    as_tensor = lambda paths: torch.stack([torch.from_numpy(read_image(p)).permute(2, 0, 1) for p in paths])  # noqa: E731
+    clean = torch.stack([torch.from_numpy(load_square(p, size)).permute(2, 0, 1) for p in frame["target_path"]]) / 255
+    expected, factors = constrain_colour(clean, as_tensor(read_manifest("unranged/motion_blur/manifest.csv")["image_path"]),
+                                         colour_range)
+    assert (factors != 1).any(), "no sample was outside the range: the test shows nothing"
+    # The same generation, scaled; the only difference is where 8-bit rounding happened.
+    assert (expected - as_tensor(frame["image_path"])).abs().max() <= 2.5 / 255
 
 
 def test_synthesis_samples_at_its_own_size(workdir, prepared, gendeg_model):

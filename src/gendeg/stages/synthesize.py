@@ -32,6 +32,7 @@ import torch
 
 from gendeg import DEGRADATIONS, tracking
 from gendeg.atomic import atomic_dir, atomic_path, write_json
+from gendeg.colour_range import ColourRange, constrain_colour, fit_colour_range
 from gendeg.devices import compute_device
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
@@ -123,18 +124,36 @@ def calibrate(model, samples: pd.DataFrame, degradation: str, cfg: dict, size: i
     return fit_mu_calibration(grid, np.reshape(realised, (len(grid), len(sources))))
 
 
+def colour_range_for(config: dict, prepared_dir: Path, degradation: str) -> ColourRange | None:
+    """The gain range of the real training pairs of `degradation`, or None when the constraint is off."""
+    settings = config["synthesis"]["colour_range"]
+    if not settings["enabled"]:
+        return None
+    train = pd.read_csv(Path(prepared_dir) / "train.csv", keep_default_na=False)
+    real = train[(train["degradation"] == degradation) & (train["category"] != "Synthetic")]
+    if real.empty:
+        raise ValueError(f"synthesize {degradation}: synthesis.colour_range.enabled is true but "
+                         f"{Path(prepared_dir) / 'train.csv'} has no real {degradation} pair to measure the range on")
+    return fit_colour_range(real, tuple(settings["quantiles"]), settings["max_pairs"],
+                            sample_seed(config["seed"], degradation, -3))
+
+
 def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int, images_dir: Path,
-               correction=None) -> list[dict]:
+               correction=None, colour_range: ColourRange | None = None) -> list[dict]:
     clean = _load_clean(rows, size)
     out = _degrade(model, clean, rows, degradation, cfg)
     if correction is not None:
         out = correction.apply(clean, out, degradation)
+    factors = torch.ones(len(rows), 3, dtype=torch.float64)
+    if colour_range is not None:
+        out, factors = constrain_colour(clean, out, colour_range)
     records = []
     for i, row in enumerate(rows.itertuples()):
         clean_image, degraded = to_array(clean[i]), to_array(out[i])
         write_png(degraded, images_dir / f"{row.Index:06d}.png")
         mu, sigma = mu_sigma(clean_image, degraded)
-        record = {"index": row.Index, "mu": mu, "sigma": sigma}
+        record = {"index": row.Index, "mu": mu, "sigma": sigma,
+                  "colour_log_factor": float(factors[i].log().abs().max())}
         if cfg["oracle"]:
             truth = oracle_degrade(clean_image, degradation, row.sampled_dataset, row.requested_mu, int(row.sample_seed))
             write_png(truth, images_dir.parent / "oracle" / f"{row.Index:06d}.png")
@@ -152,6 +171,7 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     # The paper samples at 512 from a model trained at 256 (the UNet is convolutional).
     size = cfg["image_size"] or json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
     correction = load_structure_correction(structure_correction_dir) if structure_correction_dir else None
+    colour_range = colour_range_for(config, prepared_dir, degradation)
     prepare_work_dir(work_dir, run_fingerprint(config, prepared_dir, model_dir,
                                                    *([structure_correction_dir] if structure_correction_dir else [])))
     images_dir = work_dir / "images"
@@ -169,7 +189,8 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
             part = work_dir / f"chunk_{start:06d}.csv"
             if part.exists():  # finished before an interruption
                 continue
-            records = _run_chunk(model, samples.iloc[start:start + chunk], degradation, cfg, size, images_dir, correction)
+            records = _run_chunk(model, samples.iloc[start:start + chunk], degradation, cfg, size, images_dir, correction,
+                                 colour_range)
             with atomic_path(part) as tmp:
                 pd.DataFrame(records).to_csv(tmp, index=False, lineterminator="\n")
             done += len(records)
@@ -181,6 +202,8 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
             write_manifest(_frame(samples, degradation, "Synthetic"), tmp / "manifest.csv")
             if calibration is not None:
                 write_json(calibration.to_dict(), tmp / "calibration.json")
+            if colour_range is not None:
+                write_json(colour_range.to_dict(), tmp / "colour_range.json")
             if cfg["oracle"]:
                 shutil.copytree(work_dir / "oracle", tmp / "oracle")
                 oracle = samples.assign(image_path=[str(out_dir / "oracle" / f"{i:06d}.png") for i in range(len(samples))],
@@ -190,7 +213,12 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
                   "structure_correction": bool(correction is not None and correction.covers(degradation)),
                   "requested_mu_mean": float(samples["requested_mu"].mean()), "realised_mu_mean": float(samples["mu"].mean()),
                   "mu_pearson_r": float(np.corrcoef(samples["requested_mu"], samples["mu"])[0, 1]) if len(samples) > 2 else float("nan")}
-        run.log_metrics(report)
+        if colour_range is not None:
+            log_factors = measured["colour_log_factor"]
+            report["colour_range"] = {"corrected_fraction": float((log_factors > 0).mean()),
+                                      "mean_abs_log_factor": float(log_factors.mean())}
+            run.log_metrics({f"colour_range.{k}": v for k, v in report["colour_range"].items()})
+        run.log_metrics({k: v for k, v in report.items() if not isinstance(v, dict)})
         if calibration is not None:
             report["calibration"] = calibration.to_dict()
             run.log_metrics({"calibration.invertible": float(calibration.invertible),
