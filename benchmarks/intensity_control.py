@@ -29,7 +29,7 @@ the OOD benchmark, scenes no training stage saw), for each degradation:
   default), each degradation's map from requested to conditioning μ is fitted exactly as
   that degradation's synthesis job fits it (its own plan and clean sources, never the
   held-out images), and the sweep's requests go through it;
-* with `--structure-correction DIR` (a trained S: the `structure_correction` stage's
+* with `--structure-correction DIR` (a trained S: the `train_structure_correction` stage's
   output folder), the same control, type and fidelity figures after S for each degradation
   S was trained on, whatever its gate decided, next to the figures without S.
 

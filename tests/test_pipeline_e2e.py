@@ -98,7 +98,7 @@ def test_mlflow_has_one_parent_and_a_child_per_job(snakemake_run):
     parents = [r for r in runs if r.data.tags.get("gendeg.orchestrator") == "snakemake"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    # prepare, train_gendeg, structure_correction, synthesize x6, merge, train_features,
+    # prepare, train_gendeg, train_structure_correction, synthesize x6, merge, train_features,
     # select_pairs / train_restorer / evaluate per training set, report
     jobs = 1 + 1 + 1 + len(DEGRADATIONS) + 1 + 1 + 3 * len(TRAINING_SETS) + 1
     assert len(children) == jobs

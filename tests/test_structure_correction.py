@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import stage_workspace, tree_digest
 
-import gendeg.stages.structure_correction as stage
+import gendeg.stages.train_structure_correction as stage
 from gendeg.config import ConfigError, stage_config
 from gendeg.structure_correction import load_structure_correction
 
@@ -27,7 +27,7 @@ def workdir(tmp_path_factory, smoke_params):
 @pytest.fixture(scope="module")
 def config(workdir) -> dict:
     _, params = workdir
-    resolved = stage_config(params, "structure_correction")
+    resolved = stage_config(params, "train_structure_correction")
     resolved["structure_correction"]["train"].update(steps=40, checkpoint_every=10)  # enough steps to see the loss fall
     # 40 steps on 12 pairs do not make S help, so the gate would leave every degradation out.
     resolved["structure_correction"].update(min_psnr_gain=None, min_diversity_kept=None)
@@ -133,13 +133,13 @@ def test_config_errors_name_the_key_and_value(config):
 def test_pair_selection_is_seeded_capped_and_limited_to_the_pipeline(config, prepared):
     cfg = {**stage.section_config(config), "max_pairs_per_degradation": 2}
     narrowed = {**config, "degradations": ["haze", "rain"]}
-    train, evaluation, split, covered = stage.select_pairs(narrowed, cfg, prepared)
+    train, evaluation, split, covered = stage.correction_pairs(narrowed, cfg, prepared)
     assert covered == ["haze"] and split == "test"
     assert set(train["degradation"]) == set(evaluation["degradation"]) == {"haze"} and len(train) == 2
-    again = stage.select_pairs(narrowed, cfg, prepared)[0]
+    again = stage.correction_pairs(narrowed, cfg, prepared)[0]
     assert list(again.index) == list(train.index)
     with pytest.raises(ConfigError, match="enabled: false"):
-        stage.select_pairs({**config, "degradations": ["rain"]}, cfg, prepared)
+        stage.correction_pairs({**config, "degradations": ["rain"]}, cfg, prepared)
 
 
 def test_the_gate_keeps_s_only_where_it_helps_without_erasing_variation():

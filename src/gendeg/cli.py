@@ -70,7 +70,7 @@ def cmd_train_gendeg(args) -> None:
 
 
 def cmd_train_structure_correction(args) -> None:
-    from gendeg.stages.structure_correction import train_structure_correction
+    from gendeg.stages.train_structure_correction import train_structure_correction
 
     train_structure_correction(read_stage_config(args.config), args.prepared, args.gendeg, args.out, args.checkpoints)
 
@@ -301,7 +301,7 @@ def _write_benchmark(path: Path, seconds: float) -> None:
 
 
 # Subcommand -> MLflow stage name, for the commands a pipeline job runs.
-_JOB_STAGES = {"prepare": "prepare", "train-gendeg": "train_gendeg", "train-structure-correction": "structure_correction",
+_JOB_STAGES = {"prepare": "prepare", "train-gendeg": "train_gendeg", "train-structure-correction": "train_structure_correction",
                "synthesize": "synthesize", "merge": "merge", "train-features": "train_features",
                "select-pairs": "select_pairs", "train-restorer": "train_restorer", "evaluate": "evaluate",
                "report": "report"}

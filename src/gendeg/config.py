@@ -28,7 +28,7 @@ RESOLVED_DIR = "resolved_params"
 STAGE_SECTIONS: dict[str, list[str]] = {
     "prepare": ["seed", "degradations", "data"],
     "train_gendeg": ["seed", "degradations", "gendeg"],
-    "structure_correction": ["seed", "degradations", "structure_correction"],
+    "train_structure_correction": ["seed", "degradations", "structure_correction"],
     "synthesize": ["seed", "degradations", "synthesis"],
     "merge": ["degradations", "merge"],
     "train_features": ["seed", "degradations", "features"],

@@ -33,11 +33,6 @@ def write_png(array: np.ndarray, path: str | Path) -> None:
         Image.fromarray(to_uint8(array), mode="RGB").save(tmp, format="PNG")
 
 
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """HxWx3 array -> 3xHxW tensor."""
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-
 def to_array(tensor: torch.Tensor) -> np.ndarray:
     """3xHxW tensor -> HxWx3 float32 array."""
     return tensor.detach().float().cpu().numpy().transpose(1, 2, 0).astype(np.float32)

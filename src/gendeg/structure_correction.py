@@ -1,6 +1,6 @@
 """The structure-correction network S at use time: load it, apply it to generated images.
 
-Training lives in the `structure_correction` stage (gendeg.stages.structure_correction);
+Training lives in the `train_structure_correction` stage (gendeg.stages.train_structure_correction);
 the synthesis stage only needs this module, so no stage imports another.
 """
 

@@ -25,24 +25,24 @@ rule train_gendeg:
         " --out {output} --checkpoints checkpoints/train_gendeg"
 
 
-rule structure_correction:
+rule train_structure_correction:
     """The paper's S: a NAFNet over [clean, generated], trained on frozen-GenDeg outputs of real pairs."""
     input:
-        config=resolved("structure_correction"),
-        code=stage_code("structure_correction"),
+        config=resolved("train_structure_correction"),
+        code=stage_code("train_structure_correction"),
         prepared="data/prepared",
         gendeg="models/gendeg",
     output:
         directory("models/structure_correction"),
     log:
-        "logs/structure_correction.log",
+        "logs/train_structure_correction.log",
     benchmark:
-        "logs/benchmarks/structure_correction.tsv"
-    threads: job_threads("structure_correction")
+        "logs/benchmarks/train_structure_correction.tsv"
+    threads: job_threads("train_structure_correction")
     shell:
-        "gendeg --log {log} --benchmark logs/benchmarks/structure_correction.tsv"
+        "gendeg --log {log} --benchmark logs/benchmarks/train_structure_correction.tsv"
         " train-structure-correction --config {input.config} --prepared {input.prepared} --gendeg {input.gendeg}"
-        " --out {output} --checkpoints checkpoints/structure_correction"
+        " --out {output} --checkpoints checkpoints/train_structure_correction"
 
 
 rule synthesize:

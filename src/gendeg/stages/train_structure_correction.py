@@ -128,7 +128,7 @@ def _subset(frame: pd.DataFrame, cap: int | None, seed: int, tag: str) -> pd.Dat
     return frame.iloc[np.sort(rng.permutation(len(frame))[:cap])]
 
 
-def select_pairs(config: dict, cfg: dict, prepared_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, str, list[str]]:
+def correction_pairs(config: dict, cfg: dict, prepared_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, str, list[str]]:
     """(train pairs, evaluation pairs, evaluation split name, covered degradations).
 
     Frames keep the manifest's row numbers as index (they seed each pair's sample).
@@ -314,7 +314,7 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
         clear_checkpoint(checkpoint_dir)
         return _write_disabled(config, out_dir)
     train_cfg, sampling, seed = cfg["train"], cfg["sampling"], config["seed"]
-    train_frame, eval_frame, eval_split, covered = select_pairs(config, cfg, prepared_dir)
+    train_frame, eval_frame, eval_split, covered = correction_pairs(config, cfg, prepared_dir)
     image_size = json.loads((gendeg_dir / "train_summary.json").read_text())["image_size"]
     gendeg_model = GenDegModel.from_pretrained(gendeg_dir).eval().requires_grad_(False).to(compute_device())
 
