@@ -109,6 +109,10 @@ class Clone:
             "dvc_status": dvc.stdout.strip()[-1500:],
             "dvc_up_to_date": "up to date" in dvc.stdout,
             "snakemake_nothing_to_do": "Nothing to be done" in dry.stdout + dry.stderr,
+            # What the dry run would do and why, when it has work (the `reason:` lines say).
+            "snakemake_dry_run": "" if "Nothing to be done" in dry.stdout + dry.stderr else
+            "\n".join(line for line in (dry.stdout + dry.stderr).splitlines()
+                      if line.strip().startswith(("rule ", "reason:", "output:")))[-3000:],
             "mlflow_run_statuses": statuses,
         }
 
@@ -241,6 +245,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the clones (printed)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="gendeg-faults-"))
+    record = provenance(note=f"snakemake --cores {args.cores}")  # the code the clones copy: taken now, not at the end
     started = time.perf_counter()
     try:
         reference, reference_outputs = uninterrupted(base, args.cores)
@@ -260,7 +265,6 @@ def main() -> None:
             print(f"clones kept in {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
-    record = provenance(note=f"snakemake --cores {args.cores}")
     for scenario in scenarios:
         scenario["provenance"] = {"git": record["git"], "cores": args.cores}
     # A partial run (--only) replaces its scenarios and keeps the others, each with its own provenance.
