@@ -175,6 +175,10 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "sources": {s: {t: results[s][t]["source"] for t in TRAINING_SETS} for s in done},
         "run": str(run),
         "restorer_config": read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"],
+        "synthesis_config": read_stage_config(run / "resolved_params" / "synthesize.json")["synthesis"],
+        # The gain bounds each generated image was held to (synthesis.colour_range), when the run used them.
+        "colour_ranges": {p.parent.name: json.loads(p.read_text())
+                          for p in sorted((run / "data" / "synthetic").glob("*/colour_range.json"))},
         "what_the_seed_changes": "restorer initial weights and batch order / crops / flips (config seed); data and budget fixed",
         **provenance(run),
         "command": (f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}"
