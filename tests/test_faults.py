@@ -429,3 +429,11 @@ def test_a_job_that_fails_before_its_run_opens_still_gets_a_failed_run(tmp_path)
     runs = client.search_runs([experiment.experiment_id], "attributes.run_name = 'synthesize:haze'")
     assert [r.info.status for r in runs] == ["FAILED"]
     assert "missing.json" in runs[0].data.tags["gendeg.error"]
+
+
+def test_a_touch_is_told_apart_from_a_run():
+    """`snakemake --touch` builds nothing: the Snakefile must not `dvc commit` after it."""
+    from gendeg.orchestration import touches_only
+
+    assert touches_only(["--touch", "--cores", "1"]) and touches_only(["-t", "--cores", "1"])
+    assert not touches_only(["--cores", "1"]) and not touches_only(["-n", "--cores", "1"])

@@ -145,7 +145,12 @@ def test_push_clone_pull_leaves_both_tools_with_nothing_to_do(snakemake_run, tmp
     assert (clone / "resolved_params" / "train_restorer.json").read_text() == \
         (root / "resolved_params" / "train_restorer.json").read_text()
     assert "up to date" in run(["dvc", "status"], clone, env)
-    run(["snakemake", "--touch", "--cores", "1"], clone, env)
+    lock = (clone / "dvc.lock").read_bytes()
+    touched = run(["snakemake", "--touch", "--cores", "1"], clone, env)
+    # A touch builds nothing, so it commits nothing to DVC (re-saving outputs would rewrite them in
+    # DVC's order and undo the touch) and opens no MLflow run.
+    assert "dvc.lock is left as it is" in touched and (clone / "dvc.lock").read_bytes() == lock
+    assert not (clone / "mlflow.db").exists()
     dry = run(["snakemake", "-n", "--cores", "1"], clone, env)
     assert "Nothing to be done" in dry, dry
     assert "up to date" in run(["dvc", "status"], clone, env)

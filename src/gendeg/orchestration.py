@@ -34,6 +34,17 @@ INSPECTION_FLAGS = frozenset({
 LOCK_DIR = Path(".gendeg") / "locks"
 
 
+def touches_only(argv: list[str] | None = None) -> bool:
+    """Whether this Snakemake invocation is `--touch`: it marks outputs up to date, builds nothing.
+
+    Such a run must not `dvc commit`: DVC would then vouch for outputs that were not made from
+    their recorded inputs, and re-saving them rewrites files in DVC's order, undoing the touch
+    (after `dvc pull`, `snakemake -n` then wanted to re-run jobs on some runs, faults.json).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    return any(arg in ("--touch", "-t") for arg in argv)
+
+
 class PipelineBusy(RuntimeError):
     """Another orchestrator or job holds the lock this one needs; the message says which."""
 

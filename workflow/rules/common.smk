@@ -13,6 +13,7 @@ os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve(
 # its whole life: a dry run writes nothing, and no second snakemake or `dvc repro` can change
 # a running pipeline's inputs (docs/orchestration.md).
 RUNS_JOBS = orchestration.runs_jobs(workflow)
+TOUCH_ONLY = orchestration.touches_only()  # `--touch` builds nothing: no MLflow run, no dvc commit
 try:
     RESOLVED = load_params("params.yaml")
     # Setups that would fail a job hours in fail here (the component checks import torch: only
@@ -82,19 +83,22 @@ RESTORER_JOBS = [f"{arch}/{train_set}" for arch in ARCHITECTURES for train_set i
 
 onstart:
     # One parent MLflow run per invocation; the store exists before parallel jobs start.
-    tracking.init_store()
-    reaped = orchestration.reap_dead_runs()  # runs a killed invocation left RUNNING
-    if reaped:
-        logger.info(f"MLflow: marked {len(reaped)} run(s) of killed invocations KILLED")
-    os.environ[tracking.PARENT_ENV] = tracking.start_parent(f"snakemake ({RESOLVED['preset']})",
-                                                            tags={"gendeg.orchestrator": "snakemake"})
+    if not TOUCH_ONLY:
+        tracking.init_store()
+        reaped = orchestration.reap_dead_runs()  # runs a killed invocation left RUNNING
+        if reaped:
+            logger.info(f"MLflow: marked {len(reaped)} run(s) of killed invocations KILLED")
+        os.environ[tracking.PARENT_ENV] = tracking.start_parent(f"snakemake ({RESOLVED['preset']})",
+                                                                tags={"gendeg.orchestrator": "snakemake"})
 
 
 onsuccess:
     # Record in dvc.lock what Snakemake built, without recomputing, but only the stages whose
     # outputs `snakemake -n` calls up to date: a partial target or a stale output is left for
     # DVC to see as changed.  A failed commit fails the invocation, with DVC's reason.
-    if Path(".dvc").is_dir():
+    if TOUCH_ONLY:
+        logger.info("--touch built nothing: dvc.lock is left as it is")
+    elif Path(".dvc").is_dir():
         orchestration.release_project_lock()  # `dvc commit` takes the same lock
         try:
             committed, skipped = orchestration.commit_to_dvc(".")
@@ -104,7 +108,8 @@ onsuccess:
             raise SystemExit(1)
         logger.info(f"dvc.lock: recorded {len(committed)} stages built from their current inputs"
                     + (f"; left {len(skipped)} for `dvc repro` / `snakemake`: {', '.join(skipped)}" if skipped else ""))
-    tracking.end_parent(os.environ[tracking.PARENT_ENV], success=True)
+    if tracking.PARENT_ENV in os.environ:
+        tracking.end_parent(os.environ[tracking.PARENT_ENV], success=True)
 
 
 onerror:
