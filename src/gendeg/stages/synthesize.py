@@ -13,8 +13,9 @@ conditioning that realises it (gendeg.mu_calibration).
 Output folder: images/<index>.png, manifest.csv (category "Synthetic"; mu/sigma are
 the *realised* intensity of each output, requested_mu/requested_sigma what was asked,
 conditioning_mu/conditioning_sigma what GenDeg was given, and with sample_seed they
-regenerate the sample on its own) and, when calibrated, calibration.json (the measured
-curve).  With `synthesis.oracle: true`, also
+regenerate the sample on its own), when calibrated, calibration.json (the measured
+curve) and, with `synthesis.colour_range`, colour_range.json (the real pairs' gain bounds
+each output was held to, gendeg.colour_range).  With `synthesis.oracle: true`, also
 oracle/<index>.png and oracle.csv: the same clean images and requested intensities degraded
 by the built-in physics generator (gendeg.oracle), for the `oracle` training set.
 """
