@@ -227,8 +227,15 @@ def kill_transfer(base: Path, cores: int) -> tuple[dict, dict]:
     events["remote_files"] = count_files(remote)
     clone = Clone(base, "kill_transfer_clone", cores, git_source=origin.dir)
     events["pull"] = kill_when(clone.start("dvc pull"), clone.dir / "data")
-    events["pull_retry_exit"] = clone.sh("dvc pull").returncode
-    clone.sh(f"snakemake --touch --cores {cores}")  # pulled files' times follow no DAG order (README)
+    retry = clone.sh("dvc pull")
+    events["pull_retry_exit"] = retry.returncode
+    if retry.returncode != 0:  # a killed pull can leave a temporary file DVC will not overwrite unasked
+        events["pull_retry_message"] = (retry.stdout + retry.stderr).strip()[-400:]
+        events["pull_force_exit"] = clone.sh("dvc pull --force").returncode
+    # Touch only what DVC has checked (README: pull, `dvc status`, then `snakemake --touch`).
+    events["dvc_status_clean_before_touch"] = "up to date" in clone.sh("dvc status").stdout
+    if events["dvc_status_clean_before_touch"]:
+        clone.sh(f"snakemake --touch --cores {cores}")  # pulled files' times follow no DAG order
     clone.commands = origin.commands + clone.commands
     return {"name": "kill_transfer", "commands": clone.commands, "events": events, "final": clone.state()}, \
         clone.outputs()
