@@ -89,7 +89,9 @@ class Clone:
         digests = {}
         for out in outs:
             path = self.dir / out
-            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            # Snakemake's empty mtime marker is not content (.dvcignore lists it): a touch adds it.
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
+                                                          if p.is_file() and p.name != ".snakemake_timestamp")
             for file in files:
                 digests[file.relative_to(self.dir).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
         return digests
