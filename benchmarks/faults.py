@@ -224,7 +224,6 @@ def kill_transfer(base: Path, cores: int) -> tuple[dict, dict]:
     remote = base / "kill_transfer_remote"
     origin.sh(f"dvc remote add -d store {remote} && git add -A && git commit -qm 'a finished run'")
     events = {"push": kill_when(origin.start("dvc push"), remote)}
-    events["push_files_at_kill"] = events["push"]["files_at_kill"]
     events["push_retry_exit"] = origin.sh("dvc push").returncode
     events["remote_files"] = count_files(remote)
     clone = Clone(base, "kill_transfer_clone", cores, git_source=origin.dir)

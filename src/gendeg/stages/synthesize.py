@@ -38,7 +38,7 @@ from gendeg.devices import compute_device
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.images import to_array, write_png
 from gendeg.intensity import IntensitySampler, load_intensity_stats, mu_sigma
-from gendeg.manifest import make_frame, write_manifest
+from gendeg.manifest import make_frame, read_manifest, write_manifest
 from gendeg.mu_calibration import MuCalibration, conditioning_for_requests, conditioning_grid, fit_mu_calibration
 from gendeg.oracle import oracle_degrade
 from gendeg.pairs import load_square
@@ -130,7 +130,7 @@ def colour_range_for(config: dict, prepared_dir: Path, degradation: str) -> Colo
     settings = config["synthesis"]["colour_range"]
     if not settings["enabled"]:
         return None
-    train = pd.read_csv(Path(prepared_dir) / "train.csv", keep_default_na=False)
+    train = read_manifest(Path(prepared_dir) / "train.csv")
     real = train[(train["degradation"] == degradation) & (train["category"] != "Synthetic")]
     if real.empty:
         raise ValueError(f"synthesize {degradation}: synthesis.colour_range.enabled is true but "
