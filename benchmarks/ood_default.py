@@ -8,6 +8,10 @@ setting are the run's own resolved configs), evaluates each with the pipeline's 
 
     python benchmarks/ood_default.py --run /tmp/bench/default --seeds 0 1 2 --threads 1
 
+`--against oracle --out benchmarks/results/ood_default_oracle.json` compares existing with the
+oracle set instead (existing + the physics generator on GenDS's scenes and intensities, from a
+run with synthesis.oracle: true): it separates "more scenes" from "GenDeg's rendering of them".
+
 Writes benchmarks/results/ood_default.json after every finished seed (so a partial run
 leaves partial figures, marked "complete": false).  Results are cached under --work by
 seed, set and a fingerprint of the configs and the bytes of every image used (not the
@@ -44,7 +48,10 @@ from gendeg.stages.train_restorer import train_restorer
 from gendeg.synthesis_quality import compare_over_seeds, mean_std
 
 RESULTS = Path(__file__).parent / "results"
-TRAINING_SETS = {"existing": "data/prepared", "gends": "data/gends"}
+# Each training set's folder (select_pairs reads it) and the manifest its pairs come from.
+TRAINING_SETS = {"existing": "data/prepared", "gends": "data/gends", "oracle": "data/gends"}
+MANIFESTS = {"existing": "data/prepared/train.csv", "gends": "data/gends/manifest.csv",
+             "oracle": "data/gends/oracle.csv"}
 
 
 def isolate_tracking(work: Path) -> None:
@@ -62,8 +69,7 @@ def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dic
     anywhere retrains."""
     key = [train_cfg, eval_cfg] if count is None else [train_cfg, eval_cfg, {"generated_per_degradation": count}]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
-    manifests = [run / TRAINING_SETS[train_set] / ("train.csv" if train_set == "existing" else "manifest.csv"),
-                 run / "data/prepared/test.csv", run / "data/prepared/ood.csv"]
+    manifests = [run / MANIFESTS[train_set], run / "data/prepared/test.csv", run / "data/prepared/ood.csv"]
     for manifest in manifests:
         digest.update(manifest.read_bytes())
         frame = read_manifest(manifest)
@@ -107,24 +113,27 @@ def distance_change(existing: list[float], gends: list[float]) -> dict:
 
 
 def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, complete: bool, args) -> dict:
-    done = [s for s in seeds if s in results and all(t in results[s] for t in TRAINING_SETS)]
+    """Existing against `args.against` (gends, or the oracle set), per seed; figures keyed by set name."""
+    other = args.against
+    sets = ("existing", other)
+    done = [s for s in seeds if s in results and all(t in results[s] for t in sets)]
     if not done:  # e.g. --sets existing: one side only, no comparison yet
         return {"complete": False, "seeds": [], "note": "no seed has both training sets yet",
                 "mean_ood_psnr": {t: mean_std([results[s][t]["ood"]["mean_psnr"] for s in results if t in results[s]])
-                                  for t in TRAINING_SETS if any(t in r for r in results.values())}}
+                                  for t in sets if any(t in r for r in results.values())}}
     pick = lambda train_set, key: [key(results[s][train_set]) for s in done]  # noqa: E731
-    ood = {t: mean_std(pick(t, lambda m: m["ood"]["mean_psnr"])) for t in TRAINING_SETS}
-    in_dist = {t: mean_std(pick(t, lambda m: m["in_distribution"]["psnr"])) for t in TRAINING_SETS}
-    gain = compare_over_seeds(ood["existing"]["per_seed"], ood["gends"]["per_seed"])
+    ood = {t: mean_std(pick(t, lambda m: m["ood"]["mean_psnr"])) for t in sets}
+    in_dist = {t: mean_std(pick(t, lambda m: m["in_distribution"]["psnr"])) for t in sets}
+    gain = compare_over_seeds(ood["existing"]["per_seed"], ood[other]["per_seed"])
     # The distributional distances (lower is better): KID on the frozen classifier's features and the
     # network-free sliced Wasserstein distance of image patches, when the metrics have them (runs made
     # before the train_features stage do not).  The change is gends minus existing; its verdict is
     # worded for a distance: "GenDS closer" (lower), "GenDS farther" or "within spread".
     def distance(key: str) -> tuple[dict | None, dict | None]:
-        if not all(results[s][t]["ood"].get(key) is not None for s in done for t in TRAINING_SETS):
+        if not all(results[s][t]["ood"].get(key) is not None for s in done for t in sets):
             return None, None
-        values = {t: mean_std(pick(t, lambda m: m["ood"][key])) for t in TRAINING_SETS}
-        return values, distance_change(values["existing"]["per_seed"], values["gends"]["per_seed"])
+        values = {t: mean_std(pick(t, lambda m: m["ood"][key])) for t in sets}
+        return values, distance_change(values["existing"]["per_seed"], values[other]["per_seed"])
 
     kid, kid_change = distance("mean_kid")
     swd, swd_change = distance("mean_swd")
@@ -134,20 +143,20 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         names = sorted(results[done[0]]["existing"]["ood"][section])
         table = {}
         for name in names:
-            values = {t: pick(t, lambda m, name=name: m["ood"][section][name]) for t in TRAINING_SETS}
-            existing, gends = ([entry["psnr"] for entry in values[t]] for t in ("existing", "gends"))
-            comparison = compare_over_seeds(existing, gends)
-            table[name] = {"existing": float(sum(existing) / len(existing)), "gends": float(sum(gends) / len(gends)),
+            values = {t: pick(t, lambda m, name=name: m["ood"][section][name]) for t in sets}
+            existing, compared = ([entry["psnr"] for entry in values[t]] for t in ("existing", other))
+            comparison = compare_over_seeds(existing, compared)
+            table[name] = {"existing": float(sum(existing) / len(existing)), other: float(sum(compared) / len(compared)),
                            "gain": comparison["mean"], "gain_std": comparison["std"], "verdict": comparison["verdict"],
                            "input_psnr": results[done[0]]["existing"]["ood"][section][name]["input_psnr"]}
             for key in ("kid", "swd"):
-                if all(entry.get(key) is not None for t in TRAINING_SETS for entry in values[t]):
-                    change = distance_change([e[key] for e in values["existing"]], [e[key] for e in values["gends"]])
+                if all(entry.get(key) is not None for t in sets for entry in values[t]):
+                    change = distance_change([e[key] for e in values["existing"]], [e[key] for e in values[other]])
                     table[name][f"{key}_change"] = {k: change[k] for k in ("mean", "std", "verdict")}
         return table
 
     per_set, per_degradation = breakdown("per_set"), breakdown("per_degradation")
-    restoration = restoration_targets(results, done)
+    restoration = restoration_targets(results, done, other)
     by_verdict = lambda table, v: sorted(n for n, r in table.items() if r["verdict"] == v)  # noqa: E731
     return {
         "complete": complete,
@@ -167,12 +176,12 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "degradations_losing": by_verdict(per_degradation, "loss"),
         "degradations_within_spread": by_verdict(per_degradation, "within spread"),
         "in_distribution_psnr": {**in_dist, "gain_db": compare_over_seeds(in_dist["existing"]["per_seed"],
-                                                                         in_dist["gends"]["per_seed"])},
+                                                                         in_dist[other]["per_seed"])},
         "mean_ood_input_psnr": results[done[0]]["existing"]["ood"]["mean_input_psnr"],
         "restoration": restoration,
         "seeds": done,
         "seeds_requested": seeds,
-        "sources": {s: {t: results[s][t]["source"] for t in TRAINING_SETS} for s in done},
+        "sources": {s: {t: results[s][t]["source"] for t in sets} for s in done},
         "run": str(run),
         "restorer_config": read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"],
         "synthesis_config": read_stage_config(run / "resolved_params" / "synthesize.json")["synthesis"],
@@ -182,23 +191,26 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "what_the_seed_changes": "restorer initial weights and batch order / crops / flips (config seed); data and budget fixed",
         **provenance(run),
         "command": (f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}"
+                    + (f" --against {args.against}" if args.against != "gends" else "")
                     + (f" --scaling-counts {' '.join(map(str, args.scaling_counts))}" if args.scaling_counts else "")),
         "scaling_curve": scaling_curve(results, done, args.scaling_counts),
     }
 
 
-def restoration_targets(results: dict[int, dict[str, dict]], done: list[int]) -> dict | None:
+def restoration_targets(results: dict[int, dict[str, dict]], done: list[int], other: str = "gends") -> dict | None:
     """Does each restorer restore?  Issue 13's bars, per training set, over the seeds done:
     in distribution >= +3 dB over the unrestored input; mean OOD >= +1.5 dB over it; no OOD
     degradation more than 0.5 dB below it (do no harm); mean-matched OOD PSNR >= +1 dB over the
-    input's (structure, not colour).  Then GenDS - existing on the mean OOD PSNR and on the
-    mean-matched one, judged against the seed spread, and in distribution (>= -0.3 dB)."""
+    input's (structure, not colour).  Then `other` (GenDS, or the oracle set) - existing on the
+    mean OOD PSNR and on the mean-matched one, judged against the seed spread, and in
+    distribution (>= -0.3 dB), under "<other>_vs_existing"."""
+    sets, name = ("existing", other), {"gends": "GenDS"}.get(other, other)
     first = results[done[0]]["existing"]["ood"]
     if "mean_psnr_gain" not in first:  # metrics written before evaluate reported gains over the input
         return None
     pick = lambda t, key: [key(results[s][t]) for s in done]  # noqa: E731
     table = {}
-    for t in TRAINING_SETS:
+    for t in sets:
         id_gain = mean_std(pick(t, lambda m: m["in_distribution"]["psnr_gain"]))
         ood_gain = mean_std(pick(t, lambda m: m["ood"]["mean_psnr_gain"]))
         matched = mean_std(pick(t, lambda m: m["ood"]["mean_mean_matched_gain"]))
@@ -217,25 +229,24 @@ def restoration_targets(results: dict[int, dict[str, dict]], done: list[int]) ->
                         f"no degradation below -0.5 dB (worst: {worst})": per_degradation[worst]["psnr_gain"] >= -0.5,
                         "ood_mean_matched_gain >= 1 dB": matched["mean"] >= 1.0},
         }
-    gends_vs_existing = {
+    versus = {
         "ood_psnr": compare_over_seeds(pick("existing", lambda m: m["ood"]["mean_psnr"]),
-                                       pick("gends", lambda m: m["ood"]["mean_psnr"])),
+                                       pick(other, lambda m: m["ood"]["mean_psnr"])),
         "ood_mean_matched_psnr": compare_over_seeds(pick("existing", lambda m: m["ood"]["mean_mean_matched_psnr"]),
-                                                    pick("gends", lambda m: m["ood"]["mean_mean_matched_psnr"])),
+                                                    pick(other, lambda m: m["ood"]["mean_mean_matched_psnr"])),
         "in_distribution_psnr": compare_over_seeds(pick("existing", lambda m: m["in_distribution"]["psnr"]),
-                                                   pick("gends", lambda m: m["in_distribution"]["psnr"])),
+                                                   pick(other, lambda m: m["in_distribution"]["psnr"])),
         "per_degradation": {d: {k: compare_over_seeds(
             pick("existing", lambda m, d=d, k=k: m["ood"]["per_degradation"][d][k]),
-            pick("gends", lambda m, d=d, k=k: m["ood"]["per_degradation"][d][k]))["mean"]
+            pick(other, lambda m, d=d, k=k: m["ood"]["per_degradation"][d][k]))["mean"]
             for k in ("psnr", "mean_matched_psnr", "colour_shift")} for d in sorted(first["per_degradation"])},
     }
-    change = gends_vs_existing
-    gends_vs_existing["targets"] = {
-        "GenDS - existing OOD PSNR > spread": change["ood_psnr"]["verdict"] == "gain",
-        "GenDS - existing mean-matched OOD PSNR > spread": change["ood_mean_matched_psnr"]["verdict"] == "gain",
-        "GenDS - existing in distribution >= -0.3 dB": change["in_distribution_psnr"]["mean"] >= -0.3,
+    versus["targets"] = {
+        f"{name} - existing OOD PSNR > spread": versus["ood_psnr"]["verdict"] == "gain",
+        f"{name} - existing mean-matched OOD PSNR > spread": versus["ood_mean_matched_psnr"]["verdict"] == "gain",
+        f"{name} - existing in distribution >= -0.3 dB": versus["in_distribution_psnr"]["mean"] >= -0.3,
     }
-    return {"per_training_set": table, "gends_vs_existing": gends_vs_existing}
+    return {"per_training_set": table, f"{other}_vs_existing": versus}
 
 
 def scaling_curve(results: dict[int, dict[str, dict]], done: list[int], counts: list[int]) -> dict | None:
@@ -258,20 +269,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--arch", default="nafnet", help="architecture (its settings: restorer.model.<arch>)")
-    parser.add_argument("--sets", nargs="+", choices=sorted(TRAINING_SETS), default=sorted(TRAINING_SETS),
-                        help="train only these sets (e.g. `existing` before the run's GenDS exists); "
+    parser.add_argument("--sets", nargs="+", choices=sorted(TRAINING_SETS), default=None,
+                        help="train these sets (default: existing and --against;  (e.g. `existing` before the run's GenDS exists); "
                              "a later call reuses what --work holds")
     parser.add_argument("--work", type=Path, default=Path("/tmp/ood_default_work"),
                         help="restorers and their metrics, one folder per seed, set and inputs fingerprint")
     parser.add_argument("--out", type=Path, default=RESULTS / "ood_default.json")
+    parser.add_argument("--against", choices=["gends", "oracle"], default="gends",
+                        help="the set compared with existing: gends, or oracle (existing + the physics generator "
+                             "on GenDS's scenes and intensities; needs synthesis.oracle: true)")
     parser.add_argument("--retrain-run-seed", action="store_true")
     parser.add_argument("--scaling-counts", type=int, nargs="*", default=[],
                         help="also the scaling restorers (existing + first N generated pairs per degradation)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    args.sets = args.sets or ["existing", args.against]
     run = args.run.resolve()
-    needs_gends = ("data/gends/manifest.csv",) if "gends" in args.sets or args.scaling_counts else ()
-    for needed in ("data/prepared/ood.csv", "models/features/classifier.json", *needs_gends,
+    needs = [MANIFESTS[t] for t in args.sets] + (["data/gends/manifest.csv"] if args.scaling_counts else [])
+    for needed in ("data/prepared/ood.csv", "models/features/classifier.json", *needs,
                    "resolved_params/train_restorer.json",
                    "resolved_params/evaluate.json"):
         if not (run / needed).exists():
@@ -289,7 +304,7 @@ def main() -> None:
         for count in args.scaling_counts:
             results[seed][f"scaling@{count}"] = metrics_for_seed(run, work, args.arch, "gends", seed, run_seed,
                                                                  args.retrain_run_seed, count)
-        complete = seed == args.seeds[-1] and set(args.sets) == set(TRAINING_SETS)
+        complete = seed == args.seeds[-1] and {"existing", args.against} <= set(args.sets)
         write_json(summarise(results, args.seeds, run, complete, args), args.out)
         print(f"wrote {args.out} after seed {seed}", flush=True)
 
