@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from machine import provenance
 
-from gendeg.atomic import write_json
-from gendeg.config import read_stage_config
-from gendeg.manifest import read_manifest
-from gendeg.metrics import psnr
-from gendeg.pairs import PairBank
+from gendeg.data.manifest import read_manifest
+from gendeg.data.pairs import PairBank
+from gendeg.measure.metrics import psnr
+from gendeg.pipeline.config import read_stage_config
 from gendeg.restorers import load_restorer, restore
+from gendeg.runtime.atomic import write_json
 
 RESULTS = Path(__file__).parent / "results" / "brightness_gap.json"
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from machine import provenance
 
-from gendeg.atomic import write_json
-from gendeg.builtin_data import make_pairs, plan_scenes, resolve_config, selected_specs
-from gendeg.reference import released_stats_dir
-from gendeg.standins import reference_histogram
+from gendeg.data.builtin_data import make_pairs, plan_scenes, resolve_config, selected_specs
+from gendeg.data.reference import released_stats_dir
+from gendeg.data.standins import reference_histogram
+from gendeg.runtime.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

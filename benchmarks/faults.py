@@ -129,7 +129,7 @@ def wait_for(predicate, timeout: float, poll: float = 0.5) -> bool:
 
 
 def job_pid(clone: Clone, out: str) -> int | None:
-    """The pid holding a job's output lock (gendeg.orchestration.job_lock), if any."""
+    """The pid holding a job's output lock (gendeg.pipeline.orchestration.job_lock), if any."""
     pid_file = clone.dir / ".gendeg" / "locks" / (out.replace("/", "__") + ".pid")
     if not pid_file.exists():
         return None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from machine import provenance
 
-from gendeg.atomic import write_json
+from gendeg.runtime.atomic import write_json
 
 RESULTS = Path(__file__).parent / "results" / "full_comparison.json"
 

@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from machine import provenance
 
-from gendeg.atomic import write_json
+from gendeg.data.manifest import read_manifest
+from gendeg.data.pairs import PairBank, degradation_index
 from gendeg.diffusion import GenDegModel, generate
-from gendeg.intensity import mu_sigma_torch
-from gendeg.manifest import read_manifest
-from gendeg.pairs import PairBank, degradation_index
+from gendeg.intensity.definition import mu_sigma_torch
+from gendeg.runtime.atomic import write_json
 
 RESULTS = Path(__file__).parent / "results" / "gendeg_parametrisation.json"
 INTENSITY_CONTROL = Path(__file__).parent / "intensity_control.py"

@@ -15,7 +15,7 @@ physics pairs made on them, and measures per degradation:
 * r_mu:   Pearson r between requested and realised mu (does intensity control work?)
 * ratio:  median realised / requested mu (does it hit the level, or overshoot?)
 * r_sigma
-* type_accuracy: a degradation classifier (gendeg.classifier, trained on the physics
+* type_accuracy: a degradation classifier (gendeg.measure.classifier, trained on the physics
   pairs only) recognises the requested degradation in the generated image.
 
 Usage (each variant runs in its own process; one torch thread each):
@@ -45,9 +45,9 @@ import torch
 from PIL import Image
 
 from gendeg import DEGRADATIONS
-from gendeg.atomic import write_json
-from gendeg.classifier import predict, train_classifier
 from gendeg.diffusion import GenDegModel, generate, training_loss
+from gendeg.measure.classifier import fit_classifier, predict
+from gendeg.runtime.atomic import write_json
 
 RESULTS = Path(__file__).parent / "results"
 PARTS = RESULTS / "gendeg_tuning_parts"
@@ -172,7 +172,7 @@ def setup(pairs_per_degradation: int, tests_per_degradation: int):
     torch.set_num_threads(1)
     train_pairs = tensors(make_pairs(TRAIN_PHOTOS, pairs_per_degradation, seed=0))
     test_pairs = tensors(make_pairs(HELD_OUT_PHOTOS, tests_per_degradation, seed=1))
-    classifier, _ = train_classifier(train_pairs["degraded"], train_pairs["ids"], num_classes=len(DEGRADATIONS))
+    classifier, _ = fit_classifier(train_pairs["degraded"], train_pairs["ids"], num_classes=len(DEGRADATIONS))
     return train_pairs, test_pairs, classifier
 
 

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from machine import provenance
 
-from gendeg.atomic import write_json
-from gendeg.builtin_data import DEFAULT_CONFIG, build_builtin
+from gendeg.data.builtin_data import DEFAULT_CONFIG, build_builtin
+from gendeg.data.scenes import load_scene, random_crop
+from gendeg.data.standins import degrade_to_mu
 from gendeg.degradations import GENERATORS, generate
-from gendeg.scenes import load_scene, random_crop
-from gendeg.standins import degrade_to_mu
+from gendeg.runtime.atomic import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

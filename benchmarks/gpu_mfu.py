@@ -11,15 +11,15 @@ The FLOPs of one training micro-step are counted with `torch.utils.flop_counter.
 (forward + backward, attention counted through PyTorch's math kernel, which the counter
 sees), twice: from cached VAE latents (the *model* FLOPs: UNet forward + backward, CLIP and
 the conditioning) and encoding on the fly (the VAE's FLOPs added).  Each variant then trains
-through the pipeline's own `gendeg.training.train`, the train_gendeg stage's loss and
+through the pipeline's own `gendeg.runtime.training.train`, the train_gendeg stage's loss and
 optimiser, and its step rate gives achieved model FLOP/s; MFU divides them by the card's
 dense bf16 peak, looked up by the name torch reports (PEAK_BF16_TFLOPS, with sources).  On a
 CPU there is no such datasheet figure: achieved FLOP/s are reported and MFU is null.
 
 Variants (each measured): VAE encoding on the fly (the configuration of
-gpu_throughput.json) vs cached latents (`gendeg.latent_cache`); a loss read back every step
+gpu_throughput.json) vs cached latents (`gendeg.diffusion.latent_cache`); a loss read back every step
 (a host-device sync) vs at log_every; unfused vs fused AdamW; the preset's 16 x 8
-accumulation; a micro-batch planned to the card's memory (`gendeg.speed.plan_batch`) keeping
+accumulation; a micro-batch planned to the card's memory (`gendeg.runtime.speed.plan_batch`) keeping
 the effective batch; channels-last; `torch.compile`.  Sampling: images per second at
 `--sample-size` (512) for 20-step DPM-Solver++ and 100-step Euler-ancestral with the paper's
 guidance, fp32 (as the synthesis stage samples today) vs bf16 UNet evaluations, batch sizes,
@@ -57,15 +57,15 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from gendeg import DEGRADATIONS
-from gendeg.atomic import write_json
-from gendeg.devices import compute_device
+from gendeg.data.pairs import PairBank
 from gendeg.diffusion import GenDegModel, generate
+from gendeg.diffusion.latent_cache import LatentCache
 from gendeg.diffusion.random_sd import write_random_stable_diffusion
-from gendeg.latent_cache import LatentCache
-from gendeg.pairs import PairBank
-from gendeg.speed import AutocastForward, apply_unet_speedups, attention_processors, memory_model, plan_batch
+from gendeg.runtime.atomic import write_json
+from gendeg.runtime.devices import compute_device
+from gendeg.runtime.speed import AutocastForward, apply_unet_speedups, attention_processors, memory_model, plan_batch
+from gendeg.runtime.training import TrainSettings, step_generator, train
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
-from gendeg.training import TrainSettings, step_generator, train
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_mfu.json"
@@ -140,7 +140,7 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def paper_gendeg_config(params_path: Path = ROOT / "params.yaml") -> dict:
-    """params.yaml's `gendeg` section with the paper preset applied (as gendeg.config.resolve does;
+    """params.yaml's `gendeg` section with the paper preset applied (as gendeg.pipeline.config.resolve does;
     read here without its schema validation, whose package the GPU machine lacks)."""
     params = yaml.safe_load(Path(params_path).read_text())
     return _merge(params["gendeg"], params["presets"]["paper"].get("gendeg", {}))

@@ -25,8 +25,8 @@ from diffusers.training_utils import EMAModel
 from gpu_throughput import PAPER_TRAIN, pairs, paper_model
 
 from gendeg.diffusion.random_sd import write_random_stable_diffusion
+from gendeg.runtime.training import step_generator
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
-from gendeg.training import step_generator
 
 
 def milliseconds(call, repeats: int = 5) -> float:

@@ -5,7 +5,7 @@
 Paper architecture: GenDeg on a Stable Diffusion v1.5 folder, either a randomly initialised
 one in SD v1.5's exact architecture (`gendeg.diffusion.random_sd`; throughput does not depend
 on the weights) or a real one (`--sd-folder`).  It trains through the pipeline's own code:
-`gendeg.training.train` with the train_gendeg stage's loss and optimiser, at 256x256, batch
+`gendeg.runtime.training.train` with the train_gendeg stage's loss and optimiser, at 256x256, batch
 16, bf16, EMA 0.9999, one micro-batch per step.  Then it samples with the paper's
 Euler-ancestral sampler (100 steps) and the fast DPM-Solver++ (20 steps), in fp32 as the
 synthesis stage runs them, at 256 and 512 pixels.  The CPU default (the tiny GenDeg and the
@@ -32,16 +32,16 @@ import yaml
 from accelerate.state import AcceleratorState
 
 from gendeg import DEGRADATIONS
-from gendeg.atomic import write_json
-from gendeg.builtin_data import build_builtin
-from gendeg.devices import compute_device
+from gendeg.data.builtin_data import build_builtin
+from gendeg.data.pairs import PairBank
 from gendeg.diffusion import DEFAULT_DROPOUT, PAPER_CONFIG, GenDegModel, generate
 from gendeg.diffusion.random_sd import write_random_stable_diffusion
-from gendeg.pairs import PairBank
 from gendeg.restorers import build_restorer, restore
+from gendeg.runtime.atomic import write_json
+from gendeg.runtime.devices import compute_device
+from gendeg.runtime.training import TrainSettings, train
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
 from gendeg.stages.train_restorer import restoration_loss
-from gendeg.training import TrainSettings, train
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_throughput.json"

@@ -10,9 +10,9 @@ the OOD benchmark, scenes no training stage saw), for each degradation:
 * control: Pearson r, MAE and ratio of realised vs requested mu and sigma (mu_sigma, as
   the pipeline measures every pair);
 * type accuracy: a judge trained on the run's TRAINING pairs only classifies the change
-  each generated sample makes to its clean image (`gendeg.classifier.pair_change`); its
+  each generated sample makes to its clean image (`gendeg.measure.classifier.pair_change`); its
   ceiling is measured, not assumed: the same judge on the built-in physics generator's
-  output for the same clean images at the same requested mu (`gendeg.oracle`).  Next to
+  output for the same clean images at the same requested mu (`gendeg.data.oracle`).  Next to
   it, the image judge (degraded images by degradation, clean targets as "clean", judging
   the generated image alone) that earlier versions reported: it learns the stand-ins'
   scenes along with their degradations, which its own oracle figure shows;
@@ -55,21 +55,21 @@ import torch
 from machine import provenance
 
 from gendeg import DEGRADATIONS
-from gendeg.atomic import write_json
-from gendeg.classifier import CLASSES, extract_features, pair_change, predict, train_classifier
-from gendeg.config import read_stage_config
+from gendeg.data.images import to_array
+from gendeg.data.manifest import read_manifest
+from gendeg.data.oracle import oracle_degrade
+from gendeg.data.pairs import degradation_index, load_square
+from gendeg.data.standins import STANDINS
 from gendeg.diffusion import GenDegModel, generate, model_evaluations_per_image
-from gendeg.images import to_array
-from gendeg.intensity import mu_sigma
-from gendeg.manifest import read_manifest
-from gendeg.metrics import kid, sliced_wasserstein_patches
-from gendeg.mu_calibration import MuCalibration, conditioning_for_requests
-from gendeg.oracle import oracle_degrade
-from gendeg.pairs import degradation_index, load_square
+from gendeg.diffusion.structure_correction import MODEL_DIR, correct
+from gendeg.intensity.definition import mu_sigma
+from gendeg.measure.classifier import CLASSES, extract_features, fit_classifier, pair_change, predict
+from gendeg.measure.metrics import kid, sliced_wasserstein_patches
+from gendeg.measure.mu_calibration import MuCalibration, conditioning_for_requests
+from gendeg.measure.synthesis_quality import class_shares, control_stats, sigma_at_mu, sweep_levels, type_accuracy
+from gendeg.pipeline.config import read_stage_config
 from gendeg.restorers import load_restorer
-from gendeg.standins import STANDINS
-from gendeg.structure_correction import MODEL_DIR, correct
-from gendeg.synthesis_quality import class_shares, control_stats, sigma_at_mu, sweep_levels, type_accuracy
+from gendeg.runtime.atomic import write_json
 
 RESULTS = Path(__file__).parent / "results"
 CLEAN = CLASSES.index("clean")
@@ -269,7 +269,7 @@ def train_change_judge(run: Path, train: pd.DataFrame, test: pd.DataFrame, size:
     """Type judge on the change each of the run's training pairs makes (6 degradations)."""
     labels = degradation_index(train["degradation"])
     started = time.perf_counter()
-    judge, losses = train_classifier(manifest_changes(run, train, size), labels, steps=steps, seed=seed,
+    judge, losses = fit_classifier(manifest_changes(run, train, size), labels, steps=steps, seed=seed,
                                      num_classes=len(DEGRADATIONS))
     test_labels = degradation_index(test["degradation"])
     probabilities = predict(judge, manifest_changes(run, test, size))
@@ -294,7 +294,7 @@ def train_image_judge(run: Path, train: pd.DataFrame, test: pd.DataFrame, size: 
     clean = load_images(run, targets[np.sort(picked)], size)
     labels = torch.cat([degradation_index(train["degradation"]), torch.full((len(clean),), CLEAN, dtype=torch.long)])
     started = time.perf_counter()
-    classifier, losses = train_classifier(torch.cat([degraded, clean]), labels, steps=steps, seed=seed)
+    classifier, losses = fit_classifier(torch.cat([degraded, clean]), labels, steps=steps, seed=seed)
     test_degraded = load_images(run, test["image_path"], size)
     test_clean = load_images(run, test["target_path"].drop_duplicates(), size)
     test_labels = degradation_index(test["degradation"])
@@ -456,10 +456,10 @@ def main() -> None:
         "slow_per_level": args.slow_per_level,
         "mu_range": "5th-95th percentile of the degradation's training-pair mu; sigma = mean sigma of the 16 "
                     "training pairs nearest in mu",
-        "intensity_measure": "gendeg.intensity.mu_sigma (Lanczos to 256x256, mean/std of |clean - degraded|)",
+        "intensity_measure": "gendeg.intensity.definition.mu_sigma (Lanczos to 256x256, mean/std of |clean - degraded|)",
         "change_judge": change_report,
         "image_judge": image_report,
-        "oracle_note": "oracle = the built-in physics generator (gendeg.oracle, the degradation's stand-ins in "
+        "oracle_note": "oracle = the built-in physics generator (gendeg.data.oracle, the degradation's stand-ins in "
                        "turn) on the sweep's clean images at its requested mu: what each judge makes of the true "
                        "degradation on these scenes",
         "fidelity_note": "kid_change: KID between pair_change of generated and of real test pairs in the change "

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import subprocess
 from pathlib import Path
+
+from gendeg.runtime.machine import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,34 +38,6 @@ def params_hash(run: Path | None) -> str | None:
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform.processor() is often just the ISA)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def describe_machine(note: str = "") -> str:
-    """Host, CPU model, the vector ISA torch uses, core count and the CUDA device as this process sees it.
-
-    The ISA matters: CPU results are byte-identical on one machine, but kernels for AVX2 and
-    AVX-512 round differently, so the same seed gives other weights on another CPU."""
-    import torch
-
-    parts = [f"{platform.node()} {cpu_model()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-             f"{os.cpu_count()} CPU cores"]
-    if torch.cuda.is_available():
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        parts.append(f"CUDA {torch.version.cuda}: {', '.join(names)}")
-    else:
-        parts.append("no CUDA device visible")
-    return ", ".join(parts) + (f". {note}" if note else "")
 
 
 def provenance(run: Path | None = None, note: str = "") -> dict:

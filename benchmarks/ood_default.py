@@ -39,13 +39,13 @@ from pathlib import Path
 import torch
 from machine import provenance
 
-from gendeg.atomic import write_json
-from gendeg.config import read_stage_config
-from gendeg.manifest import read_manifest
+from gendeg.data.manifest import read_manifest
+from gendeg.measure.synthesis_quality import compare_over_seeds, mean_std
+from gendeg.pipeline.config import read_stage_config
+from gendeg.runtime.atomic import write_json
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.select_pairs import select_pairs
 from gendeg.stages.train_restorer import train_restorer
-from gendeg.synthesis_quality import compare_over_seeds, mean_std
 
 RESULTS = Path(__file__).parent / "results"
 # Each training set's folder (select_pairs reads it) and the manifest its pairs come from.
@@ -98,7 +98,7 @@ def metrics_for_seed(run: Path, work: Path, arch: str, train_set: str, seed: int
     started = time.perf_counter()
     select_pairs(train_set, run / TRAINING_SETS[train_set], out / "pairs.csv", generated_per_degradation=count)
     train_restorer(train_cfg, arch, train_set, out / "pairs.csv", out / "model", checkpoint_dir=None)
-    summary = evaluate(eval_cfg, f"{arch}-{label}", out / "model", run / "models/features", run / "data/prepared",
+    summary = evaluate(eval_cfg, f"{arch}-{label}", out / "model", run / "models/classifier", run / "data/prepared",
                        out_json, out / "per_set.csv")
     print(f"seed {seed} {label}: OOD {summary['ood']['mean_psnr']:.3f} dB "
           f"({time.perf_counter() - started:.0f} s)", flush=True)
@@ -127,7 +127,7 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
     gain = compare_over_seeds(ood["existing"]["per_seed"], ood[other]["per_seed"])
     # The distributional distances (lower is better): KID on the frozen classifier's features and the
     # network-free sliced Wasserstein distance of image patches, when the metrics have them (runs made
-    # before the train_features stage do not).  The change is gends minus existing; its verdict is
+    # before the train_classifier stage do not).  The change is gends minus existing; its verdict is
     # worded for a distance: "GenDS closer" (lower), "GenDS farther" or "within spread".
     def distance(key: str) -> tuple[dict | None, dict | None]:
         if not all(results[s][t]["ood"].get(key) is not None for s in done for t in sets):
@@ -286,7 +286,7 @@ def main() -> None:
     args.sets = args.sets or ["existing", args.against]
     run = args.run.resolve()
     needs = [MANIFESTS[t] for t in args.sets] + (["data/gends/manifest.csv"] if args.scaling_counts else [])
-    for needed in ("data/prepared/ood.csv", "models/features/classifier.json", *needs,
+    for needed in ("data/prepared/ood.csv", "models/classifier/classifier.json", *needs,
                    "resolved_params/train_restorer.json",
                    "resolved_params/evaluate.json"):
         if not (run / needed).exists():

@@ -10,7 +10,7 @@
 Each `--restorer LABEL[@SEED]=DIR` is one checkpoint folder (`gendeg.restorers.save_restorer`
 format); a label given several times is one restorer trained with several seeds.  Figures per
 degradation and as the mean over the six degradations (equal weight), for the unrestored
-input and every checkpoint: PSNR (`gendeg.metrics.psnr`), restorer - input, mean-matched PSNR
+input and every checkpoint: PSNR (`gendeg.measure.metrics.psnr`), restorer - input, mean-matched PSNR
 (each image's per-channel mean set to the target's, for restorer and input alike: what
 remains is structure, not colour) and the global colour shift (restored mean - target mean
 per RGB channel).  Per label: mean +- std (population) over its seeds; `--compare A B`: A - B
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from machine import describe_machine
 
-from gendeg.manifest import read_manifest
-from gendeg.metrics import colour_shift, mean_matched_psnr, psnr
-from gendeg.pairs import load_square
+from gendeg.data.manifest import read_manifest
+from gendeg.data.pairs import load_square
+from gendeg.measure.metrics import colour_shift, mean_matched_psnr, psnr
 from gendeg.restorers import load_restorer, restore
 
 HERE = Path(__file__).resolve().parent
@@ -221,7 +221,7 @@ def evaluate(restorers: dict[str, dict[str, str]], set_dir: Path = DEFAULT_SET, 
         "restorers": {label: {"checkpoints": restorers[label], "per_seed": per_seed, "over_seeds": over_seeds(per_seed)}
                       for label, per_seed in runs.items()},
         "comparisons": [compare(runs[a], runs[b], a, b) for a, b in comparisons],
-        "git_commit": git_commit(), "threads": threads, "machine": describe_machine(threads),
+        "git_commit": git_commit(), "threads": threads, "machine": describe_machine(),
         "set_build": {k: build_info.get(k) for k in ("git_commit", "base_seed", "severity", "packages", "mu")},
         "frozen_code": frozen_code_status(data["build_info"]),
         "seconds": round(time.time() - start, 1),

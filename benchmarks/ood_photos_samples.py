@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gendeg.manifest import read_manifest
+from gendeg.data.manifest import read_manifest
 
 DEFAULT_CROPS = ("aitzgorri_whole", "eveningglow_whole", "friends_whole", "colorfulcups_detail", "path_whole")
 

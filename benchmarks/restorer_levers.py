@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from machine import provenance
 
-from gendeg.atomic import write_json
-from gendeg.config import read_stage_config
+from gendeg.pipeline.config import read_stage_config
+from gendeg.runtime.atomic import write_json
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.select_pairs import select_pairs
 from gendeg.stages.train_restorer import train_restorer
@@ -60,7 +60,7 @@ def variant_metrics(run: Path, work: Path, train_set: str, seed: int, overrides:
         select_pairs(train_set, run / SOURCES[train_set], out / "pairs.csv")
         if not (out / "model/model.safetensors").is_file():
             train_restorer(config, "nafnet", train_set, out / "pairs.csv", out / "model", checkpoint_dir=None)
-        evaluate(eval_config, f"nafnet-{train_set}", out / "model", run / "models/features", run / "data/prepared",
+        evaluate(eval_config, f"nafnet-{train_set}", out / "model", run / "models/classifier", run / "data/prepared",
                  out / "metrics.json", out / "per_set.csv")
     return json.loads((out / "metrics.json").read_text())
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from machine import provenance
 
-from gendeg.atomic import write_json
-from gendeg.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
-from gendeg.classifier import DegradationClassifier
+from gendeg.measure.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
+from gendeg.measure.classifier import DegradationClassifier
 from gendeg.restorers import BUILDERS, build_restorer, count_parameters, resolved_config
+from gendeg.runtime.atomic import write_json
 
 RESULTS = Path(__file__).parent / "results" / "restorer_speed.json"
 

@@ -28,10 +28,10 @@ import torch
 from intensity_control import manifest_changes, train_change_judge
 from machine import provenance
 
-from gendeg.atomic import write_json
-from gendeg.classifier import predict
-from gendeg.manifest import read_manifest
-from gendeg.pairs import degradation_index
+from gendeg.data.manifest import read_manifest
+from gendeg.data.pairs import degradation_index
+from gendeg.measure.classifier import predict
+from gendeg.runtime.atomic import write_json
 
 RESULTS = Path(__file__).parent / "results"
 GENDS = "data/gends/manifest.csv"

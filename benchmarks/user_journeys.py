@@ -149,7 +149,7 @@ def dvc_exp(j: Journey) -> None:
 
 
 def dvc_plots(j: Journey) -> None:
-    j.sh("python -m gendeg.dvc_views show -o plots_html")
+    j.sh("python -m gendeg.pipeline.dvc_views show -o plots_html")
     page = (j.clone / "plots_html" / "index.html").read_text()
     j.check("cdn." not in page and "<script src=" not in page, "the plots page loads nothing from the network")
     specs = {name: entries[0]["content"] for name, entries in json.loads(j.sh("dvc plots show --json", stdout_only=True))["data"].items()}

@@ -34,7 +34,7 @@ def smoke_params() -> dict:
     """params.yaml with the smoke preset applied (what the stages would read)."""
     import yaml
 
-    from gendeg.config import resolve
+    from gendeg.pipeline.config import resolve
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["preset"] = "smoke"
@@ -63,7 +63,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 # (a stage_workspace with the smoke parameters): smoke data and a smoke GenDeg, made once per module.
 @pytest.fixture(scope="module")
 def prepared(workdir):
-    from gendeg.config import stage_config
+    from gendeg.pipeline.config import stage_config
     from gendeg.stages.prepare import prepare
 
     _, params = workdir
@@ -73,7 +73,7 @@ def prepared(workdir):
 
 @pytest.fixture(scope="module")
 def gendeg_model(workdir, prepared):
-    from gendeg.config import stage_config
+    from gendeg.pipeline.config import stage_config
     from gendeg.stages.train_gendeg import train_gendeg
 
     _, params = workdir
@@ -103,7 +103,7 @@ def random_torch_home(tmp_path_factory) -> Path:
     torchvision's own file names: the loading path of real ImageNet weights, without a download."""
     import torchvision
 
-    from gendeg.perceptual import checkpoint_files
+    from gendeg.measure.perceptual import checkpoint_files
 
     root = tmp_path_factory.mktemp("torch_home")
     files = checkpoint_files(root)

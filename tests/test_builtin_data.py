@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from gendeg import REFERENCE_FOLDER
-from gendeg.builtin_data import DEFAULT_CONFIG, SMOKE_CONFIG, build_builtin, describe, resolve_config
-from gendeg.images import read_image, write_png
-from gendeg.intensity import mu_sigma
-from gendeg.manifest import EXTRA_COLUMNS, GENDS_COLUMNS
-from gendeg.standins import OOD_SETS, STANDINS, Histogram, mu_sigma_as_written, reference_histogram
+from gendeg.data.builtin_data import DEFAULT_CONFIG, SMOKE_CONFIG, build_builtin, describe, resolve_config
+from gendeg.data.images import read_image, write_png
+from gendeg.data.manifest import EXTRA_COLUMNS, GENDS_COLUMNS
+from gendeg.data.standins import OOD_SETS, STANDINS, Histogram, mu_sigma_as_written, reference_histogram
+from gendeg.intensity.definition import mu_sigma
 
 torch.set_num_threads(1)
 

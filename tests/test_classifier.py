@@ -6,16 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gendeg.classifier import (
+from gendeg.measure.classifier import (
     CLASSES,
     DegradationClassifier,
     class_index,
     extract_features,
+    fit_classifier,
     load_classifier,
     pair_change,
     predict,
     save_classifier,
-    train_classifier,
 )
 
 torch.set_num_threads(1)
@@ -39,7 +39,7 @@ def _toy_set(seed: int, per_class: int = 24, size: int = 24) -> tuple[torch.Tens
 @pytest.fixture(scope="module")
 def trained():
     images, labels = _toy_set(0)
-    return train_classifier(images, labels, steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
+    return fit_classifier(images, labels, steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
 
 
 def test_learns_separable_toy_problem(trained):
@@ -54,7 +54,7 @@ def test_training_is_deterministic_and_leaves_global_rng_alone(trained):
     model, losses = trained
     state = torch.random.get_rng_state()
     images, labels = _toy_set(0)
-    again, losses_again = train_classifier(images, labels, steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
+    again, losses_again = fit_classifier(images, labels, steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert losses == losses_again
     for (key, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=False):
@@ -84,7 +84,7 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(KeyError, match="'fog'"):
         class_index("fog")
     with pytest.raises(ValueError, match=r"labels must be in \[0, 7\)"):
-        train_classifier(torch.zeros(2, 3, 8, 8), torch.tensor([0, 9]), steps=1)
+        fit_classifier(torch.zeros(2, 3, 8, 8), torch.tensor([0, 9]), steps=1)
     with pytest.raises(FileNotFoundError, match="classifier.json"):
         load_classifier(tmp_path)
     assert DegradationClassifier(num_classes=6).class_names == CLASSES[:6]
@@ -126,7 +126,7 @@ def test_judging_the_change_survives_a_scene_confound_judging_the_image_does_not
             labels += [class_index(kind)] * count
         return torch.cat(inputs), torch.tensor(labels)
 
-    judge, _ = train_classifier(*pairs(swap=False), steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
+    judge, _ = fit_classifier(*pairs(swap=False), steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
     inputs, labels = pairs(swap=True)
     accuracy = (predict(judge, inputs).argmax(-1) == labels).float().mean().item()
     assert accuracy > 0.9 if judge_input == "change" else accuracy < 0.5

@@ -1,4 +1,4 @@
-"""gendeg.colour_range: generated images held within the colour gains of the real pairs."""
+"""gendeg.data.colour_range: generated images held within the colour gains of the real pairs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from gendeg.colour_range import ColourRange, channel_gains, constrain_colour, fit_colour_range
-from gendeg.images import write_png
+from gendeg.data.colour_range import ColourRange, channel_gains, constrain_colour, fit_colour_range
+from gendeg.data.images import write_png
 
 
 def images(*means: tuple[float, float, float], size: int = 8) -> torch.Tensor:

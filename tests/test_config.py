@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from gendeg.config import STAGE_SECTIONS, ConfigError, deep_merge, load_params, resolve, write_resolved
+from gendeg.pipeline.config import STAGE_SECTIONS, ConfigError, deep_merge, load_params, resolve, write_resolved
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_stage_sections_exist_in_params(params):
 
 
 def test_comparison_switch_rewrites_only_the_dag_keys_and_round_trips(tmp_path):
-    from gendeg.config import COMPARISONS, set_comparison
+    from gendeg.pipeline.config import COMPARISONS, set_comparison
 
     original = (ROOT / "params.yaml").read_text()
     path = tmp_path / "params.yaml"

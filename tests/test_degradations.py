@@ -7,12 +7,12 @@ import pytest
 import torch
 from scipy.ndimage import binary_opening, laplace, minimum_filter
 
+from gendeg.data.scenes import load_scene, random_crop
+from gendeg.data.standins import degrade_to_mu
 from gendeg.degradations import GENERATORS, OOD_GENERATORS, TRAINING_GENERATORS, generate
 from gendeg.degradations.common import line_kernel
 from gendeg.degradations.motion_blur import DEFAULTS as BLUR_DEFAULTS
 from gendeg.degradations.motion_blur import trajectory_kernel
-from gendeg.scenes import load_scene, random_crop
-from gendeg.standins import degrade_to_mu
 
 torch.set_num_threads(1)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gendeg.devices import model_device
-from gendeg.pairs import Batch
+from gendeg.data.pairs import Batch
+from gendeg.runtime.devices import model_device
 
 
 def test_a_batch_moves_every_field():

@@ -22,7 +22,7 @@ from gendeg.diffusion import (
 from gendeg.diffusion.conditioning import CrossAttentionIntensity
 from gendeg.diffusion.objective import snr_weights
 from gendeg.diffusion.sampling import epsilon_from_sample
-from gendeg.intensity import NULL_SLOT, bin_index
+from gendeg.intensity.definition import NULL_SLOT, bin_index
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from gendeg.classifier import DegradationClassifier, extract_features
+from gendeg.measure.classifier import DegradationClassifier, extract_features
 from gendeg.stages.evaluate import DISTANCES, set_distances
 
 CFG = {"kid_subsets": 10, "kid_subset_size": 100, "patch_size": 5, "patches_per_image": 16, "projections": 32}
@@ -60,7 +60,7 @@ def test_same_seed_same_numbers_and_single_images_are_undefined():
 def test_feature_training_cap_is_per_degradation_deterministic_and_ordered():
     import pandas as pd
 
-    from gendeg.stages.train_features import cap_per_degradation
+    from gendeg.stages.train_classifier import cap_per_degradation
 
     frame = pd.DataFrame({"degradation": ["haze"] * 10 + ["rain"] * 3, "dataset": list("abababababxyz")})
     capped = cap_per_degradation(frame, 4, seed=0)

@@ -105,7 +105,7 @@ def test_snakemake_refuses_to_start_while_dvc_holds_the_project(project):
 def test_dvc_repro_refuses_to_start_while_snakemake_runs(project):
     """Item 8, the other way round: the lock the Snakefile holds while it runs jobs keeps `dvc repro` out."""
     root, env = project
-    code = ("import time\nfrom gendeg.orchestration import hold_project_lock\nhold_project_lock('.')\n"
+    code = ("import time\nfrom gendeg.pipeline.orchestration import hold_project_lock\nhold_project_lock('.')\n"
             "print('locked', flush=True)\ntime.sleep(600)\n")
     snakemake = subprocess.Popen([sys.executable, "-c", code], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -120,7 +120,7 @@ def test_dvc_repro_refuses_to_start_while_snakemake_runs(project):
 
 def test_a_failed_dvc_commit_is_an_error_with_its_reason(project):
     """Item 8: the old hook printed "`dvc commit` failed" with an empty reason and exited 0."""
-    from gendeg import orchestration
+    from gendeg.pipeline import orchestration
 
     root, env = project
     run(["gendeg", "resolve-params"], root, env)
@@ -140,7 +140,7 @@ def test_a_second_copy_of_a_job_cannot_write_the_same_output(project):
     """Item 6: beside an orphaned job (its orchestrator killed) a second copy must not start."""
     root, env = project
     run(["gendeg", "resolve-params"], root, env)
-    code = ("import time\nfrom gendeg.orchestration import job_lock\nwith job_lock('data/prepared'):\n"
+    code = ("import time\nfrom gendeg.pipeline.orchestration import job_lock\nwith job_lock('data/prepared'):\n"
             "    print('locked', flush=True)\n    time.sleep(600)\n")
     orphan = subprocess.Popen([sys.executable, "-c", code], cwd=root, env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -228,7 +228,7 @@ def test_every_file_of_a_user_folder_is_used_or_listed_with_its_reason(tmp_path)
     import numpy as np
     from PIL import Image
 
-    from gendeg.ingest import ingest_paired
+    from gendeg.data.ingest import ingest_paired
 
     rng = np.random.default_rng(0)
 
@@ -332,11 +332,11 @@ def test_setups_that_would_fail_hours_in_fail_before_any_job(project, edit, mess
 
 
 def test_user_data_must_cover_every_degradation_and_a_test_split():
-    """Item 10: data for some degradations only failed in synthesize (KeyError); no split: test in train_features."""
+    """Item 10: data for some degradations only failed in synthesize (KeyError); no split: test in train_classifier."""
     import yaml
 
-    from gendeg.config import ConfigError, resolve
-    from gendeg.orchestration import preflight
+    from gendeg.pipeline.config import ConfigError, resolve
+    from gendeg.pipeline.orchestration import preflight
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["source"] = "user"
@@ -360,7 +360,7 @@ def test_skip_mode_says_how_many_were_skipped_and_summary_holds_no_nan(tmp_path,
     import numpy as np
     from PIL import Image
 
-    from gendeg.config import stage_config
+    from gendeg.pipeline.config import stage_config
     from gendeg.stages.prepare import prepare
 
     monkeypatch.chdir(tmp_path)
@@ -392,8 +392,8 @@ def test_runs_of_a_killed_invocation_are_marked_killed_by_the_next(tmp_path):
 
     import mlflow
 
-    from gendeg import tracking
-    from gendeg.orchestration import reap_dead_runs
+    from gendeg.pipeline import tracking
+    from gendeg.pipeline.orchestration import reap_dead_runs
 
     code = ("import time\nfrom gendeg import tracking\nwith tracking.job_run('train_restorer', 'killed-job') as run:\n"
             "    print(run.run_id, flush=True)\n    time.sleep(600)\n")
@@ -418,7 +418,7 @@ def test_a_job_that_fails_before_its_run_opens_still_gets_a_failed_run(tmp_path)
     """Item 7: failing synthesize jobs of a bad user-data run had no MLflow run at all."""
     import mlflow
 
-    from gendeg import tracking
+    from gendeg.pipeline import tracking
 
     done = subprocess.run([str(BIN / "gendeg"), "--log", "logs/s.log", "synthesize", "--config", "missing.json",
                            "--prepared", "p", "--model", "m", "--degradation", "haze", "--out", "data/synthetic/haze",
@@ -433,7 +433,7 @@ def test_a_job_that_fails_before_its_run_opens_still_gets_a_failed_run(tmp_path)
 
 def test_a_touch_is_told_apart_from_a_run():
     """`snakemake --touch` builds nothing: the Snakefile must not `dvc commit` after it."""
-    from gendeg.orchestration import touches_only
+    from gendeg.pipeline.orchestration import touches_only
 
     assert touches_only(["--touch", "--cores", "1"]) and touches_only(["-t", "--cores", "1"])
     assert not touches_only(["--cores", "1"]) and not touches_only(["-n", "--cores", "1"])

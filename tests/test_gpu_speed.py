@@ -17,11 +17,11 @@ import torch
 import yaml
 
 from gendeg.diffusion import GenDegModel, generate
+from gendeg.diffusion.latent_cache import LatentCache, applies, cache_key
 from gendeg.diffusion.random_sd import write_random_stable_diffusion
-from gendeg.latent_cache import LatentCache, applies, cache_key
-from gendeg.speed import AutocastForward, apply_unet_speedups, memory_model, plan_batch
+from gendeg.runtime.speed import AutocastForward, apply_unet_speedups, memory_model, plan_batch
+from gendeg.runtime.training import TrainSettings, step_generator, train
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
-from gendeg.training import TrainSettings, step_generator, train
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -49,7 +49,7 @@ def paper_train_cfg(batch_size: int = 3) -> dict:
 
 
 def test_the_benchmark_reads_the_paper_preset_as_the_pipeline_resolves_it():
-    from gendeg.config import resolve
+    from gendeg.pipeline.config import resolve
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["preset"] = "paper"

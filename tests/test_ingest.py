@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gendeg.ingest import (
+from gendeg.data.ingest import (
     IngestError,
     Problem,
     canonical_degradation,
@@ -24,7 +24,7 @@ from gendeg.ingest import (
     ingest_paired,
     write_problem_report,
 )
-from gendeg.manifest import EXTRA_COLUMNS, GENDS_COLUMNS
+from gendeg.data.manifest import EXTRA_COLUMNS, GENDS_COLUMNS
 
 MODES = ["fail", "skip"]
 

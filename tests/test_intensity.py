@@ -16,24 +16,24 @@ from PIL import Image
 from skimage import data
 
 from gendeg import DEGRADATIONS
-from gendeg.intensity import (
-    DEFAULT_DOWN_WEIGHTS,
+from gendeg.intensity.definition import (
     N_BINS,
     NULL_SLOT,
     RANGES,
-    DegradationStats,
-    IntensitySampler,
-    IntensityStats,
-    IntensityStatsError,
     bin_centre,
     bin_edges,
     bin_index,
     histogram_counts,
-    histogram_w1,
     joint_counts,
-    load_intensity_stats,
     mu_sigma,
     mu_sigma_torch,
+)
+from gendeg.intensity.sampler import DEFAULT_DOWN_WEIGHTS, IntensitySampler, histogram_w1
+from gendeg.intensity.stats import (
+    DegradationStats,
+    IntensityStats,
+    IntensityStatsError,
+    load_intensity_stats,
     stats_from_frame,
     write_intensity_stats,
     write_official_stats,
@@ -44,7 +44,7 @@ torch.set_num_threads(1)
 
 def _released_dir() -> Path:
     try:
-        from gendeg.reference import released_stats_dir
+        from gendeg.data.reference import released_stats_dir
         return released_stats_dir()
     except (ImportError, FileNotFoundError):
         return Path(__file__).resolve().parents[1] / "reference" / "gendeg-intensity-stats"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from gendeg.metrics import (
+from gendeg.measure.metrics import (
     colour_shift,
     frechet_distance,
     kid,

@@ -118,7 +118,7 @@ def tiny_set(folder: Path, size: int = 32) -> Path:
     """Three synthetic scenes x two degradations written as a set in the benchmark's layout."""
     from PIL import Image
 
-    from gendeg.manifest import make_frame, write_manifest
+    from gendeg.data.manifest import make_frame, write_manifest
 
     rows = []
     for scene in range(3):
@@ -158,12 +158,12 @@ def test_image_metrics_separate_colour_from_structure():
 
 
 def test_mean_matching_agrees_with_gendeg_metrics():
-    import gendeg.metrics
+    import gendeg.measure.metrics
 
     rng = torch.Generator().manual_seed(0)
     pred, target = torch.rand(4, 3, 16, 16, generator=rng), torch.rand(4, 3, 16, 16, generator=rng)
     np.testing.assert_allclose(bench.image_metrics(pred, target)["mean_matched_psnr"],
-                               gendeg.metrics.mean_matched_psnr(pred, target).numpy(), rtol=1e-5)
+                               gendeg.measure.metrics.mean_matched_psnr(pred, target).numpy(), rtol=1e-5)
 
 
 def test_evaluation_end_to_end_on_a_tiny_set(tmp_path):

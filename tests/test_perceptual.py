@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import TORCHVISION_ERROR, needs_torchvision
 
-from gendeg.perceptual import CONFIG_KEY, PerceptualMetrics, checkpoint_files, inception_distances
+from gendeg.measure.perceptual import CONFIG_KEY, PerceptualMetrics, checkpoint_files, inception_distances
 
 
 def _images(n: int = 6, size: int = 64, seed: int = 0) -> torch.Tensor:

@@ -53,12 +53,12 @@ def test_every_declared_output_exists(snakemake_run):
     root, _, _ = snakemake_run
     expected = [
         "data/prepared/train.csv", "data/prepared/test.csv", "data/prepared/ood.csv", "data/prepared/clean_pool.csv",
-        "data/prepared/summary.json", "models/gendeg/model.safetensors", "models/gendeg/config.json",
+        "data/prepared/summary.json", "models/gendeg/model.safetensors", "models/gendeg/pipeline/config.json",
         "models/gendeg/preview.png", "models/structure_correction/config.json",
         "data/gends/manifest.csv", "data/gends/summary.json", "data/gends/oracle.csv",
         "reports/report.md", "reports/ood_psnr.png", "reports/ood_per_degradation.png", "reports/samples.png",
-        "reports/summary.json", "models/features/classifier.safetensors", "models/features/classifier.json",
-        "models/features/summary.json", "logs/train_features.log", "logs/benchmarks/train_features.tsv",
+        "reports/summary.json", "models/classifier/classifier.safetensors", "models/classifier/classifier.json",
+        "models/classifier/summary.json", "logs/train_classifier.log", "logs/benchmarks/train_classifier.tsv",
         "logs/prepare.log", "logs/benchmarks/prepare.tsv", "logs/report.log", "logs/benchmarks/report.tsv",
     ]
     expected += [f"data/synthetic/{d}/manifest.csv" for d in DEGRADATIONS]
@@ -98,7 +98,7 @@ def test_mlflow_has_one_parent_and_a_child_per_job(snakemake_run):
     parents = [r for r in runs if r.data.tags.get("gendeg.orchestrator") == "snakemake"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    # prepare, train_gendeg, train_structure_correction, synthesize x6, merge, train_features,
+    # prepare, train_gendeg, train_structure_correction, synthesize x6, merge, train_classifier,
     # select_pairs / train_restorer / evaluate per training set, report
     jobs = 1 + 1 + 1 + len(DEGRADATIONS) + 1 + 1 + 3 * len(TRAINING_SETS) + 1
     assert len(children) == jobs

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gendeg.scenes import (
+from gendeg.data.scenes import (
     GREY_FILES,
     PHOTO_FILES,
     SceneSplit,

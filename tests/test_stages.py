@@ -20,13 +20,13 @@ import torch
 from conftest import needs_torchvision, stage_workspace, tree_digest
 from PIL import Image
 
-from gendeg.colour_range import ColourRange, constrain_colour
-from gendeg.config import stage_config
-from gendeg.images import read_image
-from gendeg.ingest import IngestError
-from gendeg.manifest import GENDS_COLUMNS, read_manifest
-from gendeg.mu_calibration import MuCalibration
-from gendeg.pairs import PairBank, load_square
+from gendeg.data.colour_range import ColourRange, constrain_colour
+from gendeg.data.images import read_image
+from gendeg.data.ingest import IngestError
+from gendeg.data.manifest import GENDS_COLUMNS, read_manifest
+from gendeg.data.pairs import PairBank, load_square
+from gendeg.measure.mu_calibration import MuCalibration
+from gendeg.pipeline.config import stage_config
 from gendeg.stages import train_gendeg as train_gendeg_stage
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.merge import intensity_filter, merge
@@ -34,7 +34,7 @@ from gendeg.stages.prepare import prepare
 from gendeg.stages.report import distance_table, report, restorer_jobs
 from gendeg.stages.select_pairs import first_generated, select_pairs
 from gendeg.stages.synthesize import synthesize
-from gendeg.stages.train_features import train_features
+from gendeg.stages.train_classifier import train_classifier
 from gendeg.stages.train_restorer import augment, train_restorer
 
 
@@ -250,19 +250,19 @@ def test_an_architecture_without_settings_is_named_in_the_error(workdir, existin
         train_restorer(config, "swin", "existing", existing_pairs, Path("models/x"), None)
 
 
-def test_features_evaluation_and_report(workdir, prepared, existing_pairs):
-    """train_features is deterministic; evaluate writes distances for restorer and input; report renders them."""
+def test_classifier_evaluation_and_report(workdir, prepared, existing_pairs):
+    """train_classifier is deterministic; evaluate writes distances for restorer and input; report renders them."""
     _, params = workdir
-    features_config = stage_config(params, "train_features")
-    summary = train_features(features_config, prepared, Path("models/features"))
-    train_features(features_config, prepared, Path("again/features"))
-    assert tree_digest(Path("models/features")) == tree_digest(Path("again/features"))
+    classifier_config = stage_config(params, "train_classifier")
+    summary = train_classifier(classifier_config, prepared, Path("models/classifier"))
+    train_classifier(classifier_config, prepared, Path("again/classifier"))
+    assert tree_digest(Path("models/classifier")) == tree_digest(Path("again/classifier"))
     assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["feature_dim"] > 0
     if not Path("models/r1/model.safetensors").exists():
         train_restorer(stage_config(params, "train_restorer"), "nafnet", "existing", existing_pairs, Path("models/r1"), None)
 
     config = stage_config(params, "evaluate")
-    metrics = evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/features"), prepared,
+    metrics = evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/classifier"), prepared,
                        Path("metrics/nafnet/existing.json"), Path("metrics/nafnet/existing_per_set.csv"))
     ood = metrics["ood"]
     for key in ("kid", "fid", "swd", "input_kid", "input_fid", "input_swd"):
@@ -280,7 +280,7 @@ def test_features_evaluation_and_report(workdir, prepared, existing_pairs):
     table = pd.read_csv("metrics/nafnet/existing_per_set.csv")
     assert {"kid", "fid", "swd", "input_kid", "psnr", "ssim"} <= set(table.columns) and set(table["split"]) == {"ood", "test"}
     first = Path("metrics/nafnet/existing.json").read_bytes()
-    evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/features"), prepared,
+    evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/classifier"), prepared,
              Path("metrics/nafnet/existing.json"), Path("metrics/nafnet/existing_per_set.csv"))
     assert Path("metrics/nafnet/existing.json").read_bytes() == first, "evaluation is not deterministic"
 
@@ -316,13 +316,13 @@ def test_features_evaluation_and_report(workdir, prepared, existing_pairs):
 def test_evaluate_adds_lpips_and_inception_distances_with_the_perceptual_extra(workdir, prepared, existing_pairs,
                                                                               random_torch_home):
     _, params = workdir
-    if not Path("models/features/classifier.safetensors").exists():
-        train_features(stage_config(params, "train_features"), prepared, Path("models/features"))
+    if not Path("models/classifier/classifier.safetensors").exists():
+        train_classifier(stage_config(params, "train_classifier"), prepared, Path("models/classifier"))
     if not Path("models/r1/model.safetensors").exists():
         train_restorer(stage_config(params, "train_restorer"), "nafnet", "existing", existing_pairs, Path("models/r1"), None)
     config = copy.deepcopy(stage_config(params, "evaluate"))
     config["evaluate"]["perceptual"] = {"torch_home": str(random_torch_home)}
-    metrics = evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/features"), prepared,
+    metrics = evaluate(config, "nafnet-existing", Path("models/r1"), Path("models/classifier"), prepared,
                        Path("metrics/perceptual.json"), Path("metrics/perceptual_per_set.csv"))
     ood = metrics["ood"]
     for key in ("lpips", "input_lpips", "inception_fid", "inception_kid", "input_inception_fid"):

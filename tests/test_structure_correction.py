@@ -13,8 +13,8 @@ import torch
 from conftest import stage_workspace, tree_digest
 
 import gendeg.stages.train_structure_correction as stage
-from gendeg.config import ConfigError, stage_config
-from gendeg.structure_correction import load_structure_correction
+from gendeg.diffusion.structure_correction import load_structure_correction
+from gendeg.pipeline.config import ConfigError, stage_config
 
 
 @pytest.fixture(scope="module")

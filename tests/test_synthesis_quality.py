@@ -1,4 +1,4 @@
-"""gendeg.synthesis_quality on tiny inputs whose answers are known."""
+"""gendeg.measure.synthesis_quality on tiny inputs whose answers are known."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gendeg.classifier import predict, train_classifier
-from gendeg.synthesis_quality import (
+from gendeg.measure.classifier import fit_classifier, predict
+from gendeg.measure.synthesis_quality import (
     class_shares,
     compare_over_seeds,
     control_stats,
@@ -87,7 +87,7 @@ def test_type_accuracy_with_a_classifier_on_a_trivially_separable_toy_set():
     dark = torch.rand(24, 3, 16, 16, generator=generator) * 0.2
     bright = 0.8 + torch.rand(24, 3, 16, 16, generator=generator) * 0.2
     images, labels = torch.cat([dark, bright]), torch.tensor([0] * 24 + [1] * 24)
-    model, _ = train_classifier(images, labels, steps=40, batch_size=16, lr=5e-3, seed=0, width=4, num_classes=2)
+    model, _ = fit_classifier(images, labels, steps=40, batch_size=16, lr=5e-3, seed=0, width=4, num_classes=2)
     held_out = torch.cat([torch.rand(8, 3, 16, 16, generator=generator) * 0.2,
                           0.8 + torch.rand(8, 3, 16, 16, generator=generator) * 0.2])
     truth = torch.tensor([0] * 8 + [1] * 8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gendeg.training import TrainSettings, loss_summary, step_generator, train
+from gendeg.runtime.training import TrainSettings, loss_summary, step_generator, train
 
 TARGET = torch.tensor([[1.5, -2.0, 0.5]])
 

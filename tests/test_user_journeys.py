@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from gendeg.config import ConfigError, load_params, resolve, write_resolved
+from gendeg.pipeline.config import ConfigError, load_params, resolve, write_resolved
 
 
 def dvc_set(path, dotted: str, value) -> None:
@@ -102,7 +102,7 @@ def test_default_preset_takes_the_top_level_value(tmp_path):
 @pytest.fixture()
 def store(tmp_path, monkeypatch):
     """A fresh project store at its default place (<root>/mlflow.db), the root a git repository."""
-    from gendeg import tracking
+    from gendeg.pipeline import tracking
 
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     git(tmp_path, "init", "-q")
@@ -136,7 +136,7 @@ def fake_restorer_and_evaluation(tracking, job: str, psnr: float):
 
 
 def test_parent_params_git_commit_and_linked_evaluation(store, monkeypatch):
-    from gendeg import tracking
+    from gendeg.pipeline import tracking
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=store, capture_output=True, text=True).stdout.strip()
     parent = tracking.start_parent("snakemake (default)", tags={"gendeg.orchestrator": "snakemake"})
@@ -165,7 +165,7 @@ def test_parent_params_git_commit_and_linked_evaluation(store, monkeypatch):
 
 
 def test_dvc_exp_runs_get_one_parent_named_after_the_experiment(store, monkeypatch):
-    from gendeg import tracking
+    from gendeg.pipeline import tracking
 
     monkeypatch.setenv("DVC_EXP_NAME", "tuned-steps")
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123456789abcdef")
@@ -187,7 +187,7 @@ def test_a_moved_project_finds_its_images(store, tmp_path_factory, monkeypatch):
 
     import numpy as np
 
-    from gendeg import tracking
+    from gendeg.pipeline import tracking
 
     with tracking.job_run("report", "report") as run:
         run.log_image(np.ones((4, 4, 3)), "samples.png")
@@ -217,7 +217,7 @@ def _fake_job_metrics(psnr: float) -> dict:
 def test_dvc_shows_headline_metrics_and_overlaid_plots_offline(tmp_path):
     import shutil
 
-    from gendeg.dvc_views import offline_template, vega_bundles, write_dvc_views
+    from gendeg.pipeline.dvc_views import offline_template, vega_bundles, write_dvc_views
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     git(tmp_path, "init", "-q")
@@ -272,7 +272,7 @@ def workdir(tmp_path_factory, smoke_params):
 @pytest.fixture(scope="module")
 def restorer_job(workdir, prepared):
     """A 6-step restorer job as the CLI runs it (the torchrun test in test_stages.py does the same)."""
-    from gendeg.config import stage_config
+    from gendeg.pipeline.config import stage_config
     from gendeg.stages.select_pairs import select_pairs
 
     _, params = workdir
@@ -323,7 +323,7 @@ def test_accelerate_launch_cpu_with_several_processes_is_refused(workdir, restor
     ({"MASTER_PORT": "29500", "RANK": "0", "WORLD_SIZE": "2"}, False),  # torchrun / --multi_gpu
 ])
 def test_check_launch(environ, refused):
-    from gendeg.distributed import LaunchError, check_launch
+    from gendeg.runtime.distributed import LaunchError, check_launch
 
     if refused:
         with pytest.raises(LaunchError):
@@ -338,7 +338,7 @@ def test_check_launch(environ, refused):
 def test_a_logged_job_reports_status_lines_to_the_terminal(monkeypatch, tmp_path):
     import time
 
-    from gendeg import progress
+    from gendeg.runtime import progress
 
     read, write = os.pipe()
     monkeypatch.setenv("GENDEG_STATUS_EVERY", "0.05")
@@ -357,7 +357,7 @@ def test_a_logged_job_reports_status_lines_to_the_terminal(monkeypatch, tmp_path
 
 
 def test_no_status_lines_without_a_log(monkeypatch):
-    from gendeg import progress
+    from gendeg.runtime import progress
 
     monkeypatch.setattr(progress, "_console", None)
     bar = progress.progress(range(3), desc="x")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from gendeg.config import STAGE_SECTIONS, USER_DATA
+from gendeg.pipeline.config import STAGE_SECTIONS, USER_DATA
 
 JOB_HEADER = re.compile(r"^(?:local)?rule (\w+):$")
 # Dry-run stand-ins for a resolved config params.yaml changes (workflow/rules/common.smk): the

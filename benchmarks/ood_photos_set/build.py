@@ -113,7 +113,7 @@ def _git_commit() -> str:
 
 
 def build(out: Path) -> dict:
-    from gendeg.manifest import make_frame, write_manifest
+    from gendeg.data.manifest import make_frame, write_manifest
 
     check_sources()
     start = time.time()

@@ -1,4 +1,13 @@
-"""GenDeg: diffusion-based degradation synthesis for all-in-one image restoration."""
+"""GenDeg: diffusion-based degradation synthesis for all-in-one image restoration.
+
+Subpackages, lowest first (each imports only from those before it): runtime (plumbing),
+degradations, intensity, measure, restorers, data, diffusion (GenDeg), pipeline (params,
+orchestration, MLflow tracking), stages (one module per DAG stage), then cli."""
+
+from pathlib import Path
+
+# The repository this package is installed from (editable install): reference/, workflow/ live here.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 DEGRADATIONS = ("haze", "rain", "snow", "motion_blur", "low_light", "raindrop")
 

@@ -15,14 +15,14 @@ import traceback
 from contextlib import nullcontext
 from pathlib import Path
 
-from gendeg.config import ConfigError, read_stage_config, write_resolved
-from gendeg.distributed import is_main_process, process_index
-from gendeg.ingest import IngestError
-from gendeg.intensity import IntensityStatsError
-from gendeg.manifest import ManifestError
-from gendeg.orchestration import PipelineBusy, job_lock
-from gendeg.progress import set_console
+from gendeg.data.ingest import IngestError
+from gendeg.data.manifest import ManifestError
+from gendeg.intensity.stats import IntensityStatsError
+from gendeg.pipeline.config import ConfigError, read_stage_config, write_resolved
+from gendeg.pipeline.orchestration import PipelineBusy, job_lock
 from gendeg.restorers.common import RestorerConfigError
+from gendeg.runtime.distributed import is_main_process, process_index
+from gendeg.runtime.progress import set_console
 
 
 def _set_threads(threads: int | None) -> None:
@@ -49,8 +49,8 @@ def _job_threads(args) -> int | None:
 
 
 def cmd_resolve_params(args) -> None:
-    from gendeg.config import load_params
-    from gendeg.orchestration import preflight
+    from gendeg.pipeline.config import load_params
+    from gendeg.pipeline.orchestration import preflight
 
     preflight(load_params(args.params), str(args.params))  # DVC's first stage: fail before any work
     for path in write_resolved(args.params, args.out):
@@ -89,10 +89,10 @@ def cmd_merge(args) -> None:
     merge(config, args.prepared, [args.synthetic_root / d for d in config["degradations"]], args.out)
 
 
-def cmd_train_features(args) -> None:
-    from gendeg.stages.train_features import train_features
+def cmd_train_classifier(args) -> None:
+    from gendeg.stages.train_classifier import train_classifier
 
-    train_features(read_stage_config(args.config), args.prepared, args.out)
+    train_classifier(read_stage_config(args.config), args.prepared, args.out)
 
 
 def cmd_select_pairs(args) -> None:
@@ -111,7 +111,7 @@ def cmd_train_restorer(args) -> None:
 def cmd_evaluate(args) -> None:
     from gendeg.stages.evaluate import evaluate
 
-    evaluate(read_stage_config(args.config), args.job, args.model, args.features, args.prepared, args.out_json,
+    evaluate(read_stage_config(args.config), args.job, args.model, args.classifier, args.prepared, args.out_json,
              args.out_csv)
 
 
@@ -125,7 +125,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_comparison(args) -> None:
-    from gendeg.config import COMPARISONS, set_comparison
+    from gendeg.pipeline.config import COMPARISONS, set_comparison
 
     changed = set_comparison(args.params, args.name)
     wanted = COMPARISONS[args.name]
@@ -134,14 +134,14 @@ def cmd_comparison(args) -> None:
 
 
 def cmd_tracking(args) -> None:
-    from gendeg import tracking
+    from gendeg.pipeline import tracking
 
     print(f"MLflow store {tracking.tracking_uri()}, experiment id {tracking.init_store()}")
 
 
 def cmd_track(args) -> int:
     """Run a command (e.g. `dvc repro`) under one parent MLflow run, as Snakemake's onstart does."""
-    from gendeg import tracking
+    from gendeg.pipeline import tracking
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -149,14 +149,14 @@ def cmd_track(args) -> int:
     if Path("params.yaml").exists() and Path("dvc.yaml").exists():
         # `dvc repro` re-runs resolve_params only when params.yaml changes; refreshing here (under
         # the project lock) also lets it see changed user data files (resolved_params/user_data.json).
-        from gendeg.orchestration import hold_project_lock, release_project_lock
+        from gendeg.pipeline.orchestration import hold_project_lock, release_project_lock
 
         hold_project_lock(".")
         try:
             write_resolved("params.yaml", "resolved_params")
         finally:
             release_project_lock()
-    from gendeg.orchestration import reap_dead_runs
+    from gendeg.pipeline.orchestration import reap_dead_runs
 
     tracking.init_store()
     reaped = reap_dead_runs()
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-root", type=Path, required=True, help="folder holding one output per degradation")
     p.add_argument("--out", type=Path, required=True)
 
-    p = stage("train-features", cmd_train_features, "train the frozen feature network for KID / FID (training split only)")
+    p = stage("train-classifier", cmd_train_classifier, "train the frozen degradation classifier whose features KID / FID use (training split only)")
     p.add_argument("--prepared", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("evaluate", cmd_evaluate, "PSNR/SSIM and KID/FID/SWD of a restorer on the OOD and in-distribution sets")
     p.add_argument("--job", required=True, help="label of the restorer job, e.g. nafnet-gends")
     p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--features", type=Path, required=True, help="feature network folder (stage train_features)")
+    p.add_argument("--classifier", type=Path, required=True, help="feature network folder (stage train_classifier)")
     p.add_argument("--prepared", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
     p.add_argument("--out-csv", type=Path, required=True)
@@ -269,7 +269,7 @@ def _redirect_to_log(path: Path) -> int:
 
     Both orchestrators call the same command with the same --log, so logs/ looks the same
     after `snakemake` and after `dvc repro`.  The other processes of a multi-process job
-    (`gendeg.distributed`) log beside it, to <log>.rank<N>.
+    (`gendeg.runtime.distributed`) log beside it, to <log>.rank<N>.
     """
     if not is_main_process():
         path = path.with_name(f"{path.name}.rank{process_index()}")
@@ -292,7 +292,7 @@ def _write_benchmark(path: Path, seconds: float) -> None:
     """
     import resource
 
-    from gendeg.atomic import write_text
+    from gendeg.runtime.atomic import write_text
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -302,15 +302,15 @@ def _write_benchmark(path: Path, seconds: float) -> None:
 
 # Subcommand -> MLflow stage name, for the commands a pipeline job runs.
 _JOB_STAGES = {"prepare": "prepare", "train-gendeg": "train_gendeg", "train-structure-correction": "train_structure_correction",
-               "synthesize": "synthesize", "merge": "merge", "train-features": "train_features",
+               "synthesize": "synthesize", "merge": "merge", "train-classifier": "train_classifier",
                "select-pairs": "select_pairs", "train-restorer": "train_restorer", "evaluate": "evaluate",
                "report": "report"}
 
 
 def _record_failure(args) -> None:
     """Every job that started ends with an MLflow run: one that failed before opening its own gets a FAILED one."""
-    from gendeg import tracking
-    from gendeg.orchestration import record_failed_job
+    from gendeg.pipeline import tracking
+    from gendeg.pipeline.orchestration import record_failed_job
 
     if tracking.OPENED:
         return
@@ -328,7 +328,7 @@ def _record_failure(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = _redirect_to_log(args.log) if args.log else None
-    set_console(console)  # running bars report one line at a time to the terminal (gendeg.progress)
+    set_console(console)  # running bars report one line at a time to the terminal (gendeg.runtime.progress)
     started = time.perf_counter()
     try:
         _set_threads(_job_threads(args))

@@ -2,8 +2,9 @@
 import os
 from pathlib import Path
 
-from gendeg import orchestration, tracking
-from gendeg.config import ConfigError, load_params, write_resolved
+from gendeg.pipeline import orchestration
+from gendeg.pipeline.config import ConfigError, load_params, write_resolved
+from gendeg.pipeline import tracking
 
 os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve()))
 

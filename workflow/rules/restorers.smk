@@ -1,19 +1,19 @@
-rule train_features:
+rule train_classifier:
     """The frozen degradation classifier whose features KID / FID use (training split only)."""
     input:
-        config=resolved("train_features"),
-        code=stage_code("train_features"),
+        config=resolved("train_classifier"),
+        code=stage_code("train_classifier"),
         prepared="data/prepared",
     output:
-        directory("models/features"),
+        directory("models/classifier"),
     log:
-        "logs/train_features.log",
+        "logs/train_classifier.log",
     benchmark:
-        "logs/benchmarks/train_features.tsv"
-    threads: job_threads("train_features")
+        "logs/benchmarks/train_classifier.tsv"
+    threads: job_threads("train_classifier")
     shell:
-        "gendeg --log {log} --benchmark logs/benchmarks/train_features.tsv"
-        " train-features --config {input.config} --prepared {input.prepared} --out {output}"
+        "gendeg --log {log} --benchmark logs/benchmarks/train_classifier.tsv"
+        " train-classifier --config {input.config} --prepared {input.prepared} --out {output}"
 
 
 rule select_pairs:
@@ -60,7 +60,7 @@ rule evaluate:
         config=resolved("evaluate"),
         code=stage_code("evaluate"),
         prepared="data/prepared",
-        features="models/features",
+        classifier="models/classifier",
         model="models/restorer/{arch}/{train_set}",
     output:
         metrics="metrics/{arch}/{train_set}.json",
@@ -74,7 +74,7 @@ rule evaluate:
         "gendeg --log {log}"
         " --benchmark logs/benchmarks/evaluate/{wildcards.arch}/{wildcards.train_set}.tsv"
         " evaluate --config {input.config} --job {wildcards.arch}-{wildcards.train_set}"
-        " --model {input.model} --features {input.features} --prepared {input.prepared}"
+        " --model {input.model} --classifier {input.classifier} --prepared {input.prepared}"
         " --out-json {output.metrics} --out-csv {output.per_set}"
 
 
@@ -123,7 +123,7 @@ rule evaluate_scaling:
         config=resolved("evaluate"),
         code=stage_code("evaluate"),
         prepared="data/prepared",
-        features="models/features",
+        classifier="models/classifier",
         model="models/restorer_scaling/{generated}",
     output:
         metrics="metrics/scaling/{generated}.json",
@@ -136,5 +136,5 @@ rule evaluate_scaling:
     shell:
         "gendeg --log {log} --benchmark logs/benchmarks/evaluate/scaling/{wildcards.generated}.tsv"
         " evaluate --config {input.config} --job scaling-{wildcards.generated}"
-        " --model {input.model} --features {input.features} --prepared {input.prepared}"
+        " --model {input.model} --classifier {input.classifier} --prepared {input.prepared}"
         " --out-json {output.metrics} --out-csv {output.per_set}"

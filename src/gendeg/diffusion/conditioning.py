@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from gendeg import DEGRADATIONS
-from gendeg.intensity import N_BINS, NULL_SLOT, bin_index
+from gendeg.intensity.definition import N_BINS, NULL_SLOT, bin_index
 
 N_SLOTS = N_BINS + 1
 NULL_DEGRADATION = len(DEGRADATIONS)  # index of the "no degradation text" entry

@@ -32,7 +32,6 @@ from diffusers.models.embeddings import TimestepEmbedding
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gendeg.atomic import atomic_dir
 from gendeg.diffusion.codecs import build_codec
 from gendeg.diffusion.conditioning import (
     ENCODINGS,
@@ -44,6 +43,7 @@ from gendeg.diffusion.conditioning import (
     encode_intensity,
 )
 from gendeg.diffusion.text import ClipPromptEncoder, build_prompts, require_folder
+from gendeg.runtime.atomic import atomic_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from diffusers.training_utils import compute_snr
 
 from gendeg.diffusion.model import GenDegModel
-from gendeg.speed import to_device
+from gendeg.runtime.speed import to_device
 
 # Paper: 5% drop text+mu/sigma, 5% drop text+mu/sigma and the image, 5% drop the image only.
 DEFAULT_DROPOUT = {"text": 0.05, "text_and_image": 0.05, "image": 0.05}
@@ -80,7 +80,7 @@ def latent_training_loss(
     snr_gamma: float | None = None,
     snr_floor: float | None = None,
 ) -> torch.Tensor:
-    """`training_loss` from the codec's latents of the pair (gendeg.latent_cache): the same
+    """`training_loss` from the codec's latents of the pair (gendeg.diffusion.latent_cache): the same
     random draws in the same order, so cached and on-the-fly training are the same run."""
     core: GenDegModel = getattr(model, "module", model)
     batch = clean_latents.shape[0]

@@ -14,8 +14,8 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
-from gendeg.devices import model_device
 from gendeg.diffusion.model import GenDegModel
+from gendeg.runtime.devices import model_device
 
 SAMPLERS = ("dpmsolver++", "euler_ancestral")
 

@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gendeg.atomic import atomic_path, write_json
-from gendeg.devices import model_device
 from gendeg.restorers import nafnet, promptir, swin
 from gendeg.restorers.common import RestorerConfigError, merge_config
+from gendeg.runtime.atomic import atomic_path, write_json
+from gendeg.runtime.devices import model_device
 
 BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "nafnet": nafnet.build,

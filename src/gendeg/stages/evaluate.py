@@ -16,14 +16,14 @@ Distributional distances (lower is better), between the set of restored images a
 of their clean targets, per evaluation set, per OOD degradation and pooled over all OOD
 images:
 - `kid`, `fid`: KID (unbiased, polynomial kernel) and the Frechet distance in the feature
-  space of the frozen degradation classifier of stage `train_features` (trained on the
+  space of the frozen degradation classifier of stage `train_classifier` (trained on the
   training split only; see that module for why it stands in for Inception);
 - `swd`: sliced Wasserstein-1 distance between raw 7x7 RGB patch distributions, no network.
 Subsets, patches and projections come from `seed`, identical for every restorer, so two
 restorers are compared on exactly the same draws.  FID is biased upward for small sets:
 compare it only between restorers on the same sets, never across sets of other sizes.
 
-Optional (`evaluate.perceptual.torch_home`, the `perceptual` extra; see gendeg.perceptual):
+Optional (`evaluate.perceptual.torch_home`, the `perceptual` extra; see gendeg.measure.perceptual):
 per-image `lpips` (AlexNet) next to PSNR / SSIM, and `inception_kid` / `inception_fid` on
 Inception-v3 features next to the classifier-feature ones.
 
@@ -42,12 +42,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gendeg import tracking
-from gendeg.atomic import atomic_path, write_json
-from gendeg.classifier import extract_features, load_classifier
-from gendeg.devices import compute_device
-from gendeg.manifest import read_manifest
-from gendeg.metrics import (
+from gendeg.data.manifest import read_manifest
+from gendeg.data.pairs import PairBank
+from gendeg.measure.classifier import extract_features, load_classifier
+from gendeg.measure.metrics import (
     colour_shift,
     frechet_distance,
     kid,
@@ -56,10 +54,12 @@ from gendeg.metrics import (
     sliced_wasserstein_patches,
     ssim,
 )
-from gendeg.pairs import PairBank
-from gendeg.perceptual import PerceptualMetrics, inception_distances
-from gendeg.progress import progress
+from gendeg.measure.perceptual import PerceptualMetrics, inception_distances
+from gendeg.pipeline import tracking
 from gendeg.restorers import load_restorer, restore
+from gendeg.runtime.atomic import atomic_path, write_json
+from gendeg.runtime.devices import compute_device
+from gendeg.runtime.progress import progress
 
 FIDELITY = ("psnr", "ssim", "input_psnr", "input_ssim", "psnr_gain", "mean_matched_psnr", "input_mean_matched_psnr",
             "mean_matched_gain", "colour_shift", "input_colour_shift", "brightness_shift", "input_brightness_shift")
@@ -195,14 +195,14 @@ def restorer_identity(model_dir: Path) -> dict:
     return identity
 
 
-def evaluate(config: dict, job: str, model_dir: Path, features_dir: Path, prepared_dir: Path, out_json: Path,
+def evaluate(config: dict, job: str, model_dir: Path, classifier_dir: Path, prepared_dir: Path, out_json: Path,
              out_csv: Path) -> dict:
     """Score the restorer in `model_dir`; `job` names it in outputs and MLflow (e.g. `nafnet-gends`)."""
     cfg = config["evaluate"]
     tags = restorer_identity(model_dir)
     distances = cfg["distances"]
     model = load_restorer(model_dir).eval().to(compute_device())
-    features_net = load_classifier(features_dir).to(compute_device())
+    features_net = load_classifier(classifier_dir).to(compute_device())
     torch_home = cfg["perceptual"]["torch_home"]
     perceptual = PerceptualMetrics(torch_home) if torch_home else None
     frames = {split: read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")}

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gendeg import tracking
-from gendeg.atomic import atomic_dir, write_json
-from gendeg.manifest import read_manifest, write_manifest
+from gendeg.data.manifest import read_manifest, write_manifest
+from gendeg.pipeline import tracking
+from gendeg.runtime.atomic import atomic_dir, write_json
 
 
 def intensity_filter(frame: pd.DataFrame, cfg: dict) -> pd.Series:

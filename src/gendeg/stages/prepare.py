@@ -4,7 +4,7 @@ their intensity statistics in the released JSON format.
 Built-in data (no download) or the user's folders and manifests (validated before any
 work).  Outputs one folder, written atomically:
 
-    train.csv  test.csv  ood.csv  clean_pool.csv   manifests (gendeg.manifest columns)
+    train.csv  test.csv  ood.csv  clean_pool.csv   manifests (gendeg.data.manifest columns)
     stats/<degradation>/Mu_<ds>.json ...           our histograms, released layout
     summary.json                                   counts per degradation / dataset / split
     images/                                        built-in images (user images stay put)
@@ -17,14 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gendeg import tracking
-from gendeg.atomic import atomic_dir, write_json
-from gendeg.images import read_image
-from gendeg.intensity import histogram_w1, load_intensity_stats, mu_sigma, write_official_stats
-from gendeg.manifest import write_manifest
-from gendeg.pairs import load_square
-from gendeg.progress import notice, progress
-from gendeg.reference import released_stats_dir
+from gendeg.data.images import read_image
+from gendeg.data.manifest import write_manifest
+from gendeg.data.pairs import load_square
+from gendeg.data.reference import released_stats_dir
+from gendeg.intensity.definition import mu_sigma
+from gendeg.intensity.sampler import histogram_w1
+from gendeg.intensity.stats import load_intensity_stats, write_official_stats
+from gendeg.pipeline import tracking
+from gendeg.runtime.atomic import atomic_dir, write_json
+from gendeg.runtime.progress import notice, progress
 
 SPLITS = ("train", "test", "ood")
 
@@ -52,7 +54,7 @@ def clean_pool(train: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
 
 def calibration(train: pd.DataFrame) -> dict:
     """W1 distance of each built-in stand-in's mu / sigma to the real dataset it imitates."""
-    from gendeg.standins import STANDINS
+    from gendeg.data.standins import STANDINS
 
     released = load_intensity_stats(released_stats_dir())
     specs = {spec.name: spec for spec in STANDINS if spec.reference}
@@ -105,12 +107,12 @@ def _build(config: dict, tmp: Path, out_dir: Path, run) -> tuple[dict, dict[str,
     data = config["data"]
     extra_clean = None
     if data["source"] == "builtin":
-        from gendeg.builtin_data import build_builtin
+        from gendeg.data.builtin_data import build_builtin
 
         frames = build_builtin(data["builtin"], tmp, seed=config["seed"])
         _relocate(frames, tmp, out_dir)
     else:
-        from gendeg.ingest import ingest_all, write_problem_report
+        from gendeg.data.ingest import ingest_all, write_problem_report
 
         result = ingest_all(data["user"])
         frames = {split: getattr(result, split) for split in SPLITS}

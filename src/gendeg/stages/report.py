@@ -24,13 +24,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gendeg import tracking  # noqa: E402
-from gendeg.atomic import atomic_dir, write_json  # noqa: E402
-from gendeg.dvc_views import write_dvc_views  # noqa: E402
-from gendeg.images import to_array, write_png  # noqa: E402
-from gendeg.manifest import read_manifest  # noqa: E402
-from gendeg.pairs import PairBank  # noqa: E402
+from gendeg.data.images import to_array, write_png  # noqa: E402
+from gendeg.data.manifest import read_manifest  # noqa: E402
+from gendeg.data.pairs import PairBank  # noqa: E402
+from gendeg.pipeline import tracking  # noqa: E402
+from gendeg.pipeline.dvc_views import write_dvc_views  # noqa: E402
 from gendeg.restorers import load_restorer, restore  # noqa: E402
+from gendeg.runtime.atomic import atomic_dir, write_json  # noqa: E402
+from gendeg.runtime.machine import describe_machine
 
 PNG_METADATA = {"Software": None}
 
@@ -225,6 +226,15 @@ def _gains(jobs: list[dict], means: dict[str, float]) -> dict[str, float]:
             if f"{arch}-gends" in means and f"{arch}-existing" in means}
 
 
+def provenance(config: dict) -> str:
+    """Commit, machine and seed of these figures: the same seed gives other weights on another CPU."""
+    git = tracking.git_tags()
+    commit = (f"commit {git['gendeg.git_commit']}" + (" with uncommitted changes" if git["gendeg.git_dirty"] == "true" else "")
+              if git else "no git commit")
+    return (f"Made at {commit} on {describe_machine(host=False)}; seed {config['seed']}. Every job's seed and torch "
+            "thread count: `resolved_params/<stage>.json` and each job's MLflow run.")
+
+
 def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepared_dir: Path, out_dir: Path) -> dict:
     cfg = config["report"]
     if not jobs:
@@ -263,7 +273,7 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
         restoration_table(jobs, metrics).to_markdown(disable_numparse=True), "",
         "## Out-of-distribution PSNR / SSIM / KID", "",
         "PSNR (dB) and SSIM on RGB in [0, 1]: higher is better. KID between restored images and their ground truth "
-        "in the feature space of a degradation classifier trained on the training split only (stage `train_features`): "
+        "in the feature space of a degradation classifier trained on the training split only (stage `train_classifier`): "
         "lower is better.", "",
         ood_table(jobs, metrics).to_markdown(disable_numparse=True), "",
     ]
@@ -293,7 +303,7 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
                   "![scaling curve](scaling.png)", ""]
     models = {j["job"]: j["model"] for j in jobs}
     lines += ["## Samples", "", "Columns: degraded input, " + ", ".join(models) + ", ground truth.", "",
-              "![samples](samples.png)", ""]
+              "![samples](samples.png)", "", "## Provenance", "", provenance(config), ""]
     with tracking.job_run("report", "report", config) as run, atomic_dir(out_dir) as tmp:
         per_set_plot(jobs, metrics, tmp / "ood_psnr.png")
         per_degradation_plot(jobs, metrics, tmp / "ood_per_degradation.png")

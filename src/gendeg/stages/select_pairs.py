@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from gendeg import tracking
-from gendeg.manifest import read_manifest, write_manifest
+from gendeg.data.manifest import read_manifest, write_manifest
+from gendeg.pipeline import tracking
 
 TRAINING_SETS = ("existing", "gends", "gendeg", "oracle")
 HASH_COLUMNS = ("image_sha1", "target_sha1")

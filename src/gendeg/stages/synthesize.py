@@ -8,16 +8,16 @@ unfinished chunk) and moved into the declared output folder only when complete.
 
 With `synthesis.calibration.enabled`, the job first measures how the model's realised μ
 follows the conditioning μ on a few of its own images and sends each request as the
-conditioning that realises it (gendeg.mu_calibration).
+conditioning that realises it (gendeg.measure.mu_calibration).
 
 Output folder: images/<index>.png, manifest.csv (category "Synthetic"; mu/sigma are
 the *realised* intensity of each output, requested_mu/requested_sigma what was asked,
 conditioning_mu/conditioning_sigma what GenDeg was given, and with sample_seed they
 regenerate the sample on its own), when calibrated, calibration.json (the measured
 curve) and, with `synthesis.colour_range`, colour_range.json (the real pairs' gain bounds
-each output was held to, gendeg.colour_range).  With `synthesis.oracle: true`, also
+each output was held to, gendeg.data.colour_range).  With `synthesis.oracle: true`, also
 oracle/<index>.png and oracle.csv: the same clean images and requested intensities degraded
-by the built-in physics generator (gendeg.oracle), for the `oracle` training set.
+by the built-in physics generator (gendeg.data.oracle), for the `oracle` training set.
 """
 
 from __future__ import annotations
@@ -31,21 +31,29 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gendeg import DEGRADATIONS, tracking
-from gendeg.atomic import atomic_dir, atomic_path, write_json
-from gendeg.colour_range import ColourRange, constrain_colour, fit_colour_range
-from gendeg.devices import compute_device
+from gendeg import DEGRADATIONS
+from gendeg.data.colour_range import ColourRange, constrain_colour, fit_colour_range
+from gendeg.data.images import to_array, write_png
+from gendeg.data.manifest import make_frame, read_manifest, write_manifest
+from gendeg.data.oracle import oracle_degrade
+from gendeg.data.pairs import load_square
+from gendeg.data.reference import released_stats_dir
 from gendeg.diffusion import GenDegModel, generate
-from gendeg.images import to_array, write_png
-from gendeg.intensity import IntensitySampler, load_intensity_stats, mu_sigma
-from gendeg.manifest import make_frame, read_manifest, write_manifest
-from gendeg.mu_calibration import MuCalibration, conditioning_for_requests, conditioning_grid, fit_mu_calibration
-from gendeg.oracle import oracle_degrade
-from gendeg.pairs import load_square
-from gendeg.progress import progress
-from gendeg.reference import released_stats_dir
-from gendeg.structure_correction import load_structure_correction
-from gendeg.training import run_fingerprint
+from gendeg.diffusion.structure_correction import load_structure_correction
+from gendeg.intensity.definition import mu_sigma
+from gendeg.intensity.sampler import IntensitySampler
+from gendeg.intensity.stats import load_intensity_stats
+from gendeg.measure.mu_calibration import (
+    MuCalibration,
+    conditioning_for_requests,
+    conditioning_grid,
+    fit_mu_calibration,
+)
+from gendeg.pipeline import tracking
+from gendeg.runtime.atomic import atomic_dir, atomic_path, write_json
+from gendeg.runtime.devices import compute_device
+from gendeg.runtime.progress import progress
+from gendeg.runtime.training import run_fingerprint
 
 
 def sample_seed(seed: int, degradation: str, index: int) -> int:
@@ -246,7 +254,7 @@ def _frame(samples: pd.DataFrame, degradation: str, category: str) -> pd.DataFra
 
 def _grid(rows: pd.DataFrame, out_dir: Path) -> np.ndarray:
     """Clean above generated, a few samples side by side."""
-    from gendeg.images import read_image
+    from gendeg.data.images import read_image
 
     size = read_image(rows["image_path"].iloc[0]).shape[0]
     top = [load_square(p, size) / 255.0 for p in rows["target_path"]]

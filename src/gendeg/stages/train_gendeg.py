@@ -12,18 +12,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gendeg import DEGRADATIONS, tracking
-from gendeg.atomic import atomic_dir, write_json
-from gendeg.devices import model_device
+from gendeg import DEGRADATIONS
+from gendeg.data.images import to_array, write_png
+from gendeg.data.manifest import read_manifest
+from gendeg.data.pairs import PairBank
 from gendeg.diffusion import GenDegModel, generate, training_loss
+from gendeg.diffusion.latent_cache import LatentCache, applies
 from gendeg.diffusion.objective import latent_training_loss
-from gendeg.images import to_array, write_png
-from gendeg.latent_cache import LatentCache, applies
-from gendeg.manifest import read_manifest
-from gendeg.pairs import PairBank
-from gendeg.progress import progress
-from gendeg.speed import to_device
-from gendeg.training import (
+from gendeg.pipeline import tracking
+from gendeg.runtime.atomic import atomic_dir, write_json
+from gendeg.runtime.devices import model_device
+from gendeg.runtime.progress import progress
+from gendeg.runtime.speed import to_device
+from gendeg.runtime.training import (
     LossFn,
     clear_checkpoint,
     loss_summary,

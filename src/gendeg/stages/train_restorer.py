@@ -15,14 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gendeg import tracking
-from gendeg.atomic import atomic_dir, write_json
-from gendeg.devices import model_device
-from gendeg.images import to_array
-from gendeg.manifest import read_manifest
-from gendeg.pairs import PairBank
+from gendeg.data.images import to_array
+from gendeg.data.manifest import read_manifest
+from gendeg.data.pairs import PairBank
+from gendeg.pipeline import tracking
 from gendeg.restorers import RestorerConfigError, build_restorer, restore, save_restorer
-from gendeg.training import LossFn, clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
+from gendeg.runtime.atomic import atomic_dir, write_json
+from gendeg.runtime.devices import model_device
+from gendeg.runtime.training import LossFn, clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
 
 
 def model_config(config: dict, arch: str) -> dict:

@@ -16,7 +16,7 @@ Training recipe (the paper did not release one; this is ours):
      one seed per pair (hash of seed, split and row), batched, once; the images are kept in
      memory as uint8 and cached in chunks under the checkpoint folder, so a resumed job
      does not regenerate them;
-  4. train S with the same loop as every model (gendeg.training.train) to map
+  4. train S with the same loop as every model (gendeg.runtime.training.train) to map
      [clean, generated] -> the real degraded image, L1, on random crops.
 The number that says whether S helps: L1 / PSNR of generated vs real, before and after S,
 on the in-distribution test split (same generators, unseen draws), or on a seeded 20% of
@@ -58,20 +58,21 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from gendeg import DEGRADATIONS, tracking
-from gendeg.atomic import atomic_dir, atomic_path, write_json, write_text
-from gendeg.config import ConfigError
-from gendeg.devices import compute_device, model_device
+from gendeg import DEGRADATIONS
+from gendeg.data.images import to_array, write_png
+from gendeg.data.manifest import read_manifest
+from gendeg.data.pairs import PairBank
 from gendeg.diffusion import GenDegModel, generate
-from gendeg.images import to_array, write_png
-from gendeg.intensity import mu_sigma_torch
-from gendeg.manifest import read_manifest
-from gendeg.metrics import psnr
-from gendeg.pairs import PairBank
-from gendeg.progress import progress
+from gendeg.diffusion.structure_correction import CONFIG_FILE, MODEL_DIR, correct
+from gendeg.intensity.definition import mu_sigma_torch
+from gendeg.measure.metrics import psnr
+from gendeg.pipeline import tracking
+from gendeg.pipeline.config import ConfigError
 from gendeg.restorers import build_restorer, save_restorer
-from gendeg.structure_correction import CONFIG_FILE, MODEL_DIR, correct
-from gendeg.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
+from gendeg.runtime.atomic import atomic_dir, atomic_path, write_json, write_text
+from gendeg.runtime.devices import compute_device, model_device
+from gendeg.runtime.progress import progress
+from gendeg.runtime.training import clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
 
 SECTION = "structure_correction"
 REQUIRED_KEYS = ("degradations", "max_pairs_per_degradation", "model", "train")

@@ -1,0 +1,151 @@
+"""Sampling requested (mu, sigma) for synthesis the way the released synthesis code does, and
+the distance used to check a sampler or a generator against a histogram."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from gendeg.intensity.definition import N_BINS, RANGES, bin_centre, bin_edges
+from gendeg.intensity.stats import IntensityStats, IntensityStatsError
+
+# Down-weights of the released synthesis code for datasets whose degradations are extreme, so
+# they do not dominate the generated data (a dataset's pick probability is uniform x weight).
+# One flat dict serves every degradation: each name belongs to one degradation's datasets.
+DEFAULT_DOWN_WEIGHTS: dict[str, float] = {
+    "DenseHaze": 0.05,
+    "NH-HAZE": 0.1,
+    "I-HAZE": 0.25,
+    "ORD": 0.2,
+    "SID": 0.2,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Sampling (mu, sigma) for synthesis
+
+
+@dataclass(frozen=True)
+class IntensityDraw:
+    """One requested intensity, with the provenance columns of the GenDS manifest."""
+
+    mu: float
+    sigma: float
+    random_sampled: bool
+    sampled_dataset: str
+
+
+def _inverse_cdf(counts: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Row-wise bin whose cumulative count interval holds u * total; empty bins are never hit."""
+    cumulative = np.cumsum(counts, axis=-1)
+    threshold = u * cumulative[..., -1]
+    index = (cumulative <= threshold[..., None]).sum(axis=-1)
+    # u * total can round up to total when u is within an ulp of 1: stay on the last non-empty bin.
+    last_non_empty = counts.shape[-1] - 1 - np.argmax(np.flip(np.asarray(counts), axis=-1) > 0, axis=-1)
+    return np.minimum(index, last_non_empty)
+
+
+def _observed_range(counts: np.ndarray, kind: str) -> tuple[float, float]:
+    nonzero = np.flatnonzero(counts)
+    edges = bin_edges(kind)
+    return edges[nonzero[0]], edges[nonzero[-1] + 1]
+
+
+class IntensitySampler:
+    """The released synthesis procedure for requested (mu, sigma).
+
+    Per sample: pick a source dataset of the degradation (uniform x down-weight), draw a mu
+    bin from its mu histogram and mu uniformly inside that bin, then a sigma bin from the
+    pooled conditional p(sigma | mu bin) (the Mu-Sigma.json row) and sigma uniformly inside
+    it.  If that row is empty (never in the released statistics, whose rows sum to the
+    pooled mu counts), sigma falls back to the chosen dataset's own sigma histogram.
+
+    Every `uniform_every`-th sample, counting from index 0 like the released code's
+    counter, draws mu and sigma independently and uniformly between the lowest and highest
+    non-empty bin edges of the chosen dataset (`random_sampled=True`; `sampled_dataset`
+    still names the dataset whose range was used, as in the released manifest).
+    `uniform_every=0` turns this off.
+
+    `down_weights=None` uses DEFAULT_DOWN_WEIGHTS; names of other degradations' datasets
+    are ignored, so one dict serves all degradations.
+    """
+
+    def __init__(self, stats: IntensityStats, degradation: str,
+                 down_weights: Mapping[str, float] | None = None, uniform_every: int = 20):
+        entry = stats[degradation]
+        if uniform_every < 0:
+            raise ValueError(f"uniform_every must be >= 0 (0 = never), got {uniform_every}")
+        explicit = down_weights is not None
+        down_weights = dict(DEFAULT_DOWN_WEIGHTS if down_weights is None else down_weights)
+        for name, weight in down_weights.items():
+            if not np.isfinite(weight) or weight < 0:
+                raise ValueError(f"down_weights[{name!r}] must be a finite weight >= 0, got {weight}")
+        if explicit:
+            known = {d for deg in stats.degradations for d in stats[deg].datasets}
+            unknown = sorted(set(down_weights) - known)
+            if unknown:
+                warnings.warn(f"down_weights names no dataset of the statistics: {unknown}", stacklevel=2)
+        self.degradation = degradation
+        self.uniform_every = int(uniform_every)
+        self.datasets = entry.datasets
+        for dataset in self.datasets:
+            if entry.mu_counts[dataset].sum() == 0:
+                raise IntensityStatsError(f"{degradation}/{dataset}: empty mu histogram, nothing to sample")
+        weights = np.array([down_weights.get(d, 1.0) for d in self.datasets], dtype=np.float64)
+        if weights.sum() <= 0:
+            raise ValueError(f"down_weights leave no dataset of {degradation!r} to sample from")
+        self.dataset_probabilities = weights / weights.sum()
+        self._mu_counts = np.stack([entry.mu_counts[d] for d in self.datasets])
+        self._sigma_counts = np.stack([entry.sigma_counts[d] for d in self.datasets])
+        self._joint = np.asarray(entry.joint_counts)
+        self._mu_range = np.array([_observed_range(c, "mu") for c in self._mu_counts])
+        self._sigma_range = np.array([_observed_range(c, "sigma") for c in self._sigma_counts])
+
+    def sample(self, n: int, rng: np.random.Generator, start_index: int = 0) -> list[IntensityDraw]:
+        """`n` draws for samples start_index .. start_index + n - 1.
+
+        Each sample consumes one row of five uniforms from `rng`, so drawing in chunks
+        (passing the running start_index) gives exactly the draws of one big call.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        u = rng.random((n, 5))
+        dataset = _inverse_cdf(self.dataset_probabilities, u[:, 0])
+        mu_bin = _inverse_cdf(self._mu_counts[dataset], u[:, 1])
+        conditional = self._joint[mu_bin]
+        empty_row = conditional.sum(axis=1) == 0
+        conditional[empty_row] = self._sigma_counts[dataset[empty_row]]
+        sigma_bin = _inverse_cdf(conditional, u[:, 3])
+        mu_width, sigma_width = RANGES["mu"] / N_BINS, RANGES["sigma"] / N_BINS
+        mu = (mu_bin + u[:, 2]) * mu_width
+        sigma = (sigma_bin + u[:, 4]) * sigma_width
+
+        index = start_index + np.arange(n)
+        uniform = (index % self.uniform_every == 0) if self.uniform_every else np.zeros(n, dtype=bool)
+        mu_low, mu_high = self._mu_range[dataset].T
+        sigma_low, sigma_high = self._sigma_range[dataset].T
+        mu = np.where(uniform, mu_low + u[:, 2] * (mu_high - mu_low), mu)
+        sigma = np.where(uniform, sigma_low + u[:, 4] * (sigma_high - sigma_low), sigma)
+        return [IntensityDraw(float(m), float(s), bool(r), self.datasets[d])
+                for m, s, r, d in zip(mu, sigma, uniform, dataset, strict=False)]
+
+
+# --------------------------------------------------------------------------------------
+# Calibration
+
+
+def histogram_w1(samples, counts, kind: str) -> float:
+    """1-D Wasserstein distance between samples and a 128-bin histogram (bin centres x counts)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    samples = np.asarray(samples, dtype=np.float64).ravel()
+    if counts.shape != (N_BINS,) or counts.sum() <= 0 or (counts < 0).any():
+        raise ValueError(f"histogram_w1: counts must be {N_BINS} non-negative values with a positive sum, "
+                         f"got shape {counts.shape}, sum {counts.sum()}")
+    if samples.size == 0:
+        raise ValueError("histogram_w1: no samples")
+    import scipy.stats  # here, not at the top: it adds ~1 s to every job's start-up
+
+    return float(scipy.stats.wasserstein_distance(samples, bin_centre(np.arange(N_BINS), kind), v_weights=counts))

@@ -1,0 +1,251 @@
+"""params.yaml -> validated, preset-resolved configuration, and one resolved file per stage.
+
+Why resolved files: Snakemake and DVC must agree on what a parameter change invalidates.
+Each stage reads `resolved_params/<stage>.json` (its own sections, preset applied) and both
+orchestrators declare that file as a dependency.  The file is rewritten only when its
+content changes, so editing a restorer parameter touches only `train_restorer.json` and
+re-runs only the restorer, evaluation and report stages, under either tool.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from gendeg import PROJECT_ROOT
+from gendeg.pipeline.preset_shadow import committed_params, normalize_round_trip, shadowed_edits
+from gendeg.runtime.atomic import atomic_path
+
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+RESOLVED_DIR = "resolved_params"
+
+# Which top-level sections each stage depends on.  Keep in step with dvc.yaml `params:`
+# (tests/test_workflow_drift.py checks it).
+STAGE_SECTIONS: dict[str, list[str]] = {
+    "prepare": ["seed", "degradations", "data"],
+    "train_gendeg": ["seed", "degradations", "gendeg"],
+    "train_structure_correction": ["seed", "degradations", "structure_correction"],
+    "synthesize": ["seed", "degradations", "synthesis"],
+    "merge": ["degradations", "merge"],
+    "train_classifier": ["seed", "degradations", "classifier"],
+    "train_restorer": ["seed", "degradations", "restorer"],
+    "evaluate": ["seed", "evaluate"],
+    "report": ["seed", "architectures", "training_sets", "scaling_counts", "report"],
+}
+
+
+class ConfigError(ValueError):
+    """params.yaml is malformed; the message names the key and the value."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively overlay `override` on a copy of `base` (lists and scalars replace)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "<top level>"
+
+
+def validate(params: dict, source: str) -> None:
+    """Raise ConfigError listing every schema violation, each with its dotted key."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"  {_key_path(e)}: {e.message}" for e in errors]
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
+
+
+def resolve(params: dict, source: str = "params.yaml") -> dict:
+    """Apply the selected preset to the base sections and validate the result."""
+    params = normalize_round_trip(copy.deepcopy(params))  # `dvc exp run -S` writes "no" back unquoted
+    validate(params, source)
+    preset = params["preset"]
+    presets = params.get("presets", {})
+    if preset not in presets:
+        raise ConfigError(f"{source}: preset: {preset!r} is not defined under presets: (have {sorted(presets)})")
+    base = {k: v for k, v in params.items() if k != "presets"}
+    resolved = deep_merge(base, presets[preset] or {})
+    validate({**resolved, "presets": presets}, f"{source} (preset {preset!r} applied)")
+    check_jobs(resolved, f"{source} (preset {preset!r} applied)")
+    return resolved
+
+
+def check_jobs(resolved: dict, source: str) -> None:
+    """Cross-key rules the schema cannot state: every job params.yaml asks for can be built.
+
+    Checked here, before any job starts, rather than when a restorer job fails an hour in.
+    """
+    models = resolved["restorer"]["model"]
+    missing = [arch for arch in resolved["architectures"] if arch not in models]
+    if missing:
+        raise ConfigError(f"{source}: architectures: {missing} have no settings under restorer.model "
+                          f"(have {sorted(models)}); add e.g. `{missing[0]}: {{width: 16}}` there")
+    named = [arch for arch, settings in models.items() if "arch" in settings]
+    if named:
+        raise ConfigError(f"{source}: restorer.model.{named[0]}.arch: remove it; each job's architecture comes from "
+                          f"`architectures:` and its settings from restorer.model.<arch>")
+    most = resolved["synthesis"]["per_degradation"]
+    too_many = [n for n in resolved["scaling_counts"] if n > most]
+    if too_many:
+        raise ConfigError(f"{source}: scaling_counts: {too_many} exceed synthesis.per_degradation ({most}): "
+                          f"such a restorer would train on the same pairs as {most}")
+    train = resolved["gendeg"]["train"]
+    floor, gamma = train.get("snr_floor"), train.get("snr_gamma")
+    if floor is not None and gamma is not None and floor > gamma:
+        raise ConfigError(f"{source}: gendeg.train.snr_floor ({floor}) exceeds gendeg.train.snr_gamma ({gamma}): "
+                          f"the loss weight is SNR clamped to [snr_floor, snr_gamma]")
+
+
+def check_user_data(resolved: dict, source: str) -> None:
+    """With data.source: user, the datasets must cover what the pipeline needs, or a job fails hours in:
+    a train dataset per degradation (GenDeg, its intensity statistics, synthesis) and a test dataset
+    (in-distribution evaluation).  A GenDS manifest declares both per row, so it is checked by `prepare`.
+    A pipeline pre-flight (gendeg.pipeline.orchestration.preflight), not part of load_params: the shipped
+    `paper` preset resolves (for inspection and tests) though it cannot run until data.user is filled."""
+    if resolved["data"]["source"] != "user":
+        return
+    paired = [entry for entry in (resolved["data"].get("user", {}).get("paired") or []) if isinstance(entry, dict)]
+    if not paired:
+        raise ConfigError(f"{source}: data.source is user but data.user.paired is empty: describe your paired datasets "
+                          f"there (one per degradation in degradations: {resolved['degradations']}, and a split: test one)")
+    if any("gends_manifest" in entry for entry in paired):
+        return
+    trained = {entry.get("degradation") for entry in paired if entry.get("split", "train") == "train"}
+    missing = [d for d in resolved["degradations"] if d not in trained]
+    if missing:
+        raise ConfigError(f"{source}: data.user.paired has no split: train dataset for degradation(s) {missing} of "
+                          f"degradations: {resolved['degradations']}; add one each, or drop them from degradations")
+    if not any(entry.get("split") == "test" for entry in paired):
+        raise ConfigError(f"{source}: data.user.paired has no dataset with split: test; evaluation needs one "
+                          f"(e.g. a held-out folder of any degradation with split: test)")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"parameter file not found: {path}")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(params).__name__}")
+    return resolve(params, str(path))
+
+
+def stage_config(resolved: dict, stage: str) -> dict:
+    """The sections one stage reads (a copy: callers may change it freely), with its torch thread count."""
+    threads = resolved["threads"].get(stage, resolved["threads"]["default"])
+    return copy.deepcopy({"preset": resolved["preset"], "threads": threads,
+                          **{key: resolved[key] for key in STAGE_SECTIONS[stage]}})
+
+
+# Not a stage config: the fingerprint of the user's data files, an input of `prepare` in both
+# orchestrators, so changing, adding or removing a user file re-runs it (gendeg.data.ingest.fingerprint).
+USER_DATA = "user_data"
+
+
+def resolved_texts(resolved: dict) -> dict[str, str]:
+    """Name -> the exact text of resolved_params/<name>.json (compared before anything is written)."""
+    from gendeg.data.ingest.fingerprint import user_data_fingerprint
+
+    texts = {stage: json.dumps(stage_config(resolved, stage), indent=2, sort_keys=True) + "\n"
+             for stage in STAGE_SECTIONS}
+    texts[USER_DATA] = json.dumps(user_data_fingerprint(resolved["data"]), indent=1, sort_keys=True) + "\n"
+    return texts
+
+
+def write_resolved(params_path: str | Path = "params.yaml", out_dir: str | Path = RESOLVED_DIR) -> list[Path]:
+    """Write resolved_params/<stage>.json for every stage; untouched when unchanged."""
+    resolved = load_params(params_path)
+    committed = committed_params(params_path)
+    shadowed = shadowed_edits(normalize_round_trip(yaml.safe_load(Path(params_path).read_text())), committed or {})
+    if committed is not None and shadowed:
+        raise ConfigError(f"{params_path}: an edit the preset overrides would be ignored:\n  " + "\n  ".join(shadowed))
+    written = []
+    for stage, text in resolved_texts(resolved).items():
+        path = Path(out_dir) / f"{stage}.json"
+        if not path.exists() or path.read_text() != text:
+            with atomic_path(path) as tmp:
+                tmp.write_text(text)
+            written.append(path)
+    return written
+
+
+def read_stage_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"resolved stage config not found: {path} (run `gendeg resolve-params`)")
+    return json.loads(path.read_text())
+
+
+# The DAG-shaping keys of the two comparisons `gendeg comparison` switches between (README:
+# "The full comparison").  Presets may not set these keys (DVC reads them before any preset
+# applies), so the switch rewrites them in params.yaml itself, where `git diff` shows it.
+COMPARISONS: dict[str, dict] = {
+    "default": {"architectures": ["nafnet"], "training_sets": {"existing": "prepared", "gends": "gends"},
+                "scaling_counts": []},
+    "full": {"architectures": ["nafnet", "promptir", "swin"],
+             "training_sets": {"existing": "prepared", "gends": "gends", "gendeg": "gends", "oracle": "gends"},
+             "scaling_counts": [10, 20, 40, 80]},
+}
+
+
+def _top_level_block(lines: list[str], key: str) -> tuple[int, int]:
+    """[start, end) of `key:` at column 0 and the indented lines under it."""
+    starts = [i for i, line in enumerate(lines) if line.startswith(f"{key}:")]
+    if len(starts) != 1:
+        raise ConfigError(f"params.yaml: expected one top-level `{key}:` line, found {len(starts)}")
+    end = starts[0] + 1
+    while end < len(lines) and lines[end][:1] in (" ", "\t") and lines[end].strip():
+        end += 1
+    return starts[0], end
+
+
+def _render(key: str, value, comment: str) -> list[str]:
+    if isinstance(value, dict):
+        return [f"{key}:{comment}"] + [f"  {k}: {v}" for k, v in value.items()]
+    return [f"{key}: [{', '.join(map(str, value))}]{comment}"]
+
+
+def set_comparison(params_path: str | Path, name: str) -> list[str]:
+    """Rewrite architectures / training_sets / scaling_counts in params.yaml for comparison `name`.
+
+    Line-based, so every comment and every other key stays as written; the result is
+    validated before it replaces the file.  Returns the keys that changed.
+    """
+    if name not in COMPARISONS:
+        raise ConfigError(f"unknown comparison {name!r}; known: {sorted(COMPARISONS)}")
+    path = Path(params_path)
+    current = yaml.safe_load(path.read_text())
+    lines = path.read_text().splitlines()
+    changed = []
+    for key, value in COMPARISONS[name].items():
+        if current.get(key) == value:
+            continue
+        start, end = _top_level_block(lines, key)
+        head = lines[start]
+        comment = "  # " + head.split("#", 1)[1].strip() if "#" in head else ""
+        lines[start:end] = _render(key, value, comment)
+        changed.append(key)
+    text = "\n".join(lines) + "\n"
+    resolve(yaml.safe_load(text), f"{path} (comparison {name!r})")
+    if changed:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return changed
