@@ -53,7 +53,7 @@ def test_every_declared_output_exists(snakemake_run):
     root, _, _ = snakemake_run
     expected = [
         "data/prepared/train.csv", "data/prepared/test.csv", "data/prepared/ood.csv", "data/prepared/clean_pool.csv",
-        "data/prepared/summary.json", "models/gendeg/model.safetensors", "models/gendeg/pipeline/config.json",
+        "data/prepared/summary.json", "models/gendeg/model.safetensors", "models/gendeg/config.json",
         "models/gendeg/preview.png", "models/structure_correction/config.json",
         "data/gends/manifest.csv", "data/gends/summary.json", "data/gends/oracle.csv",
         "reports/report.md", "reports/ood_psnr.png", "reports/ood_per_degradation.png", "reports/samples.png",
