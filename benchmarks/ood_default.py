@@ -80,15 +80,18 @@ def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dic
 
 
 def metrics_for_seed(run: Path, work: Path, arch: str, train_set: str, seed: int, run_seed: int,
-                     retrain_run_seed: bool, count: int | None = None) -> dict:
+                     retrain_run_seed: bool, count: int | None = None, steps: int | None = None) -> dict:
     """metrics/<arch>/<set>.json of a restorer trained with `seed` (reused from the run for its own seed);
-    with `count`, the scaling restorer on existing + the first `count` generated pairs per degradation."""
+    with `count`, the scaling restorer on existing + the first `count` generated pairs per degradation;
+    with `steps`, trained for that many steps instead of the run's restorer.train.steps."""
     pipeline_metrics = (run / "metrics" / arch / f"{train_set}.json" if count is None
                         else run / "metrics" / "scaling" / f"{count}.json")
-    if seed == run_seed and not retrain_run_seed and pipeline_metrics.is_file():
+    if seed == run_seed and not retrain_run_seed and steps is None and pipeline_metrics.is_file():
         return {**json.loads(pipeline_metrics.read_text()), "source": str(pipeline_metrics)}
     train_cfg = copy.deepcopy(read_stage_config(run / "resolved_params" / "train_restorer.json"))
     train_cfg["seed"] = seed
+    if steps is not None:
+        train_cfg["restorer"]["train"]["steps"] = steps
     eval_cfg = read_stage_config(run / "resolved_params" / "evaluate.json")
     label = train_set if count is None else f"{train_set}@{count}"
     out = work / f"seed{seed}" / arch / label / inputs_fingerprint(run, train_set, train_cfg, eval_cfg, count)[:16]
@@ -183,7 +186,7 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "seeds_requested": seeds,
         "sources": {s: {t: results[s][t]["source"] for t in sets} for s in done},
         "run": str(run),
-        "restorer_config": read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"],
+        "restorer_config": restorer_config(run, args.steps),
         "synthesis_config": read_stage_config(run / "resolved_params" / "synthesize.json")["synthesis"],
         # The gain bounds each generated image was held to (synthesis.colour_range), when the run used them.
         "colour_ranges": {p.parent.name: json.loads(p.read_text())
@@ -192,9 +195,18 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         **provenance(run),
         "command": (f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}"
                     + (f" --against {args.against}" if args.against != "gends" else "")
+                    + (f" --steps {args.steps}" if args.steps else "")
                     + (f" --scaling-counts {' '.join(map(str, args.scaling_counts))}" if args.scaling_counts else "")),
         "scaling_curve": scaling_curve(results, done, args.scaling_counts),
     }
+
+
+def restorer_config(run: Path, steps: int | None) -> dict:
+    """The run's restorer settings, with the step budget this call trained with."""
+    config = read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"]
+    if steps is not None:
+        config["train"]["steps"] = steps
+    return config
 
 
 def restoration_targets(results: dict[int, dict[str, dict]], done: list[int], other: str = "gends") -> dict | None:
@@ -279,6 +291,8 @@ def main() -> None:
                         help="the set compared with existing: gends, or oracle (existing + the physics generator "
                              "on GenDS's scenes and intensities; needs synthesis.oracle: true)")
     parser.add_argument("--retrain-run-seed", action="store_true")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="restorer training steps instead of the run's (a budget study; the run's own seed is retrained)")
     parser.add_argument("--scaling-counts", type=int, nargs="*", default=[],
                         help="also the scaling restorers (existing + first N generated pairs per degradation)")
     args = parser.parse_args()
@@ -300,7 +314,7 @@ def main() -> None:
     for seed in args.seeds:
         for train_set in args.sets:
             results.setdefault(seed, {})[train_set] = metrics_for_seed(run, work, args.arch, train_set, seed, run_seed,
-                                                                       args.retrain_run_seed)
+                                                                       args.retrain_run_seed, steps=args.steps)
         for count in args.scaling_counts:
             results[seed][f"scaling@{count}"] = metrics_for_seed(run, work, args.arch, "gends", seed, run_seed,
                                                                  args.retrain_run_seed, count)
