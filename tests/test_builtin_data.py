@@ -10,11 +10,15 @@ import pytest
 import torch
 
 from gendeg import REFERENCE_FOLDER
-from gendeg.data.builtin_data import DEFAULT_CONFIG, SMOKE_CONFIG, build_builtin, describe, resolve_config
+from gendeg.data.builtin_data import DEFAULT_CONFIG, build_builtin, describe, resolve_config
 from gendeg.data.images import read_image, write_png
 from gendeg.data.manifest import EXTRA_COLUMNS, GENDS_COLUMNS
 from gendeg.data.standins import OOD_SETS, STANDINS, Histogram, mu_sigma_as_written, reference_histogram
 from gendeg.intensity.definition import mu_sigma
+
+# Tiny: every set present, a handful of 32x32 pairs each; the whole prepare in seconds.
+SMOKE_CONFIG = {**DEFAULT_CONFIG, "crop_size": 32, "train_pairs_per_standin": 4, "test_pairs_per_standin": 2,
+                "pairs_per_ood_set": 2, "mu_tolerance": 0.005}
 
 torch.set_num_threads(1)
 

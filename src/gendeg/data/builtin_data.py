@@ -70,16 +70,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "progress": False,
 }
 
-# Tiny: every set present, a handful of 32x32 pairs each; the whole prepare in seconds.
-SMOKE_CONFIG: dict[str, Any] = {
-    **DEFAULT_CONFIG,
-    "crop_size": 32,
-    "train_pairs_per_standin": 4,
-    "test_pairs_per_standin": 2,
-    "pairs_per_ood_set": 2,
-    "mu_tolerance": 0.005,
-}
-
 SPLIT_CODES = {"train": 0, "test": 1, "ood": 2}
 
 
