@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import provenance  # noqa: E402
+from project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "faults.json"
 BIN = Path(sys.executable).parent
@@ -49,17 +50,9 @@ class Clone:
         if git_source is not None:
             subprocess.run(["git", "clone", "-q", str(git_source), str(self.dir)], check=True, capture_output=True)
             return
-        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.split()
-        for name_ in listed:
-            if (ROOT / name_).is_file():
-                (self.dir / name_).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name_, self.dir / name_)
-        git = ["git", "-c", "user.name=faults", "-c", "user.email=faults@example.org"]
-        for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "working tree"]):
-            subprocess.run(git + command, cwd=self.dir, check=True, capture_output=True)
-        params = self.dir / "params.yaml"
-        params.write_text(re.sub(r"(?m)^preset: \w+", "preset: smoke", params.read_text(), count=1))
+        copy_worktree(self.dir)
+        commit_all(self.dir, "working tree", "faults")
+        select_preset(self.dir, "smoke")
 
     def sh(self, command: str, timeout: int = 3600) -> subprocess.CompletedProcess:
         started = time.perf_counter()

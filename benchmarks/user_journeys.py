@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import provenance  # noqa: E402
+from project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "user_journeys.json"
 BIN = Path(sys.executable).parent
@@ -70,25 +71,14 @@ def make_clone(base: Path, source: str) -> tuple[Path, dict]:
     if source == "head":
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     else:
-        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.split()
-        for name in listed:
-            if (ROOT / name).is_file():
-                (clone / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name, clone / name)
+        copy_worktree(clone)
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT",
                                                             "GENDEG_PARENT_RUN_ID")}
     env.update(PATH=f"{BIN}:{env['PATH']}", PYTHONPATH=str(clone / "src"), OMP_NUM_THREADS="1",
                GIT_AUTHOR_NAME="journeys", GIT_COMMITTER_NAME="journeys", GIT_AUTHOR_EMAIL="journeys@example.org",
                GIT_COMMITTER_EMAIL="journeys@example.org", GENDEG_STATUS_EVERY="20")
-    params = clone / "params.yaml"
-    text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
-    assert count == 1
-    params.write_text(text)
-    if source != "head":
-        subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
-        subprocess.run(["git", "add", "-A"], cwd=clone, check=True)
-    subprocess.run(["git", "commit", "-qam", "smoke preset"], cwd=clone, env=env, check=True)
+    select_preset(clone, "smoke")
+    commit_all(clone, "smoke preset", "journeys")
     return clone, env
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import shutil
-import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +12,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -128,21 +127,11 @@ def smoke_project(root: Path, exclude: tuple[str, ...] = ()) -> dict:
     """Copy the project's files (tracked and untracked-but-not-ignored, minus `exclude` prefixes) into
     `root`, select the smoke preset, commit it as a fresh git repository; returns the environment
     to run its tools in (this interpreter's bin first, no inherited MLflow store)."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
-    for name in listed:
-        if (ROOT / name).is_file() and not name.startswith(exclude):
-            target = root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, target)
-    params = root / "params.yaml"
-    text, count = re.subn(r"(?m)^preset: \w+", "preset: smoke", params.read_text())
-    assert count == 1
-    params.write_text(text)
+    copy_worktree(root, exclude)
+    select_preset(root, "smoke")
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GENDEG_PROJECT_ROOT")}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "test"
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.org"
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "project"]):
-        subprocess.run(command, cwd=root, env=env, check=True, capture_output=True)
+    commit_all(root, "project", "test")
     return env
