@@ -395,7 +395,7 @@ def test_runs_of_a_killed_invocation_are_marked_killed_by_the_next(tmp_path):
     from gendeg.pipeline import tracking
     from gendeg.pipeline.orchestration import reap_dead_runs
 
-    code = ("import time\nfrom gendeg import tracking\nwith tracking.job_run('train_restorer', 'killed-job') as run:\n"
+    code = ("import time\nfrom gendeg.pipeline import tracking\nwith tracking.job_run('train_restorer', 'killed-job') as run:\n"
             "    print(run.run_id, flush=True)\n    time.sleep(600)\n")
     job = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     run_id = job.stdout.readline().strip()

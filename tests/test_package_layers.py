@@ -21,7 +21,7 @@ def imported_modules(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "gendeg":
-            if node.module == "gendeg":  # `from gendeg import tracking` names a module, `DEGRADATIONS` a constant
+            if node.module == "gendeg":  # `from gendeg import pipeline` names a layer, `DEGRADATIONS` a constant
                 found += [f"gendeg.{a.name}" if a.name in LAYERS else "gendeg" for a in node.names]
             else:
                 found.append(node.module)
