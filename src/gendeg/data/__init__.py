@@ -1,1 +1,2 @@
-"""Images and pairs: the built-in stand-in datasets and scenes, user-data ingestion, manifests, pair loading, the oracle generator, the colour range of real pairs."""
+"""Images and pairs: the built-in stand-in datasets and their scenes, user-data ingestion,
+manifests, pair loading, the oracle (physics) generator and the colour range of real pairs."""

@@ -1,2 +1,2 @@
-"""Plumbing every stage shares and nothing below it: atomic writes, devices, distributed
-launch, progress bars, MLflow tracking, the training loop and the GPU speed levers."""
+"""Plumbing every other layer may use and that uses none of them: atomic writes, devices,
+distributed launch, progress bars, the training loop, the machine description, GPU speed levers."""
