@@ -76,7 +76,8 @@ def make_clone(base: Path, source: str) -> tuple[Path, dict]:
                                                             "GENDEG_PARENT_RUN_ID")}
     env.update(PATH=f"{BIN}:{env['PATH']}", PYTHONPATH=str(clone / "src"), OMP_NUM_THREADS="1",
                GIT_AUTHOR_NAME="journeys", GIT_COMMITTER_NAME="journeys", GIT_AUTHOR_EMAIL="journeys@example.org",
-               GIT_COMMITTER_EMAIL="journeys@example.org", GENDEG_STATUS_EVERY="20")
+               GIT_COMMITTER_EMAIL="journeys@example.org",
+               GENDEG_STATUS_EVERY="5")  # smoke jobs are short: a line every 5 s, not the default 20
     select_preset(clone, "smoke")
     commit_all(clone, "smoke preset", "journeys")
     return clone, env
