@@ -356,6 +356,23 @@ def test_a_logged_job_reports_status_lines_to_the_terminal(monkeypatch, tmp_path
     assert "20/20" in (tmp_path / "job.log").read_text()  # the log keeps the bar
 
 
+def test_status_lines_follow_the_status_interval_not_the_log_interval(monkeypatch, tmp_path):
+    """A job shorter than the log's 20 s refresh still reports when GENDEG_STATUS_EVERY is shorter."""
+    import time
+
+    from gendeg.runtime import progress
+
+    read, write = os.pipe()
+    monkeypatch.setenv("GENDEG_STATUS_EVERY", "0.05")
+    monkeypatch.setattr(progress, "_console", write)
+    with (tmp_path / "job.log").open("w") as log:
+        for _ in progress.progress(range(10), desc="synthesize haze", file=log):  # tqdm's own mininterval
+            time.sleep(0.03)
+    os.close(write)
+    lines = os.fdopen(read).read().splitlines()
+    assert any(re.search(r"\d+/10 \d+% .* ETA ", line) for line in lines), lines
+
+
 def test_no_status_lines_without_a_log(monkeypatch):
     from gendeg.runtime import progress
 

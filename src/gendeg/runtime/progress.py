@@ -86,6 +86,9 @@ class _Bar(tqdm):
 
 def progress(iterable=None, **kwargs) -> tqdm:
     interactive = sys.stderr.isatty()
-    kwargs.setdefault("mininterval", 1.0 if interactive else 20.0)
+    # tqdm's iterator calls update() only once per mininterval, so the status lines can come
+    # no more often than the bar refreshes: a shorter GENDEG_STATUS_EVERY shortens both.
+    sparse = 20.0 if _console is None or _every() <= 0 else min(20.0, _every())
+    kwargs.setdefault("mininterval", 1.0 if interactive else sparse)
     kwargs.setdefault("dynamic_ncols", interactive)
     return _Bar(iterable, disable=False, **kwargs)
