@@ -7,7 +7,9 @@ committed code (PYTHONPATH=<clone>/src), so edits in the working tree do not lea
     python benchmarks/user_journeys.py [--keep] [--only NAME ...]
 
 writes benchmarks/results/user_journeys.json: per journey its commands, pass/fail, seconds and
-what was checked.  SLURM is not among the journeys (no cluster here; docs/user-journeys.md says so).
+what was checked.  SLURM is not among the journeys: CI runs it (.ci/slurm_smoke.sh).
+With `--screenshots DIR`, headless Chromium (Debian's `chromium`) saves the DVC plots page and
+the MLflow compare view of the two restorer runs as PNGs there (docs/img/ holds the README's).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ class Failed(AssertionError):
 class Journey:
     """Runs commands in the clone, records them, and fails on the first unmet expectation."""
 
-    def __init__(self, name: str, clone: Path, env: dict):
-        self.name, self.clone, self.env = name, clone, env
+    def __init__(self, name: str, clone: Path, env: dict, screenshots: Path | None = None):
+        self.name, self.clone, self.env, self.screenshots = name, clone, env, screenshots
         self.commands: list[str] = []
         self.checks: list[str] = []
 
@@ -64,6 +66,26 @@ class Journey:
             raise Failed(f"{what}: no. {detail[-3000:]}")
         self.checks.append(what)
 
+    def screenshot(self, url: str, name: str, size: tuple[int, int] = (1400, 900)) -> None:
+        """What a user sees at `url`, as headless Chromium renders it (only with --screenshots)."""
+        if self.screenshots is None:
+            return
+        from PIL import Image
+
+        out = self.screenshots / name
+        self.sh(f"{chromium()} --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size={size[0]},{size[1]} "
+                f"--virtual-time-budget=30000 --screenshot={out} '{url}'", timeout=300)
+        colours = Image.open(out).convert("RGB").getcolors(maxcolors=1 << 16)
+        self.check(colours is None or len(colours) > 64, f"{name}: the page rendered (not blank)",
+                   f"{len(colours or [])} colours")
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return name
+    raise SystemExit("--screenshots needs headless Chromium: apt-get install chromium")
+
 
 def make_clone(base: Path, source: str) -> tuple[Path, dict]:
     """A fresh repository: a git clone of HEAD, or (`worktree`) the working tree's files as the e2e test copies them."""
@@ -77,7 +99,7 @@ def make_clone(base: Path, source: str) -> tuple[Path, dict]:
     env.update(PATH=f"{BIN}:{env['PATH']}", PYTHONPATH=str(clone / "src"), OMP_NUM_THREADS="1",
                GIT_AUTHOR_NAME="journeys", GIT_COMMITTER_NAME="journeys", GIT_AUTHOR_EMAIL="journeys@example.org",
                GIT_COMMITTER_EMAIL="journeys@example.org",
-               GENDEG_STATUS_EVERY="5")  # smoke jobs are short: a line every 5 s, not the default 20
+               GENDEG_STATUS_EVERY="0.5")  # smoke loops last 1-2 s: a line every 0.5 s, not the default 20
     select_preset(clone, "smoke")
     commit_all(clone, "smoke preset", "journeys")
     return clone, env
@@ -154,6 +176,7 @@ def dvc_plots(j: Journey) -> None:
         bars = re.findall(r'aria-label="psnr: [\d.]+; \w+: [^;]+; job: (nafnet-\w+);', svg)
         j.check({"nafnet-existing", "nafnet-gends"} <= set(bars), f"{name}: both restorers drawn as bars", svg[:300])
     j.sh("dvc dag --mermaid")
+    j.screenshot((j.clone / "plots_html" / "index.html").as_uri(), "dvc_plots.png", size=(1400, 1000))
 
 
 def push_clone_pull(j: Journey) -> None:
@@ -250,6 +273,9 @@ def mlflow_rest(j: Journey) -> None:
             with urllib.request.urlopen(url, timeout=30) as response:
                 j.check(response.read(8) == b"\x89PNG\r\n\x1a\n", "the image is served")
         j.check(sets == {"existing", "gends"}, "tagged gendeg.training_set existing and gends", str(sets))
+        ids = json.dumps([run["info"]["run_id"] for run in restorers], separators=(",", ":"))
+        j.screenshot(f"{base}/#/compare-runs?runs={ids}&experiments=[\"{eid}\"]", "mlflow_compare.png",
+                     size=(1400, 1400))
         evaluations = search(f"tags.`gendeg.stage` = 'evaluate' and tags.`mlflow.parentRunId` = '{pid}'")
         j.check(all(tags(r).get("gendeg.training_set") for r in evaluations), "evaluate runs use gendeg.training_set")
         for name in j.shared.get("experiments", []):
@@ -283,7 +309,12 @@ def main() -> None:
     parser.add_argument("--source", choices=["head", "worktree"], default="head",
                         help="the code to run: the committed HEAD (default) or the working tree's files")
     parser.add_argument("--only", nargs="*", choices=list(JOURNEYS), help="run these journeys (in order) only")
+    parser.add_argument("--screenshots", type=Path, help="save the DVC plots page and the MLflow compare view here")
     args = parser.parse_args()
+    if args.screenshots:
+        chromium()
+        args.screenshots = args.screenshots.resolve()
+        args.screenshots.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="gendeg-journeys-"))
     clone, env = make_clone(base, args.source)
     shared: dict = {}
@@ -291,7 +322,7 @@ def main() -> None:
     for name, journey in JOURNEYS.items():
         if args.only and name not in args.only:
             continue
-        j = Journey(name, clone, env)
+        j = Journey(name, clone, env, args.screenshots)
         j.shared = shared
         started = time.perf_counter()
         try:
@@ -306,7 +337,8 @@ def main() -> None:
         print(f"{'PASS' if passed else 'FAIL'} {name} ({seconds} s){'' if passed else ': ' + error[:400]}", flush=True)
     record = {"what": "the users' own commands on the smoke preset in a fresh clone (docs/user-journeys.md)",
               "command": f"python benchmarks/user_journeys.py --source {args.source}"
-                         + (f" --only {' '.join(args.only)}" if args.only else ""),
+                         + (f" --only {' '.join(args.only)}" if args.only else "")
+                         + (f" --screenshots {os.path.relpath(args.screenshots, ROOT)}" if args.screenshots else ""),
               "source": args.source, "preset": "smoke", "cores": 1, "journeys": results,
               "passed": sum(r["passed"] for r in results), "failed": sum(not r["passed"] for r in results),
               "not_run": {"slurm": "run by CI instead: .ci/slurm_smoke.sh starts a single-node cluster (docs/user-journeys.md: SLURM)"},
