@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import git_commit, params_hash
+from machine import describe_machine, git_commit, params_hash
 from project_copy import commit_all, copy_worktree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def main() -> None:
         print(preset, json.dumps(results[preset], indent=2))
         if args.keep is None:
             shutil.rmtree(base)
-    results["machine"] = machine()
+    results["machine"] = {**machine(), "description": describe_machine()}
     results["git"] = git_commit()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
