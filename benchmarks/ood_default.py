@@ -80,18 +80,17 @@ def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dic
 
 
 def metrics_for_seed(run: Path, work: Path, arch: str, train_set: str, seed: int, run_seed: int,
-                     retrain_run_seed: bool, count: int | None = None, steps: int | None = None) -> dict:
+                     retrain_run_seed: bool, count: int | None = None, train_overrides: dict | None = None) -> dict:
     """metrics/<arch>/<set>.json of a restorer trained with `seed` (reused from the run for its own seed);
     with `count`, the scaling restorer on existing + the first `count` generated pairs per degradation;
-    with `steps`, trained for that many steps instead of the run's restorer.train.steps."""
+    with `train_overrides` (e.g. {"steps": 1800}), those restorer.train keys replace the run's."""
     pipeline_metrics = (run / "metrics" / arch / f"{train_set}.json" if count is None
                         else run / "metrics" / "scaling" / f"{count}.json")
-    if seed == run_seed and not retrain_run_seed and steps is None and pipeline_metrics.is_file():
+    if seed == run_seed and not retrain_run_seed and not train_overrides and pipeline_metrics.is_file():
         return {**json.loads(pipeline_metrics.read_text()), "source": str(pipeline_metrics)}
     train_cfg = copy.deepcopy(read_stage_config(run / "resolved_params" / "train_restorer.json"))
     train_cfg["seed"] = seed
-    if steps is not None:
-        train_cfg["restorer"]["train"]["steps"] = steps
+    train_cfg["restorer"]["train"].update(train_overrides or {})
     eval_cfg = read_stage_config(run / "resolved_params" / "evaluate.json")
     label = train_set if count is None else f"{train_set}@{count}"
     out = work / f"seed{seed}" / arch / label / inputs_fingerprint(run, train_set, train_cfg, eval_cfg, count)[:16]
@@ -186,7 +185,7 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "seeds_requested": seeds,
         "sources": {s: {t: results[s][t]["source"] for t in sets} for s in done},
         "run": str(run),
-        "restorer_config": restorer_config(run, args.steps),
+        "restorer_config": restorer_config(run, train_overrides(args)),
         "synthesis_config": read_stage_config(run / "resolved_params" / "synthesize.json")["synthesis"],
         # The gain bounds each generated image was held to (synthesis.colour_range), when the run used them.
         "colour_ranges": {p.parent.name: json.loads(p.read_text())
@@ -196,16 +195,21 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "command": (f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}"
                     + (f" --against {args.against}" if args.against != "gends" else "")
                     + (f" --steps {args.steps}" if args.steps else "")
+                    + (f" --crop {args.crop}" if args.crop else "")
                     + (f" --scaling-counts {' '.join(map(str, args.scaling_counts))}" if args.scaling_counts else "")),
         "scaling_curve": scaling_curve(results, done, args.scaling_counts),
     }
 
 
-def restorer_config(run: Path, steps: int | None) -> dict:
-    """The run's restorer settings, with the step budget this call trained with."""
+def train_overrides(args) -> dict:
+    """The restorer.train keys this call trains with instead of the run's (--steps, --crop)."""
+    return {key: value for key, value in (("steps", args.steps), ("crop", args.crop)) if value is not None}
+
+
+def restorer_config(run: Path, overrides: dict) -> dict:
+    """The run's restorer settings, with the overrides this call trained with."""
     config = read_stage_config(run / "resolved_params" / "train_restorer.json")["restorer"]
-    if steps is not None:
-        config["train"]["steps"] = steps
+    config["train"].update(overrides)
     return config
 
 
@@ -293,6 +297,8 @@ def main() -> None:
     parser.add_argument("--retrain-run-seed", action="store_true")
     parser.add_argument("--steps", type=int, default=None,
                         help="restorer training steps instead of the run's (a budget study; the run's own seed is retrained)")
+    parser.add_argument("--crop", type=int, default=None,
+                        help="restorer training crop instead of the run's restorer.train.crop (the run's own seed is retrained)")
     parser.add_argument("--scaling-counts", type=int, nargs="*", default=[],
                         help="also the scaling restorers (existing + first N generated pairs per degradation)")
     args = parser.parse_args()
@@ -314,7 +320,8 @@ def main() -> None:
     for seed in args.seeds:
         for train_set in args.sets:
             results.setdefault(seed, {})[train_set] = metrics_for_seed(run, work, args.arch, train_set, seed, run_seed,
-                                                                       args.retrain_run_seed, steps=args.steps)
+                                                                       args.retrain_run_seed,
+                                                                       train_overrides=train_overrides(args))
         for count in args.scaling_counts:
             results[seed][f"scaling@{count}"] = metrics_for_seed(run, work, args.arch, "gends", seed, run_seed,
                                                                  args.retrain_run_seed, count)
