@@ -8,8 +8,8 @@ committed code (PYTHONPATH=<clone>/src), so edits in the working tree do not lea
 
 writes benchmarks/results/user_journeys.json: per journey its commands, pass/fail, seconds and
 what was checked.  SLURM is not among the journeys: CI runs it (.ci/slurm_smoke.sh).
-With `--screenshots DIR`, headless Chromium (Debian's `chromium`) saves the DVC plots page and
-the MLflow compare view of the two restorer runs as PNGs there (docs/img/ holds the README's).
+With `--screenshots DIR`, headless Chromium (benchmarks/screenshots.py) saves the DVC plots page
+and the MLflow compare view of the two restorer runs as PNGs there.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import screenshots  # noqa: E402
 from machine import provenance  # noqa: E402
 from project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
 
@@ -44,8 +45,8 @@ class Failed(AssertionError):
 class Journey:
     """Runs commands in the clone, records them, and fails on the first unmet expectation."""
 
-    def __init__(self, name: str, clone: Path, env: dict, screenshots: Path | None = None):
-        self.name, self.clone, self.env, self.screenshots = name, clone, env, screenshots
+    def __init__(self, name: str, clone: Path, env: dict, shots_dir: Path | None = None):
+        self.name, self.clone, self.env, self.shots_dir = name, clone, env, shots_dir
         self.commands: list[str] = []
         self.checks: list[str] = []
 
@@ -66,25 +67,15 @@ class Journey:
             raise Failed(f"{what}: no. {detail[-3000:]}")
         self.checks.append(what)
 
-    def screenshot(self, url: str, name: str, size: tuple[int, int] = (1400, 900)) -> None:
+    def screenshot(self, url: str, name: str, size: tuple[int, int]) -> None:
         """What a user sees at `url`, as headless Chromium renders it (only with --screenshots)."""
-        if self.screenshots is None:
-            return
-        from PIL import Image
-
-        out = self.screenshots / name
-        self.sh(f"{chromium()} --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size={size[0]},{size[1]} "
-                f"--virtual-time-budget=30000 --screenshot={out} '{url}'", timeout=300)
-        colours = Image.open(out).convert("RGB").getcolors(maxcolors=1 << 16)
-        self.check(colours is None or len(colours) > 64, f"{name}: the page rendered (not blank)",
-                   f"{len(colours or [])} colours")
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return name
-    raise SystemExit("--screenshots needs headless Chromium: apt-get install chromium")
+        if self.shots_dir is not None:
+            self.commands.append(f"chromium --headless --screenshot {name} {url}")
+            try:
+                colours = screenshots.take(url, self.shots_dir / name, size)
+            except (RuntimeError, subprocess.CalledProcessError) as failure:
+                raise Failed(f"{name}: {failure}") from failure
+            self.checks.append(f"{name}: the page rendered ({colours} colours)")
 
 
 def make_clone(base: Path, source: str) -> tuple[Path, dict]:
@@ -176,7 +167,7 @@ def dvc_plots(j: Journey) -> None:
         bars = re.findall(r'aria-label="psnr: [\d.]+; \w+: [^;]+; job: (nafnet-\w+);', svg)
         j.check({"nafnet-existing", "nafnet-gends"} <= set(bars), f"{name}: both restorers drawn as bars", svg[:300])
     j.sh("dvc dag --mermaid")
-    j.screenshot((j.clone / "plots_html" / "index.html").as_uri(), "dvc_plots.png", size=(1400, 1000))
+    j.screenshot((j.clone / "plots_html" / "index.html").as_uri(), "dvc_plots.png", (1400, 1000))
 
 
 def push_clone_pull(j: Journey) -> None:
@@ -273,9 +264,8 @@ def mlflow_rest(j: Journey) -> None:
             with urllib.request.urlopen(url, timeout=30) as response:
                 j.check(response.read(8) == b"\x89PNG\r\n\x1a\n", "the image is served")
         j.check(sets == {"existing", "gends"}, "tagged gendeg.training_set existing and gends", str(sets))
-        ids = json.dumps([run["info"]["run_id"] for run in restorers], separators=(",", ":"))
-        j.screenshot(f"{base}/#/compare-runs?runs={ids}&experiments=[\"{eid}\"]", "mlflow_compare.png",
-                     size=(1400, 1400))
+        j.screenshot(screenshots.compare_url(base, sorted(r["info"]["run_id"] for r in restorers), eid),
+                     "mlflow_compare.png", (1400, 2050))
         evaluations = search(f"tags.`gendeg.stage` = 'evaluate' and tags.`mlflow.parentRunId` = '{pid}'")
         j.check(all(tags(r).get("gendeg.training_set") for r in evaluations), "evaluate runs use gendeg.training_set")
         for name in j.shared.get("experiments", []):
@@ -312,7 +302,7 @@ def main() -> None:
     parser.add_argument("--screenshots", type=Path, help="save the DVC plots page and the MLflow compare view here")
     args = parser.parse_args()
     if args.screenshots:
-        chromium()
+        screenshots.chromium()
         args.screenshots = args.screenshots.resolve()
         args.screenshots.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="gendeg-journeys-"))
