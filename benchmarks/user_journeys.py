@@ -328,7 +328,7 @@ def main() -> None:
     record = {"what": "the users' own commands on the smoke preset in a fresh clone (docs/user-journeys.md)",
               "command": f"python benchmarks/user_journeys.py --source {args.source}"
                          + (f" --only {' '.join(args.only)}" if args.only else "")
-                         + (f" --screenshots {os.path.relpath(args.screenshots, ROOT)}" if args.screenshots else ""),
+                         + (" --screenshots <dir>" if args.screenshots else ""),
               "source": args.source, "preset": "smoke", "cores": 1, "journeys": results,
               "passed": sum(r["passed"] for r in results), "failed": sum(not r["passed"] for r in results),
               "not_run": {"slurm": "run by CI instead: .ci/slurm_smoke.sh starts a single-node cluster (docs/user-journeys.md: SLURM)"},
