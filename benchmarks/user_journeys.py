@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -205,77 +204,68 @@ def accelerate_two_processes(j: Journey) -> None:
 def mlflow_rest(j: Journey) -> None:
     port = 5077
     j.commands.append(f"mlflow server --backend-store-uri sqlite:///{j.clone}/mlflow.db --port {port}")
-    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{j.clone}/mlflow.db",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=j.clone, env=j.env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    try:
+        with screenshots.mlflow_server(j.clone, port, j.env) as base:
+            mlflow_checks(j, base)
+    except RuntimeError as failure:  # the server did not answer
+        raise Failed(str(failure)) from failure
+
+
+def mlflow_checks(j: Journey, base: str) -> None:
+    """What a user compares in `mlflow ui`, asked through the REST API the UI itself uses."""
 
     def api(path: str, body: dict | None = None):
-        request = urllib.request.Request(base + path, data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"{}")
+        return screenshots.api(base, path, body)
 
-    try:
-        for _ in range(240):  # the server takes ~30 s to start on 2 busy cores
-            try:
-                experiment = api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=gendeg")["experiment"]
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            raise Failed("mlflow server did not answer")
-        eid = experiment["experiment_id"]
-        j.check("://" in experiment["artifact_location"] and str(j.clone) in experiment["artifact_location"],
-                "artifact location inside this clone", experiment["artifact_location"])
+    experiment = api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=gendeg")["experiment"]
+    eid = experiment["experiment_id"]
+    j.check("://" in experiment["artifact_location"] and str(j.clone) in experiment["artifact_location"],
+            "artifact location inside this clone", experiment["artifact_location"])
 
-        def search(filter_string: str) -> list[dict]:
-            return api("/api/2.0/mlflow/runs/search", {"experiment_ids": [eid], "filter": filter_string,
-                                                       "max_results": 500}).get("runs", [])
+    def search(filter_string: str) -> list[dict]:
+        return api("/api/2.0/mlflow/runs/search", {"experiment_ids": [eid], "filter": filter_string,
+                                                   "max_results": 500}).get("runs", [])
 
-        def tags(run):
-            return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+    def tags(run):
+        return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
 
-        def metrics(run):
-            return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+    def metrics(run):
+        return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
 
-        parent = search("tags.`gendeg.orchestrator` = 'snakemake'")
-        j.check(len(parent) >= 1, "a snakemake parent run")
-        parent = sorted(parent, key=lambda r: r["info"]["start_time"])[0]
-        pid = parent["info"]["run_id"]
-        top = metrics(parent)
-        j.check({"ood.mean_psnr.nafnet-existing", "ood.mean_psnr.nafnet-gends"} <= set(top),
-                "the parent has mean OOD PSNR per restorer", str(top))
-        j.check(any(p["key"] == "restorer.train.steps" for p in parent["data"].get("params", [])),
-                "the parent has the resolved params")
-        restorers = search(f"tags.`gendeg.stage` = 'train_restorer' and tags.`mlflow.parentRunId` = '{pid}'")
-        j.check(len(restorers) == 2, "the invocation's two restorer runs filtered by stage and parent")
-        sets = set()
-        for run in restorers:
-            t, m = tags(run), metrics(run)
-            sets.add(t.get("gendeg.training_set"))
-            j.check(len(t.get("mlflow.source.git.commit", "")) == 40, "restorer run has the git commit")
-            j.check("ood.mean_psnr" in m and "gendeg.evaluate_run_id" in t, "restorer run has its evaluation's metrics")
-            files = [f["path"] for f in api(f"/api/2.0/mlflow/artifacts/list?run_id={run['info']['run_id']}")
-                     .get("files", [])]
-            j.check("train_samples.png" in files, "restorer run has train_samples.png", str(files))
-            url = f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "train_samples.png",
-                                                                   "run_uuid": run["info"]["run_id"]})
-            with urllib.request.urlopen(url, timeout=30) as response:
-                j.check(response.read(8) == b"\x89PNG\r\n\x1a\n", "the image is served")
-        j.check(sets == {"existing", "gends"}, "tagged gendeg.training_set existing and gends", str(sets))
-        j.screenshot(screenshots.compare_url(base, sorted(r["info"]["run_id"] for r in restorers), eid),
-                     "mlflow_compare.png", (1400, 2050))
-        evaluations = search(f"tags.`gendeg.stage` = 'evaluate' and tags.`mlflow.parentRunId` = '{pid}'")
-        j.check(all(tags(r).get("gendeg.training_set") for r in evaluations), "evaluate runs use gendeg.training_set")
-        for name in j.shared.get("experiments", []):
-            runs = search(f"tags.`gendeg.dvc_exp` = '{name}' and tags.`gendeg.orchestrator` = 'dvc exp'")
-            j.check(len(runs) == 1, f"dvc exp {name} has one parent run")
-            children = search(f"tags.`mlflow.parentRunId` = '{runs[0]['info']['run_id']}'")
-            j.check(len(children) >= 5, f"dvc exp {name}: its jobs are children of that parent", str(len(children)))
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    parent = search("tags.`gendeg.orchestrator` = 'snakemake'")
+    j.check(len(parent) >= 1, "a snakemake parent run")
+    parent = sorted(parent, key=lambda r: r["info"]["start_time"])[0]
+    pid = parent["info"]["run_id"]
+    top = metrics(parent)
+    j.check({"ood.mean_psnr.nafnet-existing", "ood.mean_psnr.nafnet-gends"} <= set(top),
+            "the parent has mean OOD PSNR per restorer", str(top))
+    j.check(any(p["key"] == "restorer.train.steps" for p in parent["data"].get("params", [])),
+            "the parent has the resolved params")
+    restorers = search(f"tags.`gendeg.stage` = 'train_restorer' and tags.`mlflow.parentRunId` = '{pid}'")
+    j.check(len(restorers) == 2, "the invocation's two restorer runs filtered by stage and parent")
+    sets = set()
+    for run in restorers:
+        t, m = tags(run), metrics(run)
+        sets.add(t.get("gendeg.training_set"))
+        j.check(len(t.get("mlflow.source.git.commit", "")) == 40, "restorer run has the git commit")
+        j.check("ood.mean_psnr" in m and "gendeg.evaluate_run_id" in t, "restorer run has its evaluation's metrics")
+        files = [f["path"] for f in api(f"/api/2.0/mlflow/artifacts/list?run_id={run['info']['run_id']}")
+                 .get("files", [])]
+        j.check("train_samples.png" in files, "restorer run has train_samples.png", str(files))
+        url = f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "train_samples.png",
+                                                               "run_uuid": run["info"]["run_id"]})
+        with urllib.request.urlopen(url, timeout=30) as response:
+            j.check(response.read(8) == b"\x89PNG\r\n\x1a\n", "the image is served")
+    j.check(sets == {"existing", "gends"}, "tagged gendeg.training_set existing and gends", str(sets))
+    j.screenshot(screenshots.compare_url(base, sorted(r["info"]["run_id"] for r in restorers), eid),
+                 "mlflow_compare.png", (1400, 2050))
+    evaluations = search(f"tags.`gendeg.stage` = 'evaluate' and tags.`mlflow.parentRunId` = '{pid}'")
+    j.check(all(tags(r).get("gendeg.training_set") for r in evaluations), "evaluate runs use gendeg.training_set")
+    for name in j.shared.get("experiments", []):
+        runs = search(f"tags.`gendeg.dvc_exp` = '{name}' and tags.`gendeg.orchestrator` = 'dvc exp'")
+        j.check(len(runs) == 1, f"dvc exp {name} has one parent run")
+        children = search(f"tags.`mlflow.parentRunId` = '{runs[0]['info']['run_id']}'")
+        j.check(len(children) >= 5, f"dvc exp {name}: its jobs are children of that parent", str(len(children)))
 
 
 # Causes found by hand for journeys that failed when this script was last run (docs/user-journeys.md);
