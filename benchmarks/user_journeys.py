@@ -4,7 +4,7 @@ Each journey is a list of real commands (snakemake, dvc, accelerate, the MLflow 
 it passes when every command does what docs/user-journeys.md says.  The clone runs the
 committed code (PYTHONPATH=<clone>/src), so edits in the working tree do not leak in.
 
-    python benchmarks/user_journeys.py [--keep] [--only NAME ...]
+    python benchmarks/user_journeys.py [--keep] [--only NAME ...] [--screenshots DIR]
 
 writes benchmarks/results/user_journeys.json: per journey its commands, pass/fail, seconds and
 what was checked.  SLURM is not among the journeys: CI runs it (.ci/slurm_smoke.sh).
