@@ -84,20 +84,26 @@ def api(base: str, path: str, body: dict | None = None) -> dict:
         return json.loads(response.read() or b"{}")
 
 
+def experiment(base: str) -> dict:
+    """The project's MLflow experiment (`gendeg`)."""
+    return api(base, "/api/2.0/mlflow/experiments/get-by-name?" + urllib.parse.urlencode(
+        {"experiment_name": "gendeg"}))["experiment"]
+
+
+def search(base: str, experiment_id: str, filter_string: str) -> list[dict]:
+    """Runs of the experiment matching an MLflow filter string, as the UI's search box takes it."""
+    return api(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id], "filter": filter_string,
+                                                      "max_results": 500}).get("runs", [])
+
+
 def restorer_runs(base: str) -> tuple[str, list[str]]:
     """The experiment id and the restorer runs of the last `snakemake` invocation."""
-    eid = api(base, "/api/2.0/mlflow/experiments/get-by-name?" + urllib.parse.urlencode(
-        {"experiment_name": "gendeg"}))["experiment"]["experiment_id"]
-
-    def search(filter_string: str) -> list[dict]:
-        return api(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [eid], "filter": filter_string,
-                                                          "max_results": 500}).get("runs", [])
-
-    parents = search("tags.`gendeg.orchestrator` = 'snakemake'")
+    eid = experiment(base)["experiment_id"]
+    parents = search(base, eid, "tags.`gendeg.orchestrator` = 'snakemake'")
     if not parents:
         raise RuntimeError("no snakemake parent run in this project's mlflow.db")
     parent = max(parents, key=lambda r: r["info"]["start_time"])["info"]["run_id"]
-    runs = search(f"tags.`gendeg.stage` = 'train_restorer' and tags.`mlflow.parentRunId` = '{parent}'")
+    runs = search(base, eid, f"tags.`gendeg.stage` = 'train_restorer' and tags.`mlflow.parentRunId` = '{parent}'")
     return eid, sorted(r["info"]["run_id"] for r in runs)
 
 

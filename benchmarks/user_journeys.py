@@ -214,17 +214,13 @@ def mlflow_rest(j: Journey) -> None:
 def mlflow_checks(j: Journey, base: str) -> None:
     """What a user compares in `mlflow ui`, asked through the REST API the UI itself uses."""
 
-    def api(path: str, body: dict | None = None):
-        return screenshots.api(base, path, body)
-
-    experiment = api("/api/2.0/mlflow/experiments/get-by-name?experiment_name=gendeg")["experiment"]
+    experiment = screenshots.experiment(base)
     eid = experiment["experiment_id"]
     j.check("://" in experiment["artifact_location"] and str(j.clone) in experiment["artifact_location"],
             "artifact location inside this clone", experiment["artifact_location"])
 
     def search(filter_string: str) -> list[dict]:
-        return api("/api/2.0/mlflow/runs/search", {"experiment_ids": [eid], "filter": filter_string,
-                                                   "max_results": 500}).get("runs", [])
+        return screenshots.search(base, eid, filter_string)
 
     def tags(run):
         return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
@@ -249,7 +245,7 @@ def mlflow_checks(j: Journey, base: str) -> None:
         sets.add(t.get("gendeg.training_set"))
         j.check(len(t.get("mlflow.source.git.commit", "")) == 40, "restorer run has the git commit")
         j.check("ood.mean_psnr" in m and "gendeg.evaluate_run_id" in t, "restorer run has its evaluation's metrics")
-        files = [f["path"] for f in api(f"/api/2.0/mlflow/artifacts/list?run_id={run['info']['run_id']}")
+        files = [f["path"] for f in screenshots.api(base, f"/api/2.0/mlflow/artifacts/list?run_id={run['info']['run_id']}")
                  .get("files", [])]
         j.check("train_samples.png" in files, "restorer run has train_samples.png", str(files))
         url = f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "train_samples.png",
