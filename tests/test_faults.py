@@ -275,7 +275,7 @@ def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project
               f"{{name: held_out, degradation: haze, split: test, degraded_dir: {user / 'test_hazy'}, "
               f"clean_dir: {user / 'test_clear'}}}]")
     text = params.read_text().replace("  source: builtin ", "  source: user ", 1).replace(
-        "    paired: []", f"    paired: {paired}", 1)
+        "    paired: []", f"    paired: {paired}", 1).replace("    folder: data/user ", f"    folder: {user} ", 1)
     text, count = re.subn(r"(?m)^degradations: \[.*\]", "degradations: [haze, rain]", text)
     assert count == 1
     params.write_text(text)
@@ -290,18 +290,22 @@ def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project
         run(["dvc", "commit", "--force", "resolve_params", "prepare"], root, env)
         target = ["snakemake", "-n", "--cores", "1", "data/prepared"]
         assert "Nothing to be done" in run(target, root, env).stdout
-        for change in ("overwrite", "add"):
+        assert "up to date" in run(["dvc", "status", "prepare"], root, env).stdout
+        for change in ("overwrite", "add", "remove"):
             if change == "overwrite":
                 image(user / "hazy" / "a.png")
-            else:
+            elif change == "add":
                 image(user / "hazy" / "c.png"), image(user / "clear" / "c.png")
+            else:
+                (user / "clear" / "b.png").unlink()
             dry = run(target, root, env).stdout
             assert re.search(r"(?m)^\s*prepare\s+1$", dry), (change, dry[-2000:])
+            status = run(["dvc", "status", "prepare"], root, env).stdout  # a bare `dvc repro` sees it: no helper ran
+            assert re.search(rf"modified:\s+{re.escape(str(user))}$", status, re.M), (change, status)
+            run(["dvc", "commit", "--force", "prepare"], root, env)
         run(["gendeg", "resolve-params"], root, env)  # what DVC's resolve_params stage (and `gendeg track`) runs
         status = run(["dvc", "status", "prepare"], root, env).stdout
         assert "resolved_params/user_data.json" in status, status
-        (user / "clear" / "b.png").unlink()
-        assert re.search(r"(?m)^\s*prepare\s+1$", run(target, root, env).stdout)
     finally:
         subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
         shutil.rmtree(root / "data" / "prepared", ignore_errors=True)
@@ -341,7 +345,7 @@ def test_user_data_must_cover_every_degradation_and_a_test_split():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["source"] = "user"
     params["degradations"] = ["haze", "rain", "low_light"]
-    entry = {"degraded_dir": "a", "clean_dir": "b"}
+    entry = {"degraded_dir": "data/user/a", "clean_dir": "data/user/b"}
     params["data"]["user"]["paired"] = [{**entry, "name": "h", "degradation": "haze"},
                                         {**entry, "name": "r", "degradation": "rain"}]
     with pytest.raises(ConfigError, match=r"no split: train dataset for degradation\(s\) \['low_light'\]"):
@@ -351,6 +355,42 @@ def test_user_data_must_cover_every_degradation_and_a_test_split():
         preflight(resolve(params), components=False)
     params["data"]["user"]["paired"].append({**entry, "name": "t", "degradation": "haze", "split": "test"})
     preflight(resolve(params), components=False)
+
+
+def test_user_paths_must_lie_under_the_folder_dvc_watches(tmp_path):
+    """Item 3: DVC's prepare stage hashes data.user.folder; a path outside it, or behind a symlinked
+    sub-folder (DVC does not look inside one), would change without a bare `dvc repro` seeing it."""
+    import yaml
+
+    from gendeg.pipeline.config import ConfigError, resolve
+    from gendeg.pipeline.orchestration import preflight
+
+    user, elsewhere = tmp_path / "user", tmp_path / "elsewhere"
+    for folder in (user / "hazy", user / "clear", user / "test_hazy", elsewhere):
+        folder.mkdir(parents=True)
+    (user / "linked").symlink_to(elsewhere)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["degradations"] = ["haze", "rain"]
+    params["data"]["source"] = "user"
+    params["data"]["user"]["folder"] = str(user)
+    train = {"name": "h", "degradation": "haze", "degraded_dir": str(user / "hazy"), "clean_dir": str(user / "clear")}
+    test = {"name": "t", "degradation": "haze", "split": "test", "degraded_dir": str(elsewhere),
+            "clean_dir": str(user / "linked")}
+    params["data"]["user"]["paired"] = [train, test, {**train, "name": "r", "degradation": "rain"}]
+    with pytest.raises(ConfigError, match="outside data.user.folder") as error:
+        preflight(resolve(params), components=False)
+    named = [line.strip() for line in str(error.value).splitlines() if line.startswith("  ")]
+    assert named == [f"data.user.paired[1].degraded_dir: {elsewhere}", f"data.user.paired[1].clean_dir: {user / 'linked'}"]
+    params["data"]["user"]["paired"][1] = {**test, "degraded_dir": str(user / "test_hazy"), "clean_dir": str(user / "clear")}
+    preflight(resolve(params), components=False)
+
+    params["data"]["user"]["folder"] = str(tmp_path / "missing")
+    with pytest.raises(ConfigError, match=f"data.user.folder: {tmp_path / 'missing'} is not a folder"):
+        preflight(resolve(params), components=False)
+    params["data"]["user"]["folder"] = str(user)
+    params["presets"]["smoke"]["data"]["user"] = {"folder": str(user)}
+    with pytest.raises(ConfigError, match="presets.smoke.data.user.folder: set data.user.folder at the top level"):
+        resolve(params)
 
 
 def test_skip_mode_says_how_many_were_skipped_and_summary_holds_no_nan(tmp_path, monkeypatch, capsys, smoke_params):

@@ -261,6 +261,24 @@ def test_ingest_all_fills_every_split_and_is_deterministic(tmp_path):
         pd.testing.assert_frame_equal(getattr(first, split), getattr(second, split))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_manifest_rows_outside_the_watched_folder_stop_the_run_in_both_modes(tmp_path, mode):
+    """DVC hashes data.user.folder only: a manifest row pointing elsewhere could change unseen."""
+    root = tmp_path / "user" / "rain13k"
+    inside = make_image(root / "input" / "1.png"), make_image(root / "target" / "1.png")
+    second, away = make_image(root / "input" / "2.png"), make_image(tmp_path / "elsewhere" / "2.png")
+    pd.DataFrame({"image_path": ["input/1.png", "input/2.png"], "target_path": ["target/1.png", away]}).to_csv(
+        root / "pairs.csv", index=False)
+    config = {"folder": str(tmp_path / "user"), "on_bad_input": mode,
+              "paired": [{"name": "Rain13K", "degradation": "rain", "manifest": str(root / "pairs.csv")}]}
+
+    with pytest.raises(IngestError, match=r"1 file\(s\) of this dataset lie outside data.user.folder") as error:
+        ingest_all(config)
+    assert error.value.problems == [Problem(away, "Rain13K", error.value.problems[0].reason)]
+    config["folder"] = str(tmp_path)
+    assert pairs(ingest_all(config).train) == [inside, (second, away)]
+
+
 def test_ingest_all_of_nothing_is_empty():
     result = ingest_all(None)
     assert result.train.empty and result.clean.empty and result.problems == []

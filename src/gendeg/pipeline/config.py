@@ -78,6 +78,10 @@ def resolve(params: dict, source: str = "params.yaml") -> dict:
     presets = params.get("presets", {})
     if preset not in presets:
         raise ConfigError(f"{source}: preset: {preset!r} is not defined under presets: (have {sorted(presets)})")
+    for name, overrides in presets.items():
+        if "folder" in (((overrides or {}).get("data") or {}).get("user") or {}):
+            raise ConfigError(f"{source}: presets.{name}.data.user.folder: set data.user.folder at the top level of "
+                              f"params.yaml instead; DVC's prepare stage reads it from there, before any preset applies")
     base = {k: v for k, v in params.items() if k != "presets"}
     resolved = deep_merge(base, presets[preset] or {})
     validate({**resolved, "presets": presets}, f"{source} (preset {preset!r} applied)")
@@ -115,24 +119,43 @@ def check_user_data(resolved: dict, source: str) -> None:
     """With data.source: user, the datasets must cover what the pipeline needs, or a job fails hours in:
     a train dataset per degradation (GenDeg, its intensity statistics, synthesis) and a test dataset
     (in-distribution evaluation).  A GenDS manifest declares both per row, so it is checked by `prepare`.
-    A pipeline pre-flight (gendeg.pipeline.orchestration.preflight), not part of load_params: the shipped
+    data.user.folder, a dependency of DVC's prepare stage, must exist (built-in data too) and hold every
+    path an entry names (`prepare` checks the files a manifest lists).  A pipeline pre-flight (gendeg.pipeline.orchestration.preflight), not part of load_params: the shipped
     `paper` preset resolves (for inspection and tests) though it cannot run until data.user is filled."""
+    folder = resolved["data"]["user"]["folder"]
+    if not Path(folder).expanduser().is_dir():
+        raise ConfigError(f"{source}: data.user.folder: {folder} is not a folder; DVC's prepare stage depends on it "
+                          f"(create it, or point it at the folder that holds your data)")
     if resolved["data"]["source"] != "user":
         return
-    paired = [entry for entry in (resolved["data"].get("user", {}).get("paired") or []) if isinstance(entry, dict)]
+    paired = [entry for entry in (resolved["data"]["user"].get("paired") or []) if isinstance(entry, dict)]
     if not paired:
         raise ConfigError(f"{source}: data.source is user but data.user.paired is empty: describe your paired datasets "
                           f"there (one per degradation in degradations: {resolved['degradations']}, and a split: test one)")
-    if any("gends_manifest" in entry for entry in paired):
-        return
-    trained = {entry.get("degradation") for entry in paired if entry.get("split", "train") == "train"}
-    missing = [d for d in resolved["degradations"] if d not in trained]
-    if missing:
-        raise ConfigError(f"{source}: data.user.paired has no split: train dataset for degradation(s) {missing} of "
-                          f"degradations: {resolved['degradations']}; add one each, or drop them from degradations")
-    if not any(entry.get("split") == "test" for entry in paired):
-        raise ConfigError(f"{source}: data.user.paired has no dataset with split: test; evaluation needs one "
-                          f"(e.g. a held-out folder of any degradation with split: test)")
+    if not any("gends_manifest" in entry for entry in paired):
+        trained = {entry.get("degradation") for entry in paired if entry.get("split", "train") == "train"}
+        missing = [d for d in resolved["degradations"] if d not in trained]
+        if missing:
+            raise ConfigError(f"{source}: data.user.paired has no split: train dataset for degradation(s) {missing} "
+                              f"of degradations: {resolved['degradations']}; add one each, or drop them from degradations")
+        if not any(entry.get("split") == "test" for entry in paired):
+            raise ConfigError(f"{source}: data.user.paired has no dataset with split: test; evaluation needs one "
+                              f"(e.g. a held-out folder of any degradation with split: test)")
+    check_user_paths(resolved["data"]["user"], source)
+
+
+def check_user_paths(user: dict, source: str) -> None:
+    """Every folder and manifest an entry names lies under data.user.folder, where DVC sees it change."""
+    from gendeg.data.ingest.fingerprint import PATH_KEYS, outside_folder
+
+    outside = [f"data.user.{section}[{index}].{key}: {entry[key]}"
+               for section in ("paired", "ood", "clean")
+               for index, entry in enumerate(user.get(section) or []) if isinstance(entry, dict)
+               for key in PATH_KEYS if key in entry and outside_folder(str(entry[key]), user["folder"])]
+    if outside:
+        raise ConfigError(f"{source}: outside data.user.folder ({user['folder']}), so a `dvc repro` would not see "
+                          f"them change:\n  " + "\n  ".join(outside) + "\nMove them under it (not through a "
+                          "symlinked sub-folder), or set data.user.folder to a folder that holds them all")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

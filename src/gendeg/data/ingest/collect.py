@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from gendeg.data.ingest.fingerprint import outside_folder
 from gendeg.data.ingest.problems import CONFIG_HINT, IngestError, OnBad, Problem, check_on_bad, raise_if_any
 from gendeg.data.ingest.sources import (
     SourceRows,
@@ -33,7 +34,7 @@ from gendeg.data.ingest.specs import (
 from gendeg.data.ingest.validation import ImageChecker, drop_duplicates, validate_pairs
 from gendeg.data.manifest import make_frame
 
-USER_KEYS = ("on_bad_input", "workers", "paired", "ood", "clean")
+USER_KEYS = ("folder", "on_bad_input", "workers", "paired", "ood", "clean")
 # Duplicates are resolved in this order, so a copy of a benchmark image leaves training, not the benchmark.
 SPLIT_PRIORITY = ("ood", "test", "train", "clean")
 
@@ -65,9 +66,26 @@ def _rows_of(spec: Spec) -> SourceRows:
     return readers[type(spec)](spec)
 
 
-def _ingest(specs: Sequence[Spec], on_bad: OnBad, workers: int | None) -> IngestResult:
-    """List all sources, stop on fatal problems, then validate pixels and drop duplicates."""
+def _check_inside(source: SourceRows, dataset: str, folder: str) -> None:
+    """Files outside data.user.folder stop the run, in both modes: DVC would not see them change, and
+    skipping them could drop a whole dataset.  One problem per dataset, naming the first such file."""
+    away = [path for row in source.rows for path in (row["image_path"], row["target_path"])
+            if outside_folder(path, folder)]
+    if away:
+        source.fatal.append(Problem(away[0], dataset, f"{len(away)} file(s) of this dataset lie outside "
+                                                      f"data.user.folder ({folder}), where DVC would not see them "
+                                                      f"change; move them under it (this is the first)"))
+
+
+def _ingest(specs: Sequence[Spec], on_bad: OnBad, workers: int | None, folder: str | None = None) -> IngestResult:
+    """List all sources, stop on fatal problems, then validate pixels and drop duplicates.
+
+    `folder`: data.user.folder (the pipeline always sets it); files outside it are fatal.
+    """
     listed = [_rows_of(spec) for spec in specs]
+    if folder is not None:
+        for spec, source in zip(specs, listed, strict=True):
+            _check_inside(source, spec.name, folder)
     fatal = [problem for source in listed for problem in source.fatal]
     if fatal:
         raise IngestError(fatal, hint=CONFIG_HINT)
@@ -159,4 +177,4 @@ def ingest_all(user_cfg: Mapping[str, Any] | None) -> IngestResult:
         seen.add(spec.name)
     if problems:
         raise IngestError(problems, hint=CONFIG_HINT)
-    return _ingest(specs, on_bad, workers)
+    return _ingest(specs, on_bad, workers, user_cfg.get("folder"))

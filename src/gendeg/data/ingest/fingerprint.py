@@ -6,6 +6,10 @@ folders and manifest roots).  Overwriting, adding or removing a user file change
 Snakemake and DVC re-run `prepare` and what follows.  Size and mtime, not content hashes: one
 stat per file on every invocation, where hashing would read every byte; a touched but
 unchanged file re-runs `prepare`, a changed one is never missed.
+
+DVC cannot list the configured folders (dvc.yaml cannot interpolate a list into `deps:`), so
+its `prepare` stage also depends on the one folder `data.user.folder`, and every file the
+entries read must lie under it (`outside_folder`): then a bare `dvc repro` sees the change too.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 _FOLDER_KEYS = ("degraded_dir", "clean_dir", "dir", "root")
 _FILE_KEYS = ("manifest", "gends_manifest")
+PATH_KEYS = _FOLDER_KEYS + _FILE_KEYS  # every key of a data.user entry that names a path
 
 
 def _entries(user: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -39,13 +44,28 @@ def _walk(folder: Path) -> dict[str, list[int]]:
     return dict(sorted(files.items()))
 
 
+def outside_folder(path: str | Path, folder: str | Path) -> bool:
+    """True when DVC, hashing `folder` as a dependency, would not see `path` change.
+
+    DVC walks the folder without following symlinked sub-folders (a symlinked file, or the folder
+    itself being a symlink, is followed), so a path under a symlinked sub-folder counts as outside.
+    """
+    base = Path(os.path.abspath(Path(folder).expanduser()))
+    target = Path(os.path.abspath(Path(path).expanduser()))
+    if target != base and base not in target.parents:
+        return True
+    relative = target.relative_to(base)
+    steps = [base / part for part in [*list(relative.parents)[:-1], relative] if part.parts]
+    return any(step.is_symlink() and step.is_dir() for step in steps)
+
+
 def user_data_fingerprint(data: Mapping[str, Any]) -> dict:
     """{"source": ...} for built-in data; with source: user, every configured path's files."""
     if data.get("source") != "user":
         return {"source": data.get("source")}
     paths: dict[str, Any] = {}
     for entry in _entries(data.get("user") or {}):
-        for key in _FOLDER_KEYS + _FILE_KEYS:
+        for key in PATH_KEYS:
             if key not in entry or str(entry[key]) in paths:
                 continue
             path = Path(str(entry[key])).expanduser()
@@ -71,7 +91,7 @@ def watched_paths(data: Mapping[str, Any]) -> list[str]:
         return []
     watched, newest = [], (0, "")
     for entry in _entries(data.get("user") or {}):
-        for key in _FOLDER_KEYS + _FILE_KEYS:
+        for key in PATH_KEYS:
             path = Path(str(entry.get(key, ""))).expanduser()
             if key not in entry or not path.exists() or path.as_posix() in watched:
                 continue
