@@ -16,6 +16,8 @@ clean pools decides which copy stays).
 
 `data.user` in params.yaml:
 
+    folder: /data               # every file below lies under it (DVC's prepare stage hashes it);
+                                # prepare stops on manifest rows outside it
     on_bad_input: fail          # fail | skip (drop bad pairs, report them)
     workers: 4                  # optional: threads that decode images (default: min(8, CPUs))
     paired:                     # existing paired datasets
