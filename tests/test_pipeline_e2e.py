@@ -85,6 +85,9 @@ def test_metrics_and_report_are_consistent(snakemake_run):
     text = (root / "reports" / "report.md").read_text()
     assert f"{ARCH} / existing" in text and "In distribution vs out of distribution" in text
     assert "Data scaling" not in text, "no scaling_counts by default, so no scaling section"
+    # The project is a clean commit; the report's own committed outputs, which Snakemake removes
+    # before the job runs, used to make every report say "with uncommitted changes".
+    assert re.search(r"Made at commit [0-9a-f]{12} on ", text), text[-600:]
 
 
 

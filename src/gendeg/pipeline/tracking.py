@@ -95,9 +95,14 @@ def relocate_artifacts(old: str, new: str) -> int:
 _GIT: dict | None = None
 
 
+# Tracked files the pipeline itself rewrites (DVC's lock, the committed report): a job that is
+# rewriting them does not make the project's code or parameters differ from the commit.
+PIPELINE_WRITES = ("dvc.lock", "reports")
+
+
 def git_tags() -> dict:
     """The commit the project's files are at (MLflow's own `mlflow.source.git.commit` tag) and whether
-    tracked files differ from it; {} outside a git repository."""
+    tracked files other than PIPELINE_WRITES differ from it; {} outside a git repository."""
     global _GIT
     if _GIT is None:
         import subprocess
@@ -105,7 +110,8 @@ def git_tags() -> dict:
         root = project_root()
         try:
             commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30)
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                    *[f":(exclude){path}" for path in PIPELINE_WRITES]], cwd=root,
                                    capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             commit = None
