@@ -79,7 +79,8 @@ def resolve(params: dict, source: str = "params.yaml") -> dict:
     if preset not in presets:
         raise ConfigError(f"{source}: preset: {preset!r} is not defined under presets: (have {sorted(presets)})")
     for name, overrides in presets.items():
-        if "folder" in (((overrides or {}).get("data") or {}).get("user") or {}):
+        data = overrides.get("data") if isinstance(overrides, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("user"), dict) and "folder" in data["user"]:
             raise ConfigError(f"{source}: presets.{name}.data.user.folder: set data.user.folder at the top level of "
                               f"params.yaml instead; DVC's prepare stage reads it from there, before any preset applies")
     base = {k: v for k, v in params.items() if k != "presets"}
@@ -120,8 +121,9 @@ def check_user_data(resolved: dict, source: str) -> None:
     a train dataset per degradation (GenDeg, its intensity statistics, synthesis) and a test dataset
     (in-distribution evaluation).  A GenDS manifest declares both per row, so it is checked by `prepare`.
     data.user.folder, a dependency of DVC's prepare stage, must exist (built-in data too) and hold every
-    path an entry names (`prepare` checks the files a manifest lists).  A pipeline pre-flight (gendeg.pipeline.orchestration.preflight), not part of load_params: the shipped
-    `paper` preset resolves (for inspection and tests) though it cannot run until data.user is filled."""
+    path an entry names (`prepare` checks the files a manifest lists).  A pipeline pre-flight
+    (gendeg.pipeline.orchestration.preflight), not part of load_params: the shipped `paper` preset
+    resolves (for inspection and tests) though it cannot run until data.user is filled."""
     folder = resolved["data"]["user"]["folder"]
     if not Path(folder).expanduser().is_dir():
         raise ConfigError(f"{source}: data.user.folder: {folder} is not a folder; DVC's prepare stage depends on it "
