@@ -139,10 +139,9 @@ def main() -> None:
     write_json(result, args.out)
     for name, block in result["benchmarks"].items():
         for label, figures in block["labels"].items():
-            line = ", ".join(f"{variant} {figures['over_seeds'][variant][m]['mean']:+.2f}"
-                             for variant in VARIANTS for m in ("mean_matched_psnr",))
-            psnr_line = ", ".join(f"{variant} {figures['over_seeds'][variant]['psnr']['mean']:+.2f}" for variant in VARIANTS)
-            print(f"{name} {label}: PSNR gain {psnr_line}; mean-matched gain {line}")
+            gain = {metric: ", ".join(f"{variant} {figures['over_seeds'][variant][metric]['mean']:+.2f}"
+                                      for variant in VARIANTS) for metric in METRICS}
+            print(f"{name} {label}: PSNR gain {gain['psnr']}; mean-matched gain {gain['mean_matched_psnr']}")
     print(f"wrote {args.out}")
 
 

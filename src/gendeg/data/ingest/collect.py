@@ -8,6 +8,7 @@ Nothing on disk is touched: files are only read.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,9 +69,18 @@ def _rows_of(spec: Spec) -> SourceRows:
 
 def _check_inside(source: SourceRows, dataset: str, folder: str) -> None:
     """Files outside data.user.folder stop the run, in both modes: DVC would not see them change, and
-    skipping them could drop a whole dataset.  One problem per dataset, naming the first such file."""
-    away = [path for row in source.rows for path in (row["image_path"], row["target_path"])
-            if outside_folder(path, folder)]
+    skipping them could drop a whole dataset.  One problem per dataset, naming the first such file.
+    Checked once per parent folder (an image file is never a symlinked folder): a GenDS manifest
+    lists hundreds of thousands of files in a few folders."""
+    parents: dict[str, bool] = {}
+
+    def outside(path: str) -> bool:
+        parent = os.path.dirname(path)
+        if parent not in parents:
+            parents[parent] = outside_folder(parent, folder)
+        return parents[parent]
+
+    away = [path for row in source.rows for path in (row["image_path"], row["target_path"]) if outside(path)]
     if away:
         source.fatal.append(Problem(away[0], dataset, f"{len(away)} file(s) of this dataset lie outside "
                                                       f"data.user.folder ({folder}), where DVC would not see them "
