@@ -79,14 +79,16 @@ def cmd_synthesize(args) -> None:
     from gendeg.stages.synthesize import synthesize
 
     synthesize(read_stage_config(args.config), args.prepared, args.model, args.degradation, args.out, args.work,
-               structure_correction_dir=args.structure_correction)
+               structure_correction_dir=args.structure_correction, shard=args.shard)
 
 
 def cmd_merge(args) -> None:
     from gendeg.stages.merge import merge
 
     config = read_stage_config(args.config)
-    merge(config, args.prepared, [args.synthetic_root / d for d in config["degradations"]], args.out)
+    root = args.synthetic_root
+    merge(config, args.prepared, [root / d / f"shard-{k}" for d in config["degradations"]
+                                  for k in config["synthesis"]["shards"]], args.out)
 
 
 def cmd_train_classifier(args) -> None:
@@ -210,12 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--structure-correction", type=Path, default=None, help="S folder (applied where it is enabled)")
     p.add_argument("--degradation", required=True)
+    p.add_argument("--shard", type=int, default=0, help="which of synthesis.shards this job generates")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--work", type=Path, required=True, help="resumable work folder (not an output)")
 
     p = stage("merge", cmd_merge, "existing + filtered generated pairs = GenDS")
     p.add_argument("--prepared", type=Path, required=True)
-    p.add_argument("--synthetic-root", type=Path, required=True, help="folder holding one output per degradation")
+    p.add_argument("--synthetic-root", type=Path, required=True,
+                   help="folder holding <degradation>/shard-<k>/, one synthesis output per degradation and shard")
     p.add_argument("--out", type=Path, required=True)
 
     p = stage("train-classifier", cmd_train_classifier, "train the frozen degradation classifier whose features KID / FID use (training split only)")

@@ -66,6 +66,52 @@ def job_threads(stage):
     return RESOLVED["threads"].get(stage, RESOLVED["threads"]["default"])
 
 
+# GPUs are a resource: each rule that runs a network declares `gpu`, the cards its job uses.
+# A cluster profile sets every GPU rule's count (set-resources; the SLURM executor turns it into
+# --gpus), and a rule left out gets none.  A local run (--cores, without --jobs) gives each such
+# job this machine's card, one job at a time (every job uses the first visible card), unless
+# --resources gpu=N says otherwise; a machine without a GPU declares 0 and runs its jobs side by
+# side as before.  Not in profiles/default: Snakemake also loads that profile beside
+# `--profile profiles/slurm`, where the same cap would run a cluster's GPU jobs one at a time.
+LOCAL_RUN = workflow.nodes is None
+
+
+def visible_gpus():
+    """CUDA devices this machine shows its jobs, counted without importing torch (every invocation
+    parses this file): CUDA_VISIBLE_DEVICES where it is set, otherwise the NVIDIA driver's list."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [d.strip() for d in visible.split(",")]
+        return next((i for i, d in enumerate(ids) if not d or d.startswith("-")), len(ids))  # CUDA stops at -1
+    driver = Path("/proc/driver/nvidia/gpus")
+    return len(list(driver.iterdir())) if driver.is_dir() else 0
+
+
+GPU = 1 if LOCAL_RUN and visible_gpus() else 0
+if LOCAL_RUN and GPU and workflow.is_main_process and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", 1)
+
+
+def gendeg_command(data_parallel=False):
+    """The rule's `gendeg --log` for the GPUs its job is given (resources.gpu, from the profile).
+
+    A data-parallel rule given N > 1 GPUs runs N processes under `accelerate launch`
+    (gendeg.runtime.distributed; --log-file, which the launcher's own --log_dir would make
+    ambiguous); any other rule's job uses one GPU, and a profile giving it more is an error
+    rather than cards left idle."""
+
+    def command(wildcards, resources):
+        gpus = resources.get("gpu", 0)
+        if gpus <= 1:
+            return "gendeg --log"
+        if not data_parallel:
+            raise WorkflowError(f"gpu={gpus}: this rule's job uses one GPU; give it gpu=1 in the profile "
+                                f"(synthesis spreads over GPUs through synthesis.shards)")
+        return f"accelerate launch --multi_gpu --num_processes {gpus} -m gendeg.cli --log-file"
+
+    return command
+
+
 def resolved(stage):
     return f"resolved_params/{stage}.json"
 

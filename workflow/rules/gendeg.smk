@@ -1,3 +1,7 @@
+# synthesis.shards: one synthesize job per degradation and shard (DVC's matrix expands the same list).
+SHARDS = RESOLVED["synthesis"]["shards"]
+
+
 rule train_gendeg:
     """Train the degradation-synthesis diffusion model on the existing pairs."""
     input:
@@ -16,11 +20,15 @@ rule train_gendeg:
     benchmark:
         "logs/benchmarks/train_gendeg.tsv"
     threads: job_threads("train_gendeg")
+    resources:
+        gpu=GPU,
+    params:
+        gendeg=gendeg_command(data_parallel=True),  # N GPUs from the profile: N processes
     # First off the mark after prepare: GenDeg -> synthesis -> GenDS restorer is the longest
     # chain, and jobs that need only the existing pairs can run beside synthesis instead.
     priority: 10
     shell:
-        "gendeg --log {log} --benchmark logs/benchmarks/train_gendeg.tsv"
+        "{params.gendeg} {log} --benchmark logs/benchmarks/train_gendeg.tsv"
         " train-gendeg --config {input.config} --prepared {input.prepared}"
         " --out {output} --checkpoints checkpoints/train_gendeg"
 
@@ -39,14 +47,18 @@ rule train_structure_correction:
     benchmark:
         "logs/benchmarks/train_structure_correction.tsv"
     threads: job_threads("train_structure_correction")
+    resources:
+        gpu=GPU,
+    params:
+        gendeg=gendeg_command(),
     shell:
-        "gendeg --log {log} --benchmark logs/benchmarks/train_structure_correction.tsv"
+        "{params.gendeg} {log} --benchmark logs/benchmarks/train_structure_correction.tsv"
         " train-structure-correction --config {input.config} --prepared {input.prepared} --gendeg {input.gendeg}"
         " --out {output} --checkpoints checkpoints/train_structure_correction"
 
 
 rule synthesize:
-    """Degrade the clean images of the other degradations' datasets with GenDeg."""
+    """Degrade the clean images of the other degradations' datasets with GenDeg (one shard of them)."""
     input:
         config=resolved("synthesize"),
         code=stage_code("synthesize"),
@@ -54,18 +66,25 @@ rule synthesize:
         model="models/gendeg",
         structure_correction="models/structure_correction",
     output:
-        directory("data/synthetic/{degradation}"),
+        directory("data/synthetic/{degradation}/shard-{shard}"),
     log:
-        "logs/synthesize/{degradation}.log",
+        "logs/synthesize/{degradation}/shard-{shard}.log",
     benchmark:
-        "logs/benchmarks/synthesize/{degradation}.tsv"
+        "logs/benchmarks/synthesize/{degradation}/shard-{shard}.tsv"
+    wildcard_constraints:
+        shard="|".join(map(str, SHARDS)),
     threads: job_threads("synthesize")
+    resources:
+        gpu=GPU,
+    params:
+        gendeg=gendeg_command(),
     shell:
-        "gendeg --log {log} --benchmark logs/benchmarks/synthesize/{wildcards.degradation}.tsv"
+        "{params.gendeg} {log}"
+        " --benchmark logs/benchmarks/synthesize/{wildcards.degradation}/shard-{wildcards.shard}.tsv"
         " synthesize --config {input.config} --prepared {input.prepared}"
         " --model {input.model} --structure-correction {input.structure_correction}"
-        " --degradation {wildcards.degradation} --out {output}"
-        " --work checkpoints/synthesize/{wildcards.degradation}"
+        " --degradation {wildcards.degradation} --shard {wildcards.shard} --out {output}"
+        " --work checkpoints/synthesize/{wildcards.degradation}/shard-{wildcards.shard}"
 
 
 rule merge:
@@ -74,7 +93,7 @@ rule merge:
         config=resolved("merge"),
         code=stage_code("merge"),
         prepared="data/prepared",
-        synthetic=expand("data/synthetic/{degradation}", degradation=DEGRADATIONS),
+        synthetic=expand("data/synthetic/{degradation}/shard-{shard}", degradation=DEGRADATIONS, shard=SHARDS),
     output:
         directory("data/gends"),
     log:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import jsonschema
@@ -30,7 +31,7 @@ STAGE_SECTIONS: dict[str, list[str]] = {
     "train_gendeg": ["seed", "degradations", "gendeg"],
     "train_structure_correction": ["seed", "degradations", "structure_correction"],
     "synthesize": ["seed", "degradations", "synthesis"],
-    "merge": ["degradations", "merge"],
+    "merge": ["degradations", "synthesis", "merge"],  # synthesis.shards: which folders hold the generated pairs
     "train_classifier": ["seed", "degradations", "classifier"],
     "train_restorer": ["seed", "degradations", "restorer"],
     "evaluate": ["seed", "evaluate"],
@@ -83,6 +84,11 @@ def resolve(params: dict, source: str = "params.yaml") -> dict:
         if isinstance(data, dict) and isinstance(data.get("user"), dict) and "folder" in data["user"]:
             raise ConfigError(f"{source}: presets.{name}.data.user.folder: set data.user.folder at the top level of "
                               f"params.yaml instead; DVC's prepare stage reads it from there, before any preset applies")
+        synthesis = overrides.get("synthesis") if isinstance(overrides, dict) else None
+        if isinstance(synthesis, dict) and "shards" in synthesis:
+            raise ConfigError(f"{source}: presets.{name}.synthesis.shards: set synthesis.shards at the top level of "
+                              f"params.yaml instead; DVC makes one synthesize job per shard from there, before any "
+                              f"preset applies")
     base = {k: v for k, v in params.items() if k != "presets"}
     resolved = deep_merge(base, presets[preset] or {})
     validate({**resolved, "presets": presets}, f"{source} (preset {preset!r} applied)")
@@ -109,6 +115,15 @@ def check_jobs(resolved: dict, source: str) -> None:
     if too_many:
         raise ConfigError(f"{source}: scaling_counts: {too_many} exceed synthesis.per_degradation ({most}): "
                           f"such a restorer would train on the same pairs as {most}")
+    synthesis = resolved["synthesis"]
+    shards = synthesis["shards"]
+    if shards != list(range(len(shards))):
+        raise ConfigError(f"{source}: synthesis.shards: {shards} must number the shards 0, 1, ..., N-1 "
+                          f"(e.g. {list(range(len(shards)))})")
+    batches = math.ceil(most / synthesis["batch_size"])
+    if len(shards) > batches:
+        raise ConfigError(f"{source}: synthesis.shards: {len(shards)} shards, but {most} samples per degradation in "
+                          f"batches of {synthesis['batch_size']} make {batches} batch(es); a shard is whole batches")
     train = resolved["gendeg"]["train"]
     floor, gamma = train.get("snr_floor"), train.get("snr_gamma")
     if floor is not None and gamma is not None and floor > gamma:

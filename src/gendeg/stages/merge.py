@@ -8,6 +8,10 @@ the real data).  Turn it off with `merge.filter.enabled: false` to measure its e
 Generated images are linked (or copied) into the output folder, so the folder is the whole
 training set and its hash changes whenever any of its images changes.  When synthesis made
 oracle pairs, oracle.csv = existing + oracle pairs (the `oracle` training set).
+
+A degradation synthesised in shards (`synthesis.shards`) is read as the concatenation of its
+shards in order; images are named by their sample index, so GenDS is the same, byte for byte,
+whatever the shard count.
 """
 
 from __future__ import annotations
@@ -41,12 +45,32 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _oracle_pairs(folder: Path, out_dir: Path, tmp: Path) -> pd.DataFrame | None:
-    """The physics-generator pairs of a synthesis job (unfiltered: they are the reference)."""
-    if not (folder / "oracle.csv").exists():
+def _by_degradation(synthetic_dirs: list[Path]) -> dict[str, list[Path]]:
+    """Synthesis outputs (one per degradation, or per degradation and shard) grouped by degradation, in order."""
+    groups: dict[str, list[Path]] = {}
+    for folder in map(Path, synthetic_dirs):
+        first = pd.read_csv(folder / "manifest.csv", usecols=["degradation"], nrows=1)["degradation"]
+        named = folder.parent if folder.name.startswith("shard-") else folder  # data/synthetic/<degradation>/shard-<k>
+        groups.setdefault(first.iloc[0] if len(first) else named.name, []).append(folder)
+    return groups
+
+
+def _read_shards(folders: list[Path], name: str, degradation: str) -> pd.DataFrame:
+    """The manifests `name` of one degradation's shards as one; overlapping shards (a sample twice) are an error."""
+    frame = pd.concat([read_manifest(folder / name) for folder in folders], ignore_index=True)
+    images = frame["image_path"].map(lambda p: Path(p).name)
+    if images.duplicated().any():
+        raise ValueError(f"merge: the {degradation} shards {[str(f) for f in folders]} repeat sample(s) "
+                         f"{sorted(set(images[images.duplicated()]))[:5]}: they come from different synthesis runs")
+    return frame
+
+
+def _oracle_pairs(degradation: str, folders: list[Path], out_dir: Path, tmp: Path) -> pd.DataFrame | None:
+    """The physics-generator pairs of a degradation's synthesis (unfiltered: they are the reference)."""
+    if not all((folder / "oracle.csv").exists() for folder in folders):
         return None
-    oracle = read_manifest(folder / "oracle.csv")
-    targets = [Path("oracle") / folder.name / Path(p).name for p in oracle["image_path"]]
+    oracle = _read_shards(folders, "oracle.csv", degradation)
+    targets = [Path("oracle") / degradation / Path(p).name for p in oracle["image_path"]]
     for source, target in zip(oracle["image_path"], targets, strict=True):
         _link_or_copy(Path(source), tmp / target)
     return oracle.assign(image_path=[str(out_dir / t) for t in targets])
@@ -56,12 +80,12 @@ def merge(config: dict, prepared_dir: Path, synthetic_dirs: list[Path], out_dir:
     cfg = config["merge"]
     out_dir = Path(out_dir)
     existing = read_manifest(Path(prepared_dir) / "train.csv")
+    groups = _by_degradation(synthetic_dirs)
     with tracking.job_run("merge", "merge", config) as run, atomic_dir(out_dir) as tmp:
         kept, acceptance = [], {}
-        for folder in map(Path, synthetic_dirs):
-            generated = read_manifest(folder / "manifest.csv")
+        for degradation, folders in groups.items():
+            generated = _read_shards(folders, "manifest.csv", degradation)
             keep = intensity_filter(generated, cfg["filter"])
-            degradation = generated["degradation"].iloc[0] if len(generated) else folder.name
             acceptance[degradation] = {"generated": int(len(generated)), "kept": int(keep.sum()),
                                        "acceptance": float(keep.mean()) if len(generated) else float("nan")}
             generated = generated[keep].copy()
@@ -72,7 +96,7 @@ def merge(config: dict, prepared_dir: Path, synthetic_dirs: list[Path], out_dir:
             kept.append(generated)
         gends = pd.concat([existing, *kept], ignore_index=True)
         write_manifest(gends, tmp / "manifest.csv")
-        oracles = [_oracle_pairs(Path(folder), out_dir, tmp) for folder in synthetic_dirs]
+        oracles = [_oracle_pairs(degradation, folders, out_dir, tmp) for degradation, folders in groups.items()]
         if all(o is not None for o in oracles):
             write_manifest(pd.concat([existing, *oracles], ignore_index=True), tmp / "oracle.csv")
         summary = {

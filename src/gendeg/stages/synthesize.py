@@ -1,4 +1,4 @@
-"""Stage `synthesize` (one job per degradation): degrade clean images of the *other*
+"""Stage `synthesize` (one job per degradation and shard): degrade clean images of the *other*
 degradations' datasets with GenDeg, at (mu, sigma) drawn per sample as the released code does.
 
 Scene cross-pollination is where the paper's diversity comes from: a haze job degrades the
@@ -6,11 +6,17 @@ scenes of the rain, snow, blur, low-light and raindrop datasets.  Work is stream
 into a work folder (memory flat in the number of images; a killed job resumes at the first
 unfinished chunk) and moved into the declared output folder only when complete.
 
+Shards (`synthesis.shards`, one job each) split a degradation's samples into runs of whole
+batches: every job plans all of the degradation's samples (a cheap, pure function) and
+generates its own slice, so a sample's source, request, seed and batch are the same whatever
+the shard count, and so are its bytes (`merge` puts the shards back together).
+
 With `synthesis.calibration.enabled`, the job first measures how the model's realised μ
 follows the conditioning μ on a few of its own images and sends each request as the
 conditioning that realises it (gendeg.measure.mu_calibration).
 
-Output folder: images/<index>.png, manifest.csv (category "Synthetic"; mu/sigma are
+Output folder (one per shard): images/<index>.png (<index>: the sample's place in its
+degradation), manifest.csv (category "Synthetic"; mu/sigma are
 the *realised* intensity of each output, requested_mu/requested_sigma what was asked,
 conditioning_mu/conditioning_sigma what GenDeg was given, and with sample_seed they
 regenerate the sample on its own), when calibrated, calibration.json (the measured
@@ -18,12 +24,14 @@ curve) and, with `synthesis.colour_range`, colour_range.json (the real pairs' ga
 each output was held to, gendeg.data.colour_range).  With `synthesis.oracle: true`, also
 oracle/<index>.png and oracle.csv: the same clean images and requested intensities degraded
 by the built-in physics generator (gendeg.data.oracle), for the `oracle` training set.
+Finished images are moved, not copied, from the work folder into the output.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -51,8 +59,9 @@ from gendeg.measure.mu_calibration import (
 )
 from gendeg.pipeline import tracking
 from gendeg.runtime.atomic import atomic_dir, atomic_path, write_json
-from gendeg.runtime.devices import compute_device
+from gendeg.runtime.devices import compute_device, model_device
 from gendeg.runtime.progress import progress
+from gendeg.runtime.speed import AutocastForward
 from gendeg.runtime.training import run_fingerprint
 
 
@@ -90,6 +99,22 @@ def plan(config: dict, prepared_dir: Path, degradation: str) -> pd.DataFrame:
         "random_sampled": [d.random_sampled for d in draws], "sampled_dataset": [d.sampled_dataset for d in draws],
         "sample_seed": [sample_seed(config["seed"], degradation, i) for i in range(len(sources))],
     })
+
+
+def shard_rows(count: int, batch_size: int, shard: int, shards: int) -> range:
+    """Sample indices of shard `shard` of `shards`: a run of whole batches, so each batch holds the
+    samples it holds in the unsharded job (batch size changes float sums on some kernels)."""
+    batches = math.ceil(count / batch_size)
+    first, stop = shard * batches // shards, (shard + 1) * batches // shards
+    return range(first * batch_size, min(stop * batch_size, count))
+
+
+def sampling_model(model, mixed_precision: str):
+    """`model` with its UNet evaluations in fp16 / bf16 on a GPU (the official code samples under
+    fp16 autocast); on the CPU it stays fp32 whatever the setting, so CPU runs keep their bytes."""
+    if mixed_precision == "no" or model_device(model).type != "cuda":
+        return model
+    return AutocastForward(model, {"fp16": torch.float16, "bf16": torch.bfloat16}[mixed_precision])
 
 
 def prepare_work_dir(work_dir: Path, stamp: str) -> None:
@@ -172,52 +197,67 @@ def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int
 
 
 def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: str, out_dir: Path,
-               work_dir: Path, structure_correction_dir: Path | None = None) -> dict:
+               work_dir: Path, structure_correction_dir: Path | None = None, shard: int = 0) -> dict:
     cfg = config["synthesis"]
     out_dir, work_dir = Path(out_dir), Path(work_dir)
+    shards = len(cfg["shards"])
+    if shard not in cfg["shards"]:
+        raise ValueError(f"synthesize {degradation}: shard {shard} is not one of synthesis.shards: {cfg['shards']}")
     samples = plan(config, prepared_dir, degradation)
+    rows = shard_rows(len(samples), cfg["batch_size"], shard, shards)
+    if not rows:
+        raise ValueError(f"synthesize {degradation}: shard {shard} of {shards} has no sample: {len(samples)} samples "
+                         f"in batches of {cfg['batch_size']} make fewer batches than shards")
     model = GenDegModel.from_pretrained(model_dir).eval().to(compute_device())
+    model = sampling_model(model, cfg["mixed_precision"])
     # The paper samples at 512 from a model trained at 256 (the UNet is convolutional).
     size = cfg["image_size"] or json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
     correction = load_structure_correction(structure_correction_dir) if structure_correction_dir else None
     colour_range = colour_range_for(config, prepared_dir, degradation)
-    prepare_work_dir(work_dir, run_fingerprint(config, prepared_dir, model_dir,
-                                                   *([structure_correction_dir] if structure_correction_dir else [])))
+    prepare_work_dir(work_dir, run_fingerprint({**config, "shard": shard}, prepared_dir, model_dir,
+                                               *([structure_correction_dir] if structure_correction_dir else [])))
     images_dir = work_dir / "images"
     (work_dir / "oracle").mkdir(exist_ok=True)
     chunk = cfg["batch_size"]
-    with tracking.job_run("synthesize", f"synthesize:{degradation}", config) as run:
+    name = f"synthesize:{degradation}" + (f"/shard-{shard}" if shards > 1 else "")
+    with tracking.job_run("synthesize", name, config) as run:
         calibration = None
-        if cfg["calibration"]["enabled"]:
+        if cfg["calibration"]["enabled"]:  # on the whole degradation's requests: every shard fits the same map
             calibration = _cached_calibration(work_dir, lambda: calibrate(model, samples, degradation, cfg, size,
                                                                           config["seed"]))
         samples["conditioning_mu"], samples["conditioning_sigma"] = conditioning_for_requests(
             calibration, samples["requested_mu"], samples["requested_sigma"])
+        samples = samples.iloc[rows].copy()  # this shard's slice; the index stays the sample's index
         done = 0
-        for start in progress(range(0, len(samples), chunk), desc=f"synthesize {degradation}"):
+        for start in progress(range(rows.start, rows.stop, chunk), desc=name.replace(":", " ")):
             part = work_dir / f"chunk_{start:06d}.csv"
             if part.exists():  # finished before an interruption
                 continue
-            records = _run_chunk(model, samples.iloc[start:start + chunk], degradation, cfg, size, images_dir, correction,
-                                 colour_range)
+            records = _run_chunk(model, samples.loc[start:start + chunk - 1], degradation, cfg, size, images_dir,
+                                 correction, colour_range)
             with atomic_path(part) as tmp:
                 pd.DataFrame(records).to_csv(tmp, index=False, lineterminator="\n")
             done += len(records)
         measured = pd.concat([pd.read_csv(p) for p in sorted(work_dir.glob("chunk_*.csv"))]).set_index("index").sort_index()
+        measured = measured.loc[samples.index]
         samples["mu"], samples["sigma"] = measured["mu"].to_numpy(), measured["sigma"].to_numpy()
         with atomic_dir(out_dir) as tmp:
-            shutil.copytree(images_dir, tmp / "images")
-            samples["image_path"] = [str(out_dir / "images" / f"{i:06d}.png") for i in range(len(samples))]
+            samples["image_path"] = [str(out_dir / "images" / f"{i:06d}.png") for i in samples.index]
             write_manifest(_frame(samples, degradation, "Synthetic"), tmp / "manifest.csv")
             if calibration is not None:
                 write_json(calibration.to_dict(), tmp / "calibration.json")
             if colour_range is not None:
                 write_json(colour_range.to_dict(), tmp / "colour_range.json")
             if cfg["oracle"]:
-                shutil.copytree(work_dir / "oracle", tmp / "oracle")
-                oracle = samples.assign(image_path=[str(out_dir / "oracle" / f"{i:06d}.png") for i in range(len(samples))],
+                oracle = samples.assign(image_path=[str(out_dir / "oracle" / f"{i:06d}.png") for i in samples.index],
                                         mu=measured["oracle_mu"].to_numpy(), sigma=measured["oracle_sigma"].to_numpy())
                 write_manifest(_frame(oracle, degradation, "Oracle"), tmp / "oracle.csv")
+            # Last, the images move (a rename, not ~10^5 copies).  Once they have left, the work
+            # folder is no resume point: without its fingerprint a rerun starts afresh.
+            (work_dir / "fingerprint.txt").unlink()
+            shutil.move(images_dir, tmp / "images")
+            if cfg["oracle"]:
+                shutil.move(work_dir / "oracle", tmp / "oracle")
         report = {"samples": len(samples), "generated_now": done,
                   "structure_correction": bool(correction is not None and correction.covers(degradation)),
                   "requested_mu_mean": float(samples["requested_mu"].mean()), "realised_mu_mean": float(samples["mu"].mean()),
