@@ -60,7 +60,7 @@ def cmd_resolve_params(args) -> None:
 def cmd_prepare(args) -> None:
     from gendeg.stages.prepare import prepare
 
-    prepare(read_stage_config(args.config), args.out)
+    prepare(read_stage_config(args.config), args.out, args.work)
 
 
 def cmd_train_gendeg(args) -> None:
@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stage("prepare", cmd_prepare, "build or ingest the existing pairs, clean pool, test and OOD sets")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--work", type=Path, default=None,
+                   help="work folder (not an output): measured (mu, sigma) kept for a re-run or a resumed killed run")
 
     p = stage("train-gendeg", cmd_train_gendeg, "train the degradation-synthesis diffusion model")
     p.add_argument("--prepared", type=Path, required=True)

@@ -13,4 +13,4 @@ rule prepare:
     threads: job_threads("prepare")
     shell:
         "gendeg --log {log} --benchmark logs/benchmarks/prepare.tsv"
-        " prepare --config {input.config} --out {output}"
+        " prepare --config {input.config} --out {output} --work checkpoints/prepare"

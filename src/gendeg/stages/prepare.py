@@ -8,10 +8,17 @@ work).  Outputs one folder, written atomically:
     stats/<degradation>/Mu_<ds>.json ...           our histograms, released layout
     summary.json                                   counts per degradation / dataset / split
     images/                                        built-in images (user images stay put)
+
+(mu, sigma) of pairs that lack them (user data) are measured over the job's cores (params.yaml
+`threads:`), and with a work folder (`--work checkpoints/prepare`, not an output) a re-run or a
+resumed killed run reads again only the files that are new or changed since they were measured.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +28,164 @@ from gendeg.data.images import read_image
 from gendeg.data.manifest import write_manifest
 from gendeg.data.pairs import load_square
 from gendeg.data.reference import released_stats_dir
-from gendeg.intensity.definition import mu_sigma
+from gendeg.intensity.definition import STATS_SIZE, mu_sigma
 from gendeg.intensity.sampler import histogram_w1
 from gendeg.intensity.stats import load_intensity_stats, write_official_stats
 from gendeg.pipeline import tracking
-from gendeg.runtime.atomic import atomic_dir, write_json
+from gendeg.runtime.atomic import atomic_dir, atomic_path, write_json
 from gendeg.runtime.progress import notice, progress
 
 SPLITS = ("train", "test", "ood")
 
 
-def _fill_intensity(frame: pd.DataFrame, description: str) -> pd.DataFrame:
-    """Compute (mu, sigma) of pairs that lack them, as the paper defines them."""
-    missing = frame.index[frame["mu"].isna() | frame["sigma"].isna()]
-    for index in progress(missing, desc=description):
-        mu, sigma = mu_sigma(read_image(frame.at[index, "target_path"]), read_image(frame.at[index, "image_path"]))
-        frame.at[index, "mu"], frame.at[index, "sigma"] = mu, sigma
-    return frame
+# A pair's (mu, sigma) depend only on its two files and the measuring size: a record is reused
+# while both files keep the size and mtime they had when it was measured.
+CACHE_KEY = ["image_path", "image_size", "image_mtime_ns", "target_path", "target_size", "target_mtime_ns",
+             "stats_size"]
+FLUSH_EVERY = 2000  # pairs measured between cache writes: what a killed prepare measures again at most
+
+
+def _measure(pair: tuple[str, str]) -> tuple[float, float]:
+    """(mu, sigma) of one (clean, degraded) file pair.  Module level: worker processes import it."""
+    target, image = pair
+    return mu_sigma(read_image(target), read_image(image), STATS_SIZE)
+
+
+def _measured(pairs: list[tuple[str, str]], workers: int):
+    """(mu, sigma) of each pair, in input order whatever `workers` is, so the outputs' bytes are too.
+
+    Workers come from a fork server, not a fork of this process: this one runs other threads
+    (tqdm's monitor, native ones), and a fork of a multi-threaded process may deadlock.  The
+    server is a fresh process that imports this module once (~2-3 s, torch included) and forks
+    each worker ready to measure; 'spawn' would import it again in every worker (measured here:
+    5-8 s for two).  Chunks of several pairs keep the inter-process traffic small beside the
+    decoding.  Threads instead of processes: no faster at 256 px (the GIL)."""
+    if workers <= 1 or len(pairs) < 2:
+        yield from map(_measure, pairs)
+        return
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:  # Windows
+        context = multiprocessing.get_context("spawn")
+    chunk = max(1, min(64, len(pairs) // (workers * 16)))
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(_measure, pairs, chunksize=chunk)
+
+
+class IntensityCache:
+    """(mu, sigma) already measured, one small row per pair (never an image), in the work folder.
+
+    New rows go to a part file every FLUSH_EVERY pairs, written atomically, so a killed prepare
+    loses at most that many; `compact` folds the parts into intensity.parquet, keeping the rows
+    of the run's own pairs only (the cache does not grow with files that are gone).  Parquet keeps
+    the float64 values exactly: a reused value writes the same bytes as a re-measured one."""
+
+    def __init__(self, work_dir: Path):
+        self.dir = Path(work_dir)
+        self.main = self.dir / "intensity.parquet"
+        self.pending: list[tuple] = []
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.dir.glob("part_*.parquet"))
+
+    def load(self) -> pd.DataFrame:
+        files = ([self.main] if self.main.exists() else []) + self._parts()
+        try:
+            frames = [pd.read_parquet(path) for path in files]
+        except (OSError, ValueError) as error:  # unreadable (not ours, or another version's): measure again
+            notice(f"prepare: ignoring the intensity cache in {self.dir} ({error}); every pair is measured again")
+            frames = []
+        if not frames:
+            return _file_keys([], []).assign(mu=pd.Series(dtype=np.float64), sigma=pd.Series(dtype=np.float64))
+        return pd.concat(frames, ignore_index=True).drop_duplicates(CACHE_KEY, keep="last")
+
+    def add(self, key: tuple, mu: float, sigma: float) -> None:
+        self.pending.append((*key, mu, sigma))
+        if len(self.pending) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        parts = self._parts()
+        number = int(parts[-1].stem.split("_")[1]) + 1 if parts else 0
+        with atomic_path(self.dir / f"part_{number:06d}.parquet") as tmp:
+            pd.DataFrame(self.pending, columns=[*CACHE_KEY, "mu", "sigma"]).to_parquet(tmp, index=False)
+        self.pending = []
+
+    def compact(self, records: pd.DataFrame) -> None:
+        self.flush()
+        parts = self._parts()
+        with atomic_path(self.main) as tmp:
+            records[[*CACHE_KEY, "mu", "sigma"]].to_parquet(tmp, index=False)
+        for path in parts:
+            path.unlink()
+
+
+def _file_keys(image_paths, target_paths) -> pd.DataFrame:
+    """Each pair's cache key from a stat of its files (no read)."""
+    rows = []
+    for image, target in zip(image_paths, target_paths):
+        image_stat, target_stat = os.stat(image), os.stat(target)
+        rows.append((image, image_stat.st_size, image_stat.st_mtime_ns,
+                     target, target_stat.st_size, target_stat.st_mtime_ns, STATS_SIZE))
+    numbers = {column: np.int64 for column in CACHE_KEY if not column.endswith("_path")}
+    return pd.DataFrame(rows, columns=CACHE_KEY).astype(numbers)
+
+
+def measure_pairs(image_paths, target_paths, workers: int = 1,
+                  work_dir: Path | None = None) -> tuple[pd.DataFrame, int]:
+    """(mu, sigma) of each (degraded, clean) pair, in order, and how many pairs were read.
+
+    Over `workers` processes; with `work_dir`, pairs whose files are unchanged since they were
+    measured there are not read again, and what is measured is kept there for the next run."""
+    keys = _file_keys(image_paths, target_paths)
+    unique = keys.drop_duplicates(CACHE_KEY, ignore_index=True)
+    cache = IntensityCache(work_dir) if work_dir is not None else None
+    if cache is not None:
+        known = unique.merge(cache.load(), on=CACHE_KEY, how="left")
+    else:
+        known = unique.assign(mu=np.nan, sigma=np.nan)
+    mu, sigma = known["mu"].to_numpy(np.float64, copy=True), known["sigma"].to_numpy(np.float64, copy=True)
+    todo = np.flatnonzero(np.isnan(mu) | np.isnan(sigma))
+    workers = max(1, min(workers, len(todo)))
+    notice(f"prepare: (mu, sigma) of {len(known)} pair(s): {len(known) - len(todo)} unchanged since measured, "
+           f"{len(todo)} to measure on {workers} process(es)")
+    rows = known.loc[todo, CACHE_KEY]
+    pairs = list(zip(rows["target_path"], rows["image_path"]))
+    try:
+        with progress(total=len(todo), desc="intensity (mu, sigma)") as bar:
+            for position, key, (mu_value, sigma_value) in zip(
+                    todo, rows.itertuples(index=False, name=None), _measured(pairs, workers)):
+                mu[position], sigma[position] = mu_value, sigma_value
+                if cache is not None:
+                    cache.add(key, mu_value, sigma_value)
+                bar.update()
+    finally:
+        if cache is not None:
+            cache.flush()  # a pair that fails (an unreadable file) keeps those measured before it
+    known["mu"], known["sigma"] = mu, sigma
+    if cache is not None:
+        cache.compact(known)
+    return keys.merge(known, on=CACHE_KEY, how="left")[["mu", "sigma"]], len(todo)
+
+
+def _fill_intensity(frames: dict[str, pd.DataFrame], workers: int, work_dir: Path | None) -> int:
+    """Compute (mu, sigma) of pairs that lack them, as the paper defines them (all splits in one
+    pass over the job's cores); returns how many pairs were read."""
+    missing = {split: frame.index[frame["mu"].isna() | frame["sigma"].isna()] for split, frame in frames.items()}
+    if not any(len(index) for index in missing.values()):
+        return 0  # built-in data come measured; the work folder is left as it is
+    wanted = [frames[split].loc[index, ["image_path", "target_path"]] for split, index in missing.items()]
+    wanted = pd.concat(wanted, ignore_index=True)
+    values, measured = measure_pairs(wanted["image_path"].tolist(), wanted["target_path"].tolist(), workers, work_dir)
+    start = 0
+    for split, index in missing.items():
+        for name in ("mu", "sigma"):
+            frames[split].loc[index, name] = values[name].to_numpy()[start:start + len(index)]
+        start += len(index)
+    return measured
 
 
 def clean_pool(train: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
@@ -92,17 +240,19 @@ def _relocate(frames: dict[str, pd.DataFrame], tmp: Path, final: Path) -> None:
             frame[column] = frame[column].str.replace(str(tmp), str(final), regex=False)
 
 
-def prepare(config: dict, out_dir: Path) -> dict:
+def prepare(config: dict, out_dir: Path, work_dir: Path | None = None) -> dict:
+    """`work_dir` (checkpoints/prepare under the orchestrators) keeps measured (mu, sigma) for the
+    next run; without it every pair lacking them is measured."""
     out_dir = Path(out_dir)
     with tracking.job_run("prepare", "prepare", config) as run:
         with atomic_dir(out_dir) as tmp:
-            summary, frames = _build(config, tmp, out_dir, run)
+            summary, frames = _build(config, tmp, out_dir, run, work_dir)
         run.log_artifact(out_dir / "summary.json")
         run.log_image(_contact_sheet(frames["train"]), "train_pairs.png")
     return summary
 
 
-def _build(config: dict, tmp: Path, out_dir: Path, run) -> tuple[dict, dict[str, pd.DataFrame]]:
+def _build(config: dict, tmp: Path, out_dir: Path, run, work_dir: Path | None) -> tuple[dict, dict[str, pd.DataFrame]]:
     """Everything prepare writes, into the temporary folder `tmp` (paths point at `out_dir`)."""
     data = config["data"]
     extra_clean = None
@@ -122,7 +272,8 @@ def _build(config: dict, tmp: Path, out_dir: Path, run) -> tuple[dict, dict[str,
         if result.problems:  # skip mode: never quiet about what was left out
             notice(f"prepare: skipped {len(result.problems)} bad input file(s) (data.user.on_bad_input: skip); "
                    f"the list with reasons: {out_dir / 'problems.csv'}")
-    frames = {split: _fill_intensity(frames[split], f"intensity ({split})") for split in SPLITS}
+    measured = _fill_intensity({split: frames[split] for split in SPLITS}, config["threads"], work_dir)
+    run.log_metrics({"intensity_pairs_measured": measured})
     for split in SPLITS:
         write_manifest(frames[split], tmp / f"{split}.csv")
     pool = clean_pool(frames["train"], extra_clean)
