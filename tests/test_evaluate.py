@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from gendeg.measure.classifier import DegradationClassifier, extract_features
-from gendeg.stages.evaluate import DISTANCES, set_distances
+from gendeg.measure.metrics import random_patches_at
+from gendeg.stages.evaluate import DISTANCES, patch_corners, set_distances
 
 CFG = {"kid_subsets": 10, "kid_subset_size": 100, "patch_size": 5, "patches_per_image": 16, "projections": 32}
 
@@ -19,7 +20,9 @@ def _split(restored: torch.Tensor, clean: torch.Tensor, degraded: torch.Tensor) 
         torch.manual_seed(0)
         net = DegradationClassifier(width=4)
     images = {"restored": restored, "clean": clean, "degraded": degraded}
-    return SimpleNamespace(**images, features={k: extract_features(net, v) for k, v in images.items()},
+    corners = patch_corners(len(clean), clean.shape[-2:], CFG, torch.Generator().manual_seed(0))
+    patches = {k: random_patches_at(v, *corners, CFG["patch_size"]).unflatten(0, (len(v), -1)) for k, v in images.items()}
+    return SimpleNamespace(features={k: extract_features(net, v) for k, v in images.items()}, patches=patches,
                            perceptual=False, distance_keys=DISTANCES)
 
 
@@ -34,7 +37,7 @@ def test_identical_sets_are_closer_than_degraded_ones():
     hazy = clean * 0.4 + 0.55  # low contrast, lifted black level
     result = set_distances(_split(clean.clone(), clean, hazy), np.arange(len(clean)), CFG, seed=0)
     assert set(result) == set(DISTANCES)
-    assert result["fid"] < 1e-6  # same features; SWD samples different patches of each set, so it is small, not 0
+    assert result["fid"] < 1e-6 and result["swd"] < 1e-12  # same features, same patches
     for key in ("kid", "fid", "swd"):
         assert result[key] < result[f"input_{key}"], key
     assert result["input_swd"] > 0.05

@@ -7,7 +7,6 @@ memory, bf16 sampling and channels-last.  Timing is measured by the benchmark, n
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from pathlib import Path
@@ -112,19 +111,29 @@ def test_training_from_cached_latents_is_the_same_run(sd_folder, bank):
 def test_the_latent_cache_is_kept_by_its_key_and_invalidated_by_data_and_vae(sd_folder, bank, tmp_path, monkeypatch):
     model = paper_model(sd_folder)
     first = LatentCache.build(bank, model.codec, folder=tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == [f"latents-{first.key[:24]}.safetensors"]
+    stem = f"latents-{first.key[:24]}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{stem}.bin", f"{stem}.json"]
     monkeypatch.setattr(model.codec, "encode", lambda images: pytest.fail("re-encoded a cached dataset"))
     again = LatentCache.build(bank, model.codec, folder=tmp_path)
-    assert torch.equal(again.clean, first.clean) and torch.equal(again.degraded, first.degraded)
+    assert torch.equal(again.rows(range(len(bank))), first.rows(range(len(bank))))
     monkeypatch.undo()
 
-    changed = copy.copy(bank)
-    changed.clean = bank.clean.clone()
-    changed.clean[0, 0, 0, 0] ^= 1
-    assert cache_key(changed, model.codec, torch.device("cpu")) != first.key
+    rewritten = Path(bank.frame["target_path"][0])
+    rewritten.write_bytes(rewritten.read_bytes())  # same bytes, new modification time: encoded afresh
+    assert cache_key(bank, model.codec, torch.device("cpu")) != first.key
+    key = cache_key(bank, model.codec, torch.device("cpu"))
     with torch.no_grad():
         next(model.codec.vae.parameters()).view(-1)[0] += 1e-3
-    assert cache_key(bank, model.codec, torch.device("cpu")) != first.key
+    assert cache_key(bank, model.codec, torch.device("cpu")) != key
+
+
+def test_a_truncated_latent_cache_is_refused_by_name(sd_folder, bank, tmp_path):
+    model = paper_model(sd_folder)
+    cache = LatentCache.build(bank, model.codec, folder=tmp_path)
+    with open(cache.path, "r+b") as handle:
+        handle.truncate(cache.path.stat().st_size - 4)
+    with pytest.raises(ValueError, match=cache.path.name):
+        LatentCache.build(bank, model.codec, folder=tmp_path)
 
 
 def test_train_gendeg_caches_latents_only_for_a_vae_and_whole_images(sd_folder, bank, tmp_path):
@@ -133,7 +142,7 @@ def test_train_gendeg_caches_latents_only_for_a_vae_and_whole_images(sd_folder, 
     paper = paper_model(sd_folder)
     cache = cached_latents(paper, bank, paper_train_cfg(), SIZE, tmp_path / "checkpoint")
     assert isinstance(cache, LatentCache) and len(cache) == len(bank)
-    assert (tmp_path / "checkpoint" / f"latents-{cache.key[:24]}.safetensors").is_file()  # a resumed job reuses it
+    assert (tmp_path / "checkpoint" / f"latents-{cache.key[:24]}.bin").is_file()  # a resumed job reuses it
     assert cached_latents(paper, bank, {**paper_train_cfg(), "crop": SIZE // 2}, SIZE, None) is None
     default = GenDegModel.from_config(yaml.safe_load((ROOT / "params.yaml").read_text())["gendeg"]["model"])
     assert cached_latents(default, bank, paper_train_cfg(), SIZE, None) is None  # pixel-unshuffle: nothing to save

@@ -134,6 +134,12 @@ def random_patches(images: torch.Tensor, patch_size: int, per_image: int, genera
         raise ValueError(f"random_patches: images {h}x{w} are smaller than patch_size {patch_size}")
     ys = torch.randint(0, h - patch_size + 1, (b, per_image), generator=generator)
     xs = torch.randint(0, w - patch_size + 1, (b, per_image), generator=generator)
+    return random_patches_at(images, ys, xs, patch_size)
+
+
+def random_patches_at(images: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B*P, C*patch_size^2) patches of BxCxHxW `images` with top-left corners (ys, xs), each B x P."""
+    b, per_image = ys.shape
     offsets = torch.arange(patch_size)
     rows = (ys[..., None] + offsets)[..., :, None].expand(b, per_image, patch_size, patch_size)
     cols = (xs[..., None] + offsets)[..., None, :].expand(b, per_image, patch_size, patch_size)
@@ -160,6 +166,13 @@ def sliced_wasserstein_patches(images_a: torch.Tensor, images_b: torch.Tensor, p
     generator = torch.Generator().manual_seed(seed)
     pa = random_patches(images_a.detach().double().cpu(), patch_size, patches_per_image, generator)
     pb = random_patches(images_b.detach().double().cpu(), patch_size, patches_per_image, generator)
+    return sliced_wasserstein(pa, pb, projections, generator)
+
+
+def sliced_wasserstein(pa: torch.Tensor, pb: torch.Tensor, projections: int, generator: torch.Generator) -> float:
+    """Sliced Wasserstein-1 distance between two samples of vectors (rows), in float64: the part of
+    `sliced_wasserstein_patches` after the patches are drawn, for patches gathered image by image."""
+    pa, pb = pa.double(), pb.double()
     directions = torch.randn(pa.shape[1], projections, generator=generator, dtype=torch.float64)
     directions = directions / directions.norm(dim=0, keepdim=True)
     n = min(pa.shape[0], pb.shape[0])

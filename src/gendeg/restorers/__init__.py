@@ -114,3 +114,29 @@ def restore(model: nn.Module, degraded: torch.Tensor, batch_size: int = 32) -> t
     with torch.no_grad():
         return torch.cat([model(degraded[i:i + batch_size].to(device)).clamp(0, 1).to(degraded.device)
                           for i in range(0, len(degraded), batch_size)])
+
+
+def restore_tiled(model: nn.Module, degraded: torch.Tensor, tile: int, overlap: int = 32) -> torch.Tensor:
+    """`restore` of images larger than `tile` pixels a side in overlapping tiles, averaged where
+    they overlap: a whole test image as stored (a 6000x4000 SICE photo) need not fit the device.
+    Images within `tile` are restored whole, exactly as `restore` does."""
+    height, width = degraded.shape[-2:]
+    if max(height, width) <= tile:
+        return restore(model, degraded)
+    out = torch.zeros_like(degraded)
+    weight = torch.zeros((1, 1, height, width), dtype=degraded.dtype, device=degraded.device)
+    for top in _tile_starts(height, tile, overlap):
+        for left in _tile_starts(width, tile, overlap):
+            window = (..., slice(top, top + tile), slice(left, left + tile))
+            out[window] += restore(model, degraded[window])
+            weight[window] += 1
+    return out / weight
+
+
+def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile origins covering [0, length): a stride of tile - overlap, the last tile flush with the end."""
+    if length <= tile:
+        return [0]
+    stride = tile - min(overlap, tile // 4)  # small tiles keep most of their area new
+    return list(range(0, length - tile, stride)) + [length - tile]
+

@@ -51,12 +51,13 @@ from gendeg.measure.metrics import (
     kid,
     mean_matched_psnr,
     psnr,
-    sliced_wasserstein_patches,
+    random_patches_at,
+    sliced_wasserstein,
     ssim,
 )
 from gendeg.measure.perceptual import PerceptualMetrics, inception_distances
 from gendeg.pipeline import tracking
-from gendeg.restorers import load_restorer, restore
+from gendeg.restorers import load_restorer, restore_tiled
 from gendeg.runtime.atomic import atomic_path, write_json
 from gendeg.runtime.devices import compute_device
 from gendeg.runtime.progress import progress
@@ -72,41 +73,79 @@ PERCEPTUAL_DISTANCES = ("inception_kid", "inception_fid", "input_inception_kid",
 
 
 class Evaluated:
-    """One split's images (degraded, clean, restored), their classifier features and per-image scores.
+    """One split, scored pair by pair: per-image scores, classifier features and random patches.
 
+    Images are read, restored and scored a chunk at a time and then dropped, so memory grows
+    with the split's features and patches (about 60 KB an image), never with its pixels.
+    With `size` set every image is resized to a `size` square and chunks hold 64 images; with
+    `size=None` each image is scored whole as stored, one at a time, restored in tiles of at
+    most `tile` pixels a side.  The SWD patches of an image are drawn at the same positions in
+    the restored, degraded and clean image, from one generator seeded by `seed`, image by image.
     With `perceptual` (the optional extra) also per-image LPIPS and Inception features.
     """
 
-    def __init__(self, model: torch.nn.Module, features_net, frame: pd.DataFrame, size: int, description: str,
-                 perceptual: PerceptualMetrics | None = None):
-        bank = PairBank(frame, size=size, description=f"loading {description}")
-        self.degraded, self.clean = bank.tensors()
-        self.restored = torch.cat([restore(model, self.degraded[i:i + 64]) for i in
-                                   progress(range(0, len(self.degraded), 64), desc=f"restoring {description}")])
-        self.features = {name: extract_features(features_net, images)
-                         for name, images in (("degraded", self.degraded), ("clean", self.clean), ("restored", self.restored))}
-        self.rows = pd.DataFrame({
-            "dataset": bank.frame["dataset"], "degradation": bank.frame["degradation"], "split": bank.frame["split"],
-            "psnr": psnr(self.restored, self.clean).numpy(), "ssim": ssim(self.restored, self.clean).numpy(),
-            "input_psnr": psnr(self.degraded, self.clean).numpy(), "input_ssim": ssim(self.degraded, self.clean).numpy(),
-            "mean_matched_psnr": mean_matched_psnr(self.restored, self.clean).numpy(),
-            "input_mean_matched_psnr": mean_matched_psnr(self.degraded, self.clean).numpy(),
-        })
+    CHUNK = 64
+
+    def __init__(self, model: torch.nn.Module, features_net, frame: pd.DataFrame, size: int | None, description: str,
+                 perceptual: PerceptualMetrics | None = None, *, tile: int, distances: dict, seed: int):
+        bank = PairBank(frame, size=size, description=description)
+        chunk = self.CHUNK if size is not None else 1
+        generator = torch.Generator().manual_seed(seed)
+        scores, features, patches, inception = [], _per_kind(), _per_kind(), _per_kind()
+        for start in progress(range(0, len(bank), chunk), desc=f"evaluating {description}"):
+            degraded, clean = bank.tensors(range(start, min(start + chunk, len(bank))))
+            images = {"degraded": degraded, "clean": clean, "restored": restore_tiled(model, degraded, tile)}
+            scores.append(image_scores(images, perceptual))
+            corners = patch_corners(len(degraded), degraded.shape[-2:], distances, generator)
+            for kind, batch in images.items():
+                features[kind].append(extract_features(features_net, batch))
+                patches[kind].append(random_patches_at(batch.cpu(), *corners, distances["patch_size"])
+                                     .unflatten(0, (len(batch), -1)))
+                if perceptual is not None:
+                    inception[kind].append(perceptual.inception_features(batch))
+        self.rows = pd.concat([bank.frame[["dataset", "degradation", "split"]], pd.concat(scores, ignore_index=True)],
+                              axis=1)
         self.rows["psnr_gain"] = self.rows["psnr"] - self.rows["input_psnr"]
         self.rows["mean_matched_gain"] = self.rows["mean_matched_psnr"] - self.rows["input_mean_matched_psnr"]
-        for prefix, images in (("", self.restored), ("input_", self.degraded)):
-            shift = colour_shift(images, self.clean)
-            self.rows[f"{prefix}colour_shift"] = shift.abs().mean(dim=1).numpy()
-            self.rows[f"{prefix}brightness_shift"] = shift.mean(dim=1).numpy()
+        self.features = {kind: torch.cat(parts) for kind, parts in features.items()}
+        self.patches = {kind: torch.cat(parts) for kind, parts in patches.items()}  # N x P x D
         self.perceptual = perceptual is not None
         self.extra_fidelity = PERCEPTUAL_FIDELITY if self.perceptual else ()
         self.fidelity_keys = FIDELITY + self.extra_fidelity
         self.distance_keys = DISTANCES + (PERCEPTUAL_DISTANCES if self.perceptual else ())
         if perceptual is not None:
-            self.rows["lpips"] = perceptual.lpips_per_image(self.restored, self.clean).numpy()
-            self.rows["input_lpips"] = perceptual.lpips_per_image(self.degraded, self.clean).numpy()
-            self.inception = {name: perceptual.inception_features(images) for name, images in
-                              (("degraded", self.degraded), ("clean", self.clean), ("restored", self.restored))}
+            self.inception = {kind: torch.cat(parts) for kind, parts in inception.items()}
+
+
+def _per_kind() -> dict[str, list]:
+    return {"degraded": [], "clean": [], "restored": []}
+
+
+def image_scores(images: dict[str, torch.Tensor], perceptual: PerceptualMetrics | None) -> pd.DataFrame:
+    """Per-image fidelity of the restored and (`input_`) the degraded images against the clean ones."""
+    clean = images["clean"]
+    columns = {}
+    for prefix, kind in (("", "restored"), ("input_", "degraded")):
+        shift = colour_shift(images[kind], clean)
+        columns |= {f"{prefix}psnr": psnr(images[kind], clean).numpy(), f"{prefix}ssim": ssim(images[kind], clean).numpy(),
+                    f"{prefix}mean_matched_psnr": mean_matched_psnr(images[kind], clean).numpy(),
+                    f"{prefix}colour_shift": shift.abs().mean(dim=1).numpy(),
+                    f"{prefix}brightness_shift": shift.mean(dim=1).numpy()}
+        if perceptual is not None:
+            columns[f"{prefix}lpips"] = perceptual.lpips_per_image(images[kind], clean).numpy()
+    return pd.DataFrame(columns)
+
+
+def patch_corners(count: int, shape, distances: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-left corners (count x patches_per_image each) of SWD patches inside images of `shape` (H, W),
+    drawn image by image: the draws do not depend on how images are chunked."""
+    height, width = shape
+    size, per_image = distances["patch_size"], distances["patches_per_image"]
+    if height < size or width < size:
+        raise ValueError(f"evaluate: an image of {width}x{height} is smaller than the SWD patch_size {size}")
+    corners = [(torch.randint(0, height - size + 1, (per_image,), generator=generator),
+                torch.randint(0, width - size + 1, (per_image,), generator=generator)) for _ in range(count)]
+    return torch.stack([y for y, _ in corners]), torch.stack([x for _, x in corners])
 
 
 def set_distances(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> dict:
@@ -117,15 +156,14 @@ def set_distances(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> 
     if len(index) < 2:
         return dict.fromkeys(split.distance_keys)
     rows = torch.from_numpy(index)
-    clean_f, clean = split.features["clean"][rows], split.clean[rows]
+    clean_f, clean_patches = split.features["clean"][rows], split.patches["clean"][rows].flatten(0, 1)
     out = {}
-    for prefix, name, images in (("", "restored", split.restored), ("input_", "degraded", split.degraded)):
+    for prefix, name in (("", "restored"), ("input_", "degraded")):
         feats = split.features[name][rows]
         out[f"{prefix}kid"] = kid(feats, clean_f, subsets=cfg["kid_subsets"], subset_size=cfg["kid_subset_size"], seed=seed)[0]
         out[f"{prefix}fid"] = frechet_distance(feats, clean_f)
-        out[f"{prefix}swd"] = sliced_wasserstein_patches(images[rows], clean, patch_size=cfg["patch_size"],
-                                                         patches_per_image=cfg["patches_per_image"],
-                                                         projections=cfg["projections"], seed=seed)
+        out[f"{prefix}swd"] = sliced_wasserstein(split.patches[name][rows].flatten(0, 1), clean_patches,
+                                                 cfg["projections"], torch.Generator().manual_seed(seed))
         if split.perceptual:
             extra = inception_distances(split.inception[name][rows], split.inception["clean"][rows],
                                         cfg["kid_subsets"], cfg["kid_subset_size"], seed)
@@ -208,7 +246,8 @@ def evaluate(config: dict, job: str, model_dir: Path, classifier_dir: Path, prep
     frames = {split: read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")}
     with tracking.job_run("evaluate", f"evaluate:{job}", config) as run:
         run.set_tags(tracking.restorer_tags(job, tags))
-        splits = {split: Evaluated(model, features_net, frame, cfg["image_size"], split, perceptual)
+        splits = {split: Evaluated(model, features_net, frame, cfg["image_size"], split, perceptual, tile=cfg["tile"],
+                                   distances=distances, seed=config["seed"])
                   for split, frame in frames.items()}
         summary = summarise(splits["ood"], splits["test"], distances, config["seed"])
         summary["job"] = job

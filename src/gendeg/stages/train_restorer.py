@@ -25,6 +25,9 @@ from gendeg.runtime.devices import model_device
 from gendeg.runtime.training import LossFn, clear_checkpoint, loss_summary, run_fingerprint, settings_from_config, train
 
 
+GRID_SIZE = 256
+
+
 def model_config(config: dict, arch: str) -> dict:
     """`restorer.model.<arch>` plus the architecture name: what build_restorer takes."""
     models = config["restorer"]["model"]
@@ -35,10 +38,12 @@ def model_config(config: dict, arch: str) -> dict:
 
 
 def restoration_grid(model: torch.nn.Module, bank: PairBank, per_degradation: int = 1) -> np.ndarray:
-    """Rows: one training pair per degradation; columns: degraded, restored, clean."""
+    """Rows: one training pair per degradation; columns: degraded, restored, clean (full-resolution
+    pairs shown as `GRID_SIZE` squares, so pairs of any size share the grid)."""
     picks = torch.cat([torch.nonzero(bank.degradation == d).flatten()[:per_degradation]
                        for d in bank.degradation.unique(sorted=True)])
-    degraded, clean = bank.tensors(picks)
+    shown = PairBank(bank.frame.iloc[picks.tolist()], size=bank.size or GRID_SIZE, description="training samples")
+    degraded, clean = shown.tensors()
     restored = restore(model, degraded)
     rows = [torch.cat([degraded[i], restored[i], clean[i]], dim=2) for i in range(len(picks))]
     return to_array(torch.cat(rows, dim=1))

@@ -182,7 +182,7 @@ def generate_inputs(model: GenDegModel, bank: PairBank, seeds: list[int], sampli
             parts.append(load_file(str(path))["generated"])
             continue
         rows = slice(start, start + chunk)
-        clean = bank.clean[rows].float() / 255.0
+        clean = bank.tensors(range(len(bank))[rows])[1]
         with torch.no_grad():
             out = generate(model, clean, bank.degradation[rows], bank.mu[rows], bank.sigma[rows],
                            [torch.Generator().manual_seed(s) for s in seeds[rows]], num_steps=sampling["steps"],
@@ -342,9 +342,8 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
 
     def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
         indices = train_bank.sample_indices(train_cfg["batch_size"], generator, train_cfg["balance"])
-        clean, generated, real = crop_triplets([train_bank.clean[indices].float() / 255.0,
-                                                train_generated[indices].float() / 255.0,
-                                                train_bank.degraded[indices].float() / 255.0], crop, generator)
+        real, clean = train_bank.tensors(indices)
+        clean, generated, real = crop_triplets([clean, train_generated[indices].float() / 255.0, real], crop, generator)
         device = model_device(net)
         return F.l1_loss(net(torch.cat([clean, generated], dim=1).to(device)), real.to(device))
 
