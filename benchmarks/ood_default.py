@@ -188,8 +188,8 @@ def summarise(results: dict[int, dict[str, dict]], seeds: list[int], run: Path, 
         "restorer_config": restorer_config(run, train_overrides(args)),
         "synthesis_config": read_stage_config(run / "resolved_params" / "synthesize.json")["synthesis"],
         # The gain bounds each generated image was held to (synthesis.colour_range), when the run used them.
-        "colour_ranges": {p.parent.name: json.loads(p.read_text())
-                          for p in sorted((run / "data" / "synthetic").glob("*/colour_range.json"))},
+        "colour_ranges": {p.parent.parent.name: json.loads(p.read_text())  # every shard of a degradation has the same
+                          for p in sorted((run / "data" / "synthetic").glob("*/shard-*/colour_range.json"))},
         "what_the_seed_changes": "restorer initial weights and batch order / crops / flips (config seed); data and budget fixed",
         **provenance(run),
         "command": (f"python benchmarks/ood_default.py --run {run} --seeds {' '.join(map(str, seeds))} --threads {args.threads}"

@@ -16,7 +16,8 @@ import yaml
 from conftest import ROOT
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-GPU_RULES = {"train_gendeg", "train_structure_correction", "synthesize"}  # workflow/rules/gendeg.smk
+GPU_RULES = {"train_gendeg", "train_structure_correction", "synthesize",  # workflow/rules/gendeg.smk
+             "train_classifier", "train_restorer", "evaluate"}  # workflow/rules/restorers.smk
 MULTI_PROCESS_RULES = {"train_gendeg"}  # launched on N processes when given N GPUs
 PROFILES = ROOT / "profiles"
 

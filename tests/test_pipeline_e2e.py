@@ -61,8 +61,8 @@ def test_every_declared_output_exists(snakemake_run):
         "models/classifier/summary.json", "logs/train_classifier.log", "logs/benchmarks/train_classifier.tsv",
         "logs/prepare.log", "logs/benchmarks/prepare.tsv", "logs/report.log", "logs/benchmarks/report.tsv",
     ]
-    expected += [f"data/synthetic/{d}/manifest.csv" for d in DEGRADATIONS]
-    expected += [f"logs/synthesize/{d}.log" for d in DEGRADATIONS]
+    expected += [f"data/synthetic/{d}/shard-0/manifest.csv" for d in DEGRADATIONS]
+    expected += [f"logs/synthesize/{d}/shard-0.log" for d in DEGRADATIONS]
     for s in TRAINING_SETS:
         expected += [f"data/training_sets/{s}.csv", f"models/restorer/{ARCH}/{s}/model.safetensors",
                      f"metrics/{ARCH}/{s}.json", f"metrics/{ARCH}/{s}_per_set.csv",

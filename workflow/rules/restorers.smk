@@ -11,6 +11,8 @@ rule train_classifier:
     benchmark:
         "logs/benchmarks/train_classifier.tsv"
     threads: job_threads("train_classifier")
+    resources:
+        gpu=GPU,
     shell:
         "gendeg --log {log} --benchmark logs/benchmarks/train_classifier.tsv"
         " train-classifier --config {input.config} --prepared {input.prepared} --out {output}"
@@ -46,6 +48,8 @@ rule train_restorer:
     benchmark:
         "logs/benchmarks/train_restorer/{arch}/{train_set}.tsv"
     threads: job_threads("train_restorer")
+    resources:
+        gpu=GPU,
     shell:
         "gendeg --log {log}"
         " --benchmark logs/benchmarks/train_restorer/{wildcards.arch}/{wildcards.train_set}.tsv"
@@ -70,6 +74,8 @@ rule evaluate:
     benchmark:
         "logs/benchmarks/evaluate/{arch}/{train_set}.tsv"
     threads: job_threads("evaluate")
+    resources:
+        gpu=GPU,
     shell:
         "gendeg --log {log}"
         " --benchmark logs/benchmarks/evaluate/{wildcards.arch}/{wildcards.train_set}.tsv"
@@ -110,6 +116,8 @@ rule train_restorer_scaling:
     benchmark:
         "logs/benchmarks/train_restorer/scaling/{generated}.tsv"
     threads: job_threads("train_restorer")
+    resources:
+        gpu=GPU,
     shell:
         "gendeg --log {log} --benchmark logs/benchmarks/train_restorer/scaling/{wildcards.generated}.tsv"
         " train-restorer --config {input.config} --arch " + SCALING_ARCH + " --train-set gends"
@@ -133,6 +141,8 @@ rule evaluate_scaling:
     benchmark:
         "logs/benchmarks/evaluate/scaling/{generated}.tsv"
     threads: job_threads("evaluate")
+    resources:
+        gpu=GPU,
     shell:
         "gendeg --log {log} --benchmark logs/benchmarks/evaluate/scaling/{wildcards.generated}.tsv"
         " evaluate --config {input.config} --job scaling-{wildcards.generated}"
