@@ -100,7 +100,7 @@ def cmd_train_classifier(args) -> None:
 def cmd_select_pairs(args) -> None:
     from gendeg.stages.select_pairs import select_pairs
 
-    select_pairs(args.train_set, args.data, args.out, args.generated_per_degradation)
+    select_pairs(args.train_set, args.data, args.out, args.generated_per_degradation, args.work, args.threads)
 
 
 def cmd_train_restorer(args) -> None:
@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generated-per-degradation", type=int, default=None,
                    help="keep only the first N generated pairs of each degradation (scaling curve)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--work", type=Path, default=None,
+                   help="work folder (not an output; one per job): image hashes kept for a re-run or a resumed "
+                        "killed run; files are hashed on `gendeg --threads N` threads (default: usable cores + 4)")
 
     p = stage("train-restorer", cmd_train_restorer, "train an all-in-one restorer on one training set")
     p.add_argument("--arch", required=True, help="an architecture with settings under restorer.model")

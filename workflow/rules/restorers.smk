@@ -33,6 +33,7 @@ rule select_pairs:
     shell:
         "gendeg --log {log} --benchmark logs/benchmarks/select_pairs/{wildcards.train_set}.tsv"
         " select-pairs --train-set {wildcards.train_set} --data {input.data} --out {output}"
+        " --work checkpoints/select_pairs/{wildcards.train_set}"
 
 
 rule train_restorer:
@@ -100,7 +101,7 @@ rule select_pairs_scaling:
     shell:
         "gendeg --log {log} --benchmark logs/benchmarks/select_pairs/scaling/{wildcards.generated}.tsv"
         " select-pairs --train-set gends --data {input.data} --generated-per-degradation {wildcards.generated}"
-        " --out {output}"
+        " --out {output} --work checkpoints/select_pairs/scaling/{wildcards.generated}"
 
 
 rule train_restorer_scaling:

@@ -17,7 +17,6 @@ resumed killed run reads again only the files that are new or changed since they
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -32,8 +31,9 @@ from gendeg.intensity.definition import STATS_SIZE, mu_sigma
 from gendeg.intensity.sampler import histogram_w1
 from gendeg.intensity.stats import load_intensity_stats, write_official_stats
 from gendeg.pipeline import tracking
-from gendeg.runtime.atomic import atomic_dir, atomic_path, write_json
-from gendeg.runtime.progress import notice, progress
+from gendeg.runtime.atomic import atomic_dir, write_json
+from gendeg.runtime.file_records import FileRecords, stat_files
+from gendeg.runtime.progress import notice
 
 SPLITS = ("train", "test", "ood")
 
@@ -73,65 +73,20 @@ def _measured(pairs: list[tuple[str, str]], workers: int):
         yield from pool.map(_measure, pairs, chunksize=chunk)
 
 
-class IntensityCache:
-    """(mu, sigma) already measured, one small row per pair (never an image), in the work folder.
+class IntensityCache(FileRecords):
+    """(mu, sigma) already measured, one small row per pair (never an image), in prepare's work
+    folder as intensity.parquet (gendeg.runtime.file_records): reused while both files of the pair
+    and the measuring size are unchanged."""
 
-    New rows go to a part file every FLUSH_EVERY pairs, written atomically, so a killed prepare
-    loses at most that many; `compact` folds the parts into intensity.parquet, keeping the rows
-    of the run's own pairs only (the cache does not grow with files that are gone).  Parquet keeps
-    the float64 values exactly: a reused value writes the same bytes as a re-measured one."""
-
-    def __init__(self, work_dir: Path):
-        self.dir = Path(work_dir)
-        self.main = self.dir / "intensity.parquet"
-        self.pending: list[tuple] = []
-
-    def _parts(self) -> list[Path]:
-        return sorted(self.dir.glob("part_*.parquet"))
-
-    def load(self) -> pd.DataFrame:
-        files = ([self.main] if self.main.exists() else []) + self._parts()
-        try:
-            frames = [pd.read_parquet(path) for path in files]
-        except (OSError, ValueError) as error:  # unreadable (not ours, or another version's): measure again
-            notice(f"prepare: ignoring the intensity cache in {self.dir} ({error}); every pair is measured again")
-            frames = []
-        if not frames:
-            return _file_keys([], []).assign(mu=pd.Series(dtype=np.float64), sigma=pd.Series(dtype=np.float64))
-        return pd.concat(frames, ignore_index=True).drop_duplicates(CACHE_KEY, keep="last")
-
-    def add(self, key: tuple, mu: float, sigma: float) -> None:
-        self.pending.append((*key, mu, sigma))
-        if len(self.pending) >= FLUSH_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        parts = self._parts()
-        number = int(parts[-1].stem.split("_")[1]) + 1 if parts else 0
-        with atomic_path(self.dir / f"part_{number:06d}.parquet") as tmp:
-            pd.DataFrame(self.pending, columns=[*CACHE_KEY, "mu", "sigma"]).to_parquet(tmp, index=False)
-        self.pending = []
-
-    def compact(self, records: pd.DataFrame) -> None:
-        self.flush()
-        parts = self._parts()
-        with atomic_path(self.main) as tmp:
-            records[[*CACHE_KEY, "mu", "sigma"]].to_parquet(tmp, index=False)
-        for path in parts:
-            path.unlink()
+    def __init__(self, work_dir: Path | None):
+        super().__init__(work_dir, "intensity", CACHE_KEY, {"mu": np.float64, "sigma": np.float64},
+                         FLUSH_EVERY, "prepare")
 
 
 def _file_keys(image_paths, target_paths) -> pd.DataFrame:
     """Each pair's cache key from a stat of its files (no read)."""
-    rows = []
-    for image, target in zip(image_paths, target_paths):
-        image_stat, target_stat = os.stat(image), os.stat(target)
-        rows.append((image, image_stat.st_size, image_stat.st_mtime_ns,
-                     target, target_stat.st_size, target_stat.st_mtime_ns, STATS_SIZE))
-    numbers = {column: np.int64 for column in CACHE_KEY if not column.endswith("_path")}
-    return pd.DataFrame(rows, columns=CACHE_KEY).astype(numbers)
+    keys = pd.concat([stat_files(image_paths, "image_"), stat_files(target_paths, "target_")], axis=1)
+    return keys.assign(stats_size=np.int64(STATS_SIZE))[CACHE_KEY]
 
 
 def measure_pairs(image_paths, target_paths, workers: int = 1,
@@ -142,33 +97,15 @@ def measure_pairs(image_paths, target_paths, workers: int = 1,
     measured there are not read again, and what is measured is kept there for the next run."""
     keys = _file_keys(image_paths, target_paths)
     unique = keys.drop_duplicates(CACHE_KEY, ignore_index=True)
-    cache = IntensityCache(work_dir) if work_dir is not None else None
-    if cache is not None:
-        known = unique.merge(cache.load(), on=CACHE_KEY, how="left")
-    else:
-        known = unique.assign(mu=np.nan, sigma=np.nan)
-    mu, sigma = known["mu"].to_numpy(np.float64, copy=True), known["sigma"].to_numpy(np.float64, copy=True)
-    todo = np.flatnonzero(np.isnan(mu) | np.isnan(sigma))
-    workers = max(1, min(workers, len(todo)))
-    notice(f"prepare: (mu, sigma) of {len(known)} pair(s): {len(known) - len(todo)} unchanged since measured, "
-           f"{len(todo)} to measure on {workers} process(es)")
-    rows = known.loc[todo, CACHE_KEY]
-    pairs = list(zip(rows["target_path"], rows["image_path"]))
-    try:
-        with progress(total=len(todo), desc="intensity (mu, sigma)") as bar:
-            for position, key, (mu_value, sigma_value) in zip(
-                    todo, rows.itertuples(index=False, name=None), _measured(pairs, workers)):
-                mu[position], sigma[position] = mu_value, sigma_value
-                if cache is not None:
-                    cache.add(key, mu_value, sigma_value)
-                bar.update()
-    finally:
-        if cache is not None:
-            cache.flush()  # a pair that fails (an unreadable file) keeps those measured before it
-    known["mu"], known["sigma"] = mu, sigma
-    if cache is not None:
-        cache.compact(known)
-    return keys.merge(known, on=CACHE_KEY, how="left")[["mu", "sigma"]], len(todo)
+
+    def measure(rows: pd.DataFrame):
+        processes = max(1, min(workers, len(rows)))
+        notice(f"prepare: (mu, sigma) of {len(unique)} pair(s): {len(unique) - len(rows)} unchanged since measured, "
+               f"{len(rows)} to measure on {processes} process(es)")
+        return _measured(list(zip(rows["target_path"], rows["image_path"])), processes)
+
+    known, measured = IntensityCache(work_dir).complete(unique, measure, "intensity (mu, sigma)")
+    return keys.merge(known, on=CACHE_KEY, how="left")[["mu", "sigma"]], measured
 
 
 def _fill_intensity(frames: dict[str, pd.DataFrame], workers: int, work_dir: Path | None) -> int:
