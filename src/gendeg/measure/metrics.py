@@ -169,15 +169,16 @@ def sliced_wasserstein_patches(images_a: torch.Tensor, images_b: torch.Tensor, p
     return sliced_wasserstein(pa, pb, projections, generator)
 
 
-def sliced_wasserstein(pa: torch.Tensor, pb: torch.Tensor, projections: int, generator: torch.Generator) -> float:
+def sliced_wasserstein(pa: torch.Tensor, pb: torch.Tensor, projections: int, generator: torch.Generator,
+                       max_samples: int | None = None) -> float:
     """Sliced Wasserstein-1 distance between two samples of vectors (rows), in float64: the part of
-    `sliced_wasserstein_patches` after the patches are drawn, for patches gathered image by image."""
-    pa, pb = pa.double(), pb.double()
+    `sliced_wasserstein_patches` after the patches are drawn, for patches gathered image by image.
+    `max_samples` caps the rows used (a random subset of each side): memory stays flat for large sets."""
     directions = torch.randn(pa.shape[1], projections, generator=generator, dtype=torch.float64)
     directions = directions / directions.norm(dim=0, keepdim=True)
-    n = min(pa.shape[0], pb.shape[0])
-    pa = pa[torch.randperm(pa.shape[0], generator=generator)[:n]]
-    pb = pb[torch.randperm(pb.shape[0], generator=generator)[:n]]
+    n = min(pa.shape[0], pb.shape[0], max_samples or pa.shape[0])
+    pa = pa[torch.randperm(pa.shape[0], generator=generator)[:n]].double()
+    pb = pb[torch.randperm(pb.shape[0], generator=generator)[:n]].double()
     sorted_a = (pa @ directions).sort(dim=0).values
     sorted_b = (pb @ directions).sort(dim=0).values
     return float((sorted_a - sorted_b).abs().mean())

@@ -69,6 +69,9 @@ PERCEPTUAL_FIDELITY = ("lpips", "input_lpips")
 # What MLflow gets per split and per OOD degradation: the restorer beside its input baseline.
 HEADLINE = ("psnr", "ssim", "input_psnr", "psnr_gain", "mean_matched_psnr", "input_mean_matched_psnr",
             "mean_matched_gain", "colour_shift", "input_colour_shift", "brightness_shift")
+# Patches per side in one SWD: a random subset above it (the pooled OOD set of a paper-scale
+# evaluation holds ~10^5 images); the built-in sets stay far below it and use every patch.
+SWD_MAX_PATCHES = 65_536
 PERCEPTUAL_DISTANCES = ("inception_kid", "inception_fid", "input_inception_kid", "input_inception_fid")
 
 
@@ -163,7 +166,7 @@ def set_distances(split: Evaluated, index: np.ndarray, cfg: dict, seed: int) -> 
         out[f"{prefix}kid"] = kid(feats, clean_f, subsets=cfg["kid_subsets"], subset_size=cfg["kid_subset_size"], seed=seed)[0]
         out[f"{prefix}fid"] = frechet_distance(feats, clean_f)
         out[f"{prefix}swd"] = sliced_wasserstein(split.patches[name][rows].flatten(0, 1), clean_patches,
-                                                 cfg["projections"], torch.Generator().manual_seed(seed))
+                                                 cfg["projections"], torch.Generator().manual_seed(seed), SWD_MAX_PATCHES)
         if split.perceptual:
             extra = inception_distances(split.inception[name][rows], split.inception["clean"][rows],
                                         cfg["kid_subsets"], cfg["kid_subset_size"], seed)
