@@ -94,7 +94,10 @@ class Evaluated:
         bank = PairBank(frame, size=size, description=description)
         chunk = self.CHUNK if size is not None else 1
         generator = torch.Generator().manual_seed(seed)
-        scores, features, patches, inception = [], _per_kind(), _per_kind(), _per_kind()
+        scores, features, inception = [], _per_kind(), _per_kind()
+        # Filled in place: a list of per-chunk patches and its concatenation would hold them twice.
+        patches = {kind: torch.empty(len(bank), distances["patches_per_image"], 3 * distances["patch_size"] ** 2)
+                   for kind in _per_kind()}
         for start in progress(range(0, len(bank), chunk), desc=f"evaluating {description}"):
             degraded, clean = bank.tensors(range(start, min(start + chunk, len(bank))))
             images = {"degraded": degraded, "clean": clean, "restored": restore_tiled(model, degraded, tile)}
@@ -102,8 +105,8 @@ class Evaluated:
             corners = patch_corners(len(degraded), degraded.shape[-2:], distances, generator)
             for kind, batch in images.items():
                 features[kind].append(extract_features(features_net, batch))
-                patches[kind].append(random_patches_at(batch.cpu(), *corners, distances["patch_size"])
-                                     .unflatten(0, (len(batch), -1)))
+                patches[kind][start:start + len(batch)] = random_patches_at(
+                    batch.cpu(), *corners, distances["patch_size"]).unflatten(0, (len(batch), -1))
                 if perceptual is not None:
                     inception[kind].append(perceptual.inception_features(batch))
         self.rows = pd.concat([bank.frame[["dataset", "degradation", "split"]], pd.concat(scores, ignore_index=True)],
@@ -111,7 +114,7 @@ class Evaluated:
         self.rows["psnr_gain"] = self.rows["psnr"] - self.rows["input_psnr"]
         self.rows["mean_matched_gain"] = self.rows["mean_matched_psnr"] - self.rows["input_mean_matched_psnr"]
         self.features = {kind: torch.cat(parts) for kind, parts in features.items()}
-        self.patches = {kind: torch.cat(parts) for kind, parts in patches.items()}  # N x P x D
+        self.patches = patches  # N x P x D
         self.perceptual = perceptual is not None
         self.extra_fidelity = PERCEPTUAL_FIDELITY if self.perceptual else ()
         self.fidelity_keys = FIDELITY + self.extra_fidelity
