@@ -50,13 +50,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from gendeg import DEGRADATIONS
 from gendeg.data.images import to_array, write_png
@@ -168,18 +170,45 @@ def correction_pairs(config: dict, cfg: dict, prepared_dir: Path) -> tuple[pd.Da
 
 # --------------------------------------------------------------------------- GenDeg inputs
 
+class GeneratedInputs:
+    """GenDeg's outputs for a bank's pairs, kept in the chunk files `generate_inputs` wrote and read a
+    batch's rows at a time: S's training inputs never sit in memory whole (the paper preset's
+    ~115k pairs at 256 px would hold 22 GB)."""
+
+    def __init__(self, paths: list[Path], chunk: int, count: int, temporary: tempfile.TemporaryDirectory | None = None):
+        self.paths, self.chunk, self.count, self._temporary = paths, chunk, count, temporary
+
+    def __len__(self) -> int:
+        return self.count
+
+    def rows(self, indices) -> torch.Tensor:
+        """uint8 n x 3 x H x W, in the order of `indices`."""
+        indices = [int(i) for i in indices]
+        found: dict[int, torch.Tensor] = {}
+        for part in sorted({i // self.chunk for i in indices}):
+            with safe_open(str(self.paths[part]), framework="pt") as handle:
+                stored = handle.get_slice("generated")
+                for i in (i for i in indices if i // self.chunk == part):
+                    found[i] = stored[i % self.chunk:i % self.chunk + 1]
+        return torch.cat([found[i] for i in indices])
+
+
 def generate_inputs(model: GenDegModel, bank: PairBank, seeds: list[int], sampling: dict, cache_dir: Path | None,
-                    tag: str) -> torch.Tensor:
-    """GenDeg's output for every pair of `bank` at its real (mu, sigma), as uint8 Bx3xHxW.
+                    tag: str) -> GeneratedInputs:
+    """GenDeg's output for every pair of `bank` at its real (mu, sigma), as uint8 chunks on disk.
 
     Chunks already in `cache_dir` (from an interrupted run with the same fingerprint) are
-    loaded instead of generated.
+    kept instead of generated again; without a folder they go to a temporary one.
     """
-    chunk, parts = sampling["batch_size"], []
+    temporary = None
+    if cache_dir is None:
+        temporary = tempfile.TemporaryDirectory(prefix="gendeg-structure-correction-")
+        cache_dir = Path(temporary.name)
+    chunk, paths = sampling["batch_size"], []
     for start in progress(range(0, len(bank), chunk), desc=f"{SECTION}: generating ({tag})"):
-        path = cache_dir / f"{tag}_{start:06d}.safetensors" if cache_dir is not None else None
-        if path is not None and path.exists():
-            parts.append(load_file(str(path))["generated"])
+        path = cache_dir / f"{tag}_{start:06d}.safetensors"
+        paths.append(path)
+        if path.exists():
             continue
         rows = slice(start, start + chunk)
         clean = bank.tensors(range(len(bank))[rows])[1]
@@ -189,12 +218,9 @@ def generate_inputs(model: GenDegModel, bank: PairBank, seeds: list[int], sampli
                            image_guidance=sampling["image_guidance"], text_guidance=sampling["text_guidance"],
                            sampler=sampling["sampler"])
         # Quantised as the synthesis stage's PNGs are: S trains on what it will be given.
-        part = (out.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).contiguous()
-        if path is not None:
-            with atomic_path(path) as tmp:
-                save_file({"generated": part}, str(tmp))
-        parts.append(part)
-    return torch.cat(parts)
+        with atomic_path(path) as tmp:
+            save_file({"generated": (out.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).contiguous()}, str(tmp))
+    return GeneratedInputs(paths, chunk, len(bank), temporary)
 
 
 def _cache_dir(checkpoint_dir: Path | None, stamp: str) -> Path | None:
@@ -343,7 +369,8 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
     def loss_fn(net, step: int, generator: torch.Generator) -> torch.Tensor:
         indices = train_bank.sample_indices(train_cfg["batch_size"], generator, train_cfg["balance"])
         real, clean = train_bank.tensors(indices)
-        clean, generated, real = crop_triplets([clean, train_generated[indices].float() / 255.0, real], crop, generator)
+        clean, generated, real = crop_triplets([clean, train_generated.rows(indices).float() / 255.0, real], crop,
+                                               generator)
         device = model_device(net)
         return F.l1_loss(net(torch.cat([clean, generated], dim=1).to(device)), real.to(device))
 
@@ -358,8 +385,8 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
             return {}
 
         real, clean = eval_bank.tensors()
-        generated = eval_generated.float() / 255.0
-        generated_2 = eval_generated_2.float() / 255.0
+        generated = eval_generated.rows(range(len(eval_generated))).float() / 255.0
+        generated_2 = eval_generated_2.rows(range(len(eval_generated_2))).float() / 255.0
         corrected, corrected_2 = correct(model, clean, generated), correct(model, clean, generated_2)
         names = list(eval_frame["degradation"])
         measured = measure(clean, generated, corrected, real, names, generated_2, corrected_2)
