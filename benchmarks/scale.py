@@ -11,7 +11,8 @@ measured here: they come from benchmarks/results/gpu_throughput.json (an H200), 
 
     python benchmarks/scale.py [--sizes 1000 10000 100000] [--memory-sizes 1000 10000] [--work DIR]
 writes benchmarks/results/scale.json; `--only STAGE ...` re-measures stages after a change (their runs
-replaced, the rest kept); `--table` prints the paper-size table (docs/scale.md).
+replaced, the rest kept); `--refit` re-derives the fits and the paper-size table from the stored runs
+and today's profiles/slurm; `--table` prints that table (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -237,11 +238,15 @@ def profile_limits() -> dict:
 
 
 def extrapolate(runs: dict, fit: dict, key: str, pairs: int, share: float = 1.0) -> float:
-    """`key` at `pairs`: the largest measured value plus the fitted per-pair slope (times `share`, the
-    per-pair work's share left on more cores) for the pairs beyond it.  A slope within noise of zero or
-    below it adds nothing: a flat cost is never extrapolated downwards."""
+    """`key` at `pairs`: the largest measured value plus the fitted per-pair slope for the pairs beyond
+    it; with `share` (the per-pair work's share left on more cores) the fit's fixed part plus the
+    shared per-pair part.  A slope at or below zero adds nothing: a flat cost is never extrapolated
+    downwards."""
+    slope = max(0.0, fit[key]["per_pair"])
+    if share != 1.0:  # the per-pair part of every pair spreads; the fixed part does not
+        return max(0.0, fit[key]["fixed"]) + slope * share * pairs
     largest = max(runs, key=int)
-    return runs[largest][key] + max(0.0, fit[key]["per_pair"]) * share * (pairs - int(largest))
+    return runs[largest][key] + slope * (pairs - int(largest))
 
 
 def paper_table(stages: dict, dvc: dict, limits: dict) -> list[dict]:
@@ -284,8 +289,7 @@ def gpu_table(limits: dict) -> dict:
     """GPU-hours of synthesis and GenDeg training from the H200 rates recorded by gpu_throughput.py."""
     rates = json.loads(GPU_RATES.read_text())
     per_image = rates["paper"]["sampling"]["euler_ancestral_100_at_512"]["s_per_image"]
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())["presets"]["paper"]
-    shards = len(params.get("synthesis", {}).get("shards", [0])) if isinstance(params.get("synthesis", {}).get("shards"), list) else None
+    shards = len(yaml.safe_load((ROOT / "params.yaml").read_text())["synthesis"]["shards"])
     hours = PAPER["generated_images"] * per_image / 3600
     train = rates["paper"]["train"]
     gendeg_hours = 20_000 * 128 / train["images_per_s"] / 3600
@@ -294,10 +298,28 @@ def gpu_table(limits: dict) -> dict:
                           "gpu_hours": round(hours, 1), "wall_h_on_64_gpus": round(hours / 64, 2),
                           "per_shard_job_h": {str(n): round(hours / 6 / n, 1) for n in (1, 5, 10, 20)},
                           "profile_runtime_min": limits.get("synthesize", {}).get("runtime_min"),
-                          "paper_preset_shards": shards},
+                          "shards_in_params_yaml": shards},
             "train_gendeg": {"steps": 20_000, "effective_batch": 128, "images_per_s_bf16_vae_each_step": train["images_per_s"],
                              "gpu_hours": round(gendeg_hours, 1),
                              "profile_runtime_min": limits.get("train_gendeg", {}).get("runtime_min")}}
+
+
+def measured_markdown(result: dict) -> str:
+    """Per stage and size: wall time, peak RSS, first training step, image files read."""
+    lines = ["| stage | pairs | wall | peak RSS | first step | files read |", "|---|---|---|---|---|---|"]
+    for name, stage in result["stages_32px"].items():
+        for count, run in sorted(stage["runs"].items(), key=lambda item: int(item[0])):
+            first = f"{run['first_step_s']} s" if "first_step_s" in run else ""
+            lines.append(f"| {name} | {int(count):,} | {run['wall_s']} s | {run['peak_rss_mb']:.0f} MB | {first} | "
+                         f"{run['files_read']:,} |")
+    for count, run in sorted(result["dvc_32px"]["runs"].items(), key=lambda item: int(item[0])):
+        lines.append(f"| dvc commit / status | {int(count):,} | {run['dvc_commit_s']} s / {run['dvc_status_s']} s | | | "
+                     f"{run['files_hashed']:,} |")
+    for name, runs in result["memory_256px"].items():
+        for count, run in sorted(runs.items(), key=lambda item: int(item[0])):
+            lines.append(f"| {name} (256 px) | {int(count):,} | {run['wall_s']} s | {run['peak_rss_mb']:.0f} MB | "
+                         f"{run['first_step_s']} s | {run['files_read']:,} |")
+    return "\n".join(lines)
 
 
 def markdown(result: dict) -> str:
@@ -307,7 +329,7 @@ def markdown(result: dict) -> str:
         limit = (f"{row['profile_mem_gb']} GB, {row['profile_runtime_min']} min" if row.get("rule") else "")
         rss = f"{row['peak_rss_gb']} GB" if "peak_rss_gb" in row else ""
         fits = {True: "yes", False: "**no**", None: ""}[row.get("fits")]
-        wall = "" if row["wall_min"] is None else f"{row['wall_min']} min"
+        wall = "" if row["wall_min"] is None else f"{row['wall_min']} min" if row["wall_min"] >= 0.1 else "< 0.1 min"
         lines.append(f"| {row['stage']} | {row['pairs']:,} | {row.get('cores') or ''} | {wall} | {rss} | "
                      f"{limit} | {fits} | {row['note']} |")
     return "\n".join(lines)
@@ -378,11 +400,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "gendeg-scale")
     parser.add_argument("--only", nargs="+", metavar="STAGE",
                         help="re-measure these stages after a change and replace their runs in the result file")
+    parser.add_argument("--refit", action="store_true",
+                        help="re-derive fits and the paper-size table from the stored runs and today's profiles/slurm")
     parser.add_argument("--table", action="store_true", help="print the paper-size table of the result file and stop")
     parser.add_argument("--child", nargs=3, metavar=("STAGE", "DATA", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.table:
-        print(markdown(json.loads(RESULTS.read_text())))
+        result = json.loads(RESULTS.read_text())
+        print(measured_markdown(result) + "\n\n" + markdown(result))
         return
     if args.child:
         print(json.dumps(run_stage(args.child[0], Path(args.child[1]), Path(args.child[2]))))
@@ -391,7 +416,11 @@ def main() -> None:
     from machine import provenance
 
     command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
-    if args.only:
+    if args.refit:
+        result = json.loads(RESULTS.read_text())
+        stages, dvc, memory = result["stages_32px"], result["dvc_32px"], result["memory_256px"]
+        result.setdefault("refitted", []).append({"command": command, **provenance()})
+    elif args.only:
         result = json.loads(RESULTS.read_text())
         stages, _ = measure_small(args, set(args.only))
         result["stages_32px"].update(stages)
