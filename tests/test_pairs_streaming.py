@@ -61,6 +61,24 @@ def test_a_bank_reads_no_image_until_a_batch_asks(tmp_path, monkeypatch):
     assert sorted(reads) == sorted(frame.loc[[3, 5], ["image_path", "target_path"]].to_numpy().ravel().tolist())
 
 
+def test_decoded_pairs_are_kept_up_to_the_cache_budget(tmp_path, monkeypatch):
+    frame = write_pairs(tmp_path, [(16, 16)] * 6)
+    reads = []
+    original = pairs_module.load_image
+    monkeypatch.setattr(pairs_module, "load_image", lambda path, size: reads.append(path) or original(path, size))
+    indices = torch.tensor([0, 1, 2, 1])
+    kept = PairBank(frame, size=16)
+    first = kept.batch(indices, 8, torch.Generator().manual_seed(0))
+    assert len(reads) == 6  # three distinct pairs, two images each, once
+    again = kept.batch(indices, 8, torch.Generator().manual_seed(0))
+    assert len(reads) == 6 and torch.equal(first.degraded, again.degraded)
+    one_pair = 2 * 16 * 16 * 3 / 2**20
+    budget = PairBank(frame, size=16, cache_mb=1.5 * one_pair)  # room for one pair only
+    budget.batch(indices, 8, torch.Generator().manual_seed(0))
+    budget.batch(indices, 8, torch.Generator().manual_seed(0))
+    assert len(reads) == 6 + 6 + 4 and len(budget._cache) == 1
+
+
 @pytest.mark.parametrize("readers", [1, 4])
 def test_batches_are_the_ones_the_in_memory_bank_drew(tmp_path, readers):
     """Same generator, same pairs, corners and flips, same bytes, whatever the number of readers:

@@ -1,8 +1,9 @@
 """Paired images read from disk when a batch asks for them, and batches drawn by a seeded generator.
 
 Only the manifest and one label, mu and sigma per pair stay in memory (a few hundred bytes a
-pair), so a job's memory is the same for the CPU default's few hundred pairs and the paper's
-780k, and its first step starts as soon as the manifest is read.  The pixels of a batch are
+pair), plus decoded pairs up to `CACHE_MB` (first come, first kept), so a job's memory is
+bounded for the CPU default's few hundred pairs and the paper's 780k alike, and its first step
+starts as soon as the manifest is read.  The pixels of a batch are
 read when it is drawn, by a pool of threads (Pillow decodes and resizes with the GIL
 released), and gathered in batch order: the bytes never depend on the number of readers.
 
@@ -17,6 +18,7 @@ bytes.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -30,6 +32,9 @@ from gendeg import DEGRADATIONS
 
 # Readers per bank: enough to keep a GPU fed on a cluster node, few enough not to thrash a laptop.
 READERS = min(8, len(os.sched_getaffinity(0)))
+# Decoded pairs kept per bank, first come first kept: a small set (the CPU default's few hundred
+# 64 px pairs, ~20 MB) is decoded once, a large one costs at most this much memory.
+CACHE_MB = 512
 
 
 def load_square(path: str, size: int) -> np.ndarray:
@@ -80,13 +85,17 @@ class PairBank:
     `size`: None reads images as stored; an int resizes each to a `size` x `size` square.
     """
 
-    def __init__(self, frame: pd.DataFrame, size: int | None, description: str = "pairs", readers: int = READERS):
+    def __init__(self, frame: pd.DataFrame, size: int | None, description: str = "pairs", readers: int = READERS,
+                 cache_mb: float = CACHE_MB):
         if frame.empty:
             raise ValueError(f"{description}: the manifest has no rows")
         self.frame = frame.reset_index(drop=True)
         self.size = size
         self.description = description
         self.readers = readers
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache_room = int(cache_mb * 2**20)
+        self._cache_lock = threading.Lock()
         self._degraded_paths = self.frame["image_path"].astype(str).to_numpy()
         self._clean_paths = self.frame["target_path"].astype(str).to_numpy()
         self.degradation = degradation_index(self.frame["degradation"])
@@ -97,15 +106,33 @@ class PairBank:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def __getstate__(self) -> dict:  # a thread pool does not cross process boundaries; a new one is made there
-        return {k: v for k, v in self.__dict__.items() if k != "_pool"}
+    def __getstate__(self) -> dict:  # a thread pool or lock does not cross process boundaries; new ones are made there
+        return {k: v for k, v in self.__dict__.items() if k not in ("_pool", "_cache_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _cache_lock=threading.Lock())
 
     @cached_property
     def _pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=max(1, self.readers), thread_name_prefix="pair-reader")
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(degraded, clean) of pair `index` as uint8 HxWx3; the two must have one shape."""
+        """(degraded, clean) of pair `index` as uint8 HxWx3 (read-only: it may be the cached copy)."""
+        cached = self._cache.get(index)
+        if cached is not None:
+            return cached
+        pair = self._decode(index)
+        with self._cache_lock:
+            size = pair[0].nbytes + pair[1].nbytes
+            if size <= self._cache_room:
+                self._cache_room -= size
+                for image in pair:
+                    image.flags.writeable = False
+                self._cache[index] = pair
+        return pair
+
+    def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Both images of a pair from disk; they must have one shape."""
         degraded_path, clean_path = self._degraded_paths[index], self._clean_paths[index]
         degraded, clean = load_image(degraded_path, self.size), load_image(clean_path, self.size)
         if degraded.shape != clean.shape:
@@ -115,11 +142,14 @@ class PairBank:
         return degraded, clean
 
     def read_many(self, indices) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`read` of each index, in parallel, in the order given."""
+        """`read` of each index, in the order given; pairs not in the cache are decoded in parallel."""
         indices = [int(i) for i in indices]
-        if len(indices) <= 1 or self.readers <= 1:
-            return [self.read(i) for i in indices]
-        return list(self._pool.map(self.read, indices))
+        missing = list(dict.fromkeys(i for i in indices if i not in self._cache))
+        if len(missing) > 1 and self.readers > 1:
+            found = dict(zip(missing, self._pool.map(self.read, missing), strict=True))
+        else:
+            found = {i: self.read(i) for i in missing}
+        return [found[i] if i in found else self._cache[i] for i in indices]
 
     def sample_indices(self, batch_size: int, generator: torch.Generator, balance: str = "degradation") -> torch.Tensor:
         """Uniform over pairs, or uniform over degradations first (`balance="degradation"`)."""
