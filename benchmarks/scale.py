@@ -335,6 +335,17 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def data_and_work(root: Path, name: str, count: int, size: int) -> tuple[Path, Path]:
+    """The pair set (made once, kept between runs) and an empty folder for the stages' outputs."""
+    data = root / f"{name}-{count}"
+    print(f"{count} pairs at {size} px: making data", flush=True)
+    make_pairs(data, count, size)
+    work = root / f"run-{name}-{count}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return data, work
+
+
 def measure_small(args, only: set[str] | None) -> tuple[dict, dict]:
     """Every stage (or those in `only`) at each size of the 32 px sets; `dvc` only on a full run."""
     stages: dict = {}
@@ -344,12 +355,7 @@ def measure_small(args, only: set[str] | None) -> tuple[dict, dict]:
             ("evaluate", args.evaluate_sizes)]
     plan = [(stage, sizes) for stage, sizes in plan if only is None or stage in only]
     for count in sorted({n for _, sizes in plan for n in sizes}):
-        data = args.work / f"small-{count}"
-        print(f"{count} pairs at 32 px: making data", flush=True)
-        make_pairs(data, count, 32)
-        work = args.work / f"run-{count}"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        data, work = data_and_work(args.work, "small", count, 32)
         for stage, sizes in plan:
             if count in sizes:
                 result = measured_child(stage, data, work)
@@ -380,12 +386,7 @@ def measure_memory(args) -> dict:
     """The training stages on 256 px sets: memory should not follow the images' size or number."""
     memory: dict = {}
     for count in args.memory_sizes:
-        data = args.work / f"large-{count}"
-        print(f"{count} pairs at 256 px: making data", flush=True)
-        make_pairs(data, count, 256)
-        work = args.work / f"run-large-{count}"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        data, work = data_and_work(args.work, "large", count, 256)
         for stage in ("train_restorer", "train_gendeg"):
             memory.setdefault(stage, {})[str(count)] = measured_child(stage, data, work)
             print(f"  {stage}: {memory[stage][str(count)]}", flush=True)
