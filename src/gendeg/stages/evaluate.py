@@ -91,7 +91,7 @@ class Evaluated:
 
     def __init__(self, model: torch.nn.Module, features_net, frame: pd.DataFrame, size: int | None, description: str,
                  perceptual: PerceptualMetrics | None = None, *, tile: int, distances: dict, seed: int):
-        bank = PairBank(frame, size=size, description=description)
+        bank = PairBank(frame, size=size, description=description, cache_mb=0)  # each image is read once
         chunk = self.CHUNK if size is not None else 1
         generator = torch.Generator().manual_seed(seed)
         scores, features, inception = [], _per_kind(), _per_kind()
