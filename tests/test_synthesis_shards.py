@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, stage_workspace, tree_digest
+from test_diffusion import TINY  # a tiny random GenDeg: the shard arithmetic needs no trained model
 
 from gendeg.cli import main
 from gendeg.diffusion import GenDegModel
@@ -21,15 +22,6 @@ from gendeg.runtime.speed import AutocastForward
 from gendeg.stages import synthesize as stage
 from gendeg.stages.merge import merge
 from gendeg.stages.synthesize import sampling_model, shard_rows, synthesize
-
-# A tiny random GenDeg (tests/test_diffusion.py's): the shard arithmetic needs no trained model.
-TINY = {
-    "unet": {"block_out_channels": [16, 32], "attention_levels": [False, True], "cross_attention_dim": 16,
-             "attention_head_dim": 8, "norm_num_groups": 8, "layers_per_block": 1},
-    "n_tokens": 2,
-    "class_embedding_dim": 16,
-    "noise_schedule": {"num_train_timesteps": 100},
-}
 
 
 @pytest.fixture(scope="module")
