@@ -75,6 +75,51 @@ def test_an_edit_the_preset_shadows_is_an_error_naming_both_keys(tmp_path):
     assert "restorer.train.steps: 2000" in message and "presets.smoke.restorer.train.steps: 10" in message
 
 
+def dvc_override(path, override: str) -> None:
+    """Exactly what `dvc exp run -S <override>` does to the file (dvc.repo.experiments.queue.base._update_params)."""
+    from dvc.utils.hydra import apply_overrides
+
+    apply_overrides(str(path), [override])
+
+
+@pytest.mark.parametrize("override, line", [
+    ("restorer.train.lr=0.001", "    lr: 0.001\n"),
+    ("seed=3", "seed: 3\n"),
+    ("presets.paper.gendeg.train.steps=5", "        steps: 5         # CHANGE: your budget\n"),
+    ("presets.smoke.restorer.train.steps=3", "        steps: 3\n"),
+])
+def test_dvc_exp_set_param_changes_only_the_line_it_sets(tmp_path, override, line):
+    path = project_params(tmp_path, commit=False)
+    before = path.read_text().splitlines(keepends=True)
+    dvc_override(path, override)
+    after = path.read_text().splitlines(keepends=True)
+    changed = [(old, new) for old, new in zip(before, after) if old != new]
+    assert len(after) == len(before) and len(changed) == 1, changed
+    assert changed[0][1] == line
+
+
+def test_a_refused_set_param_under_dvc_exp_leaves_params_yaml_as_committed(tmp_path, monkeypatch):
+    path = project_params(tmp_path, preset="smoke")
+    committed = path.read_bytes()
+    dvc_override(path, "restorer.train.lr=0.5")  # not shadowed: stays
+    kept = path.read_bytes()
+    dvc_override(path, "restorer.train.steps=2000")  # shadowed by presets.smoke.restorer.train.steps
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
+    with pytest.raises(ConfigError, match="restorer.train.steps: 2000"):
+        write_resolved(path, tmp_path / "resolved")
+    assert path.read_bytes() == kept != committed
+
+
+def test_a_refused_user_edit_outside_dvc_exp_is_reported_not_undone(tmp_path, monkeypatch):
+    path = project_params(tmp_path, preset="smoke")
+    dvc_override(path, "restorer.train.steps=2000")
+    edited = path.read_bytes()
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    with pytest.raises(ConfigError, match="restorer.train.steps: 2000"):
+        write_resolved(path, tmp_path / "resolved")
+    assert path.read_bytes() == edited
+
+
 def test_the_preset_key_itself_is_honoured(tmp_path):
     path = project_params(tmp_path, preset="smoke")
     dvc_set(path, "presets.smoke.restorer.train.steps", 30)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from gendeg.pipeline import orchestration
 from gendeg.pipeline.config import ConfigError, load_params, write_resolved
+from gendeg.pipeline.preset_shadow import shadow_error
 from gendeg.pipeline import tracking
 
 os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve()))
@@ -17,6 +18,9 @@ RUNS_JOBS = orchestration.runs_jobs(workflow)
 TOUCH_ONLY = orchestration.touches_only()  # `--touch` builds nothing: no MLflow run, no dvc commit
 try:
     RESOLVED = load_params("params.yaml")
+    # A dry run refuses what a real run refuses: an edit the active preset would override.
+    if refused := shadow_error("params.yaml"):
+        raise ConfigError(refused)
     # Setups that would fail a job hours in fail here (the component checks import torch: only
     # when jobs will run).
     orchestration.preflight(RESOLVED, components=RUNS_JOBS)

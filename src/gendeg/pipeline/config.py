@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from gendeg import PROJECT_ROOT
-from gendeg.pipeline.preset_shadow import committed_params, normalize_round_trip, shadowed_edits
+from gendeg.pipeline.preset_shadow import normalize_round_trip, shadow_error
 from gendeg.runtime.atomic import atomic_path
 
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
@@ -213,10 +213,9 @@ def resolved_texts(resolved: dict) -> dict[str, str]:
 def write_resolved(params_path: str | Path = "params.yaml", out_dir: str | Path = RESOLVED_DIR) -> list[Path]:
     """Write resolved_params/<stage>.json for every stage; untouched when unchanged."""
     resolved = load_params(params_path)
-    committed = committed_params(params_path)
-    shadowed = shadowed_edits(normalize_round_trip(yaml.safe_load(Path(params_path).read_text())), committed or {})
-    if committed is not None and shadowed:
-        raise ConfigError(f"{params_path}: an edit the preset overrides would be ignored:\n  " + "\n  ".join(shadowed))
+    refused = shadow_error(params_path)  # under `dvc exp run` it also puts the refused keys back
+    if refused:
+        raise ConfigError(refused)
     written = []
     for stage, text in resolved_texts(resolved).items():
         path = Path(out_dir) / f"{stage}.json"

@@ -69,6 +69,10 @@ def _get(node, dotted: str):
 
 def shadowed_edits(params: dict, committed: dict) -> list[str]:
     """One message per top-level value changed since `committed` that the active preset overrides."""
+    return [message for _, message in _shadowed(params, committed)]
+
+
+def _shadowed(params: dict, committed: dict) -> list[tuple[str, str]]:
     preset = params.get("preset")
     overrides = (params.get("presets") or {}).get(preset) or {}
     messages = []
@@ -76,8 +80,55 @@ def shadowed_edits(params: dict, committed: dict) -> list[str]:
         now, before = _get(params, key), _get(committed, key)
         if now is KeyError or now == before or now == preset_value:
             continue
-        messages.append(f"{key}: {now!r} (changed from {before if before is not KeyError else 'absent'!r} at git HEAD) "
+        messages.append((key, f"{key}: {now!r} (changed from {before if before is not KeyError else 'absent'!r} at git HEAD) "
                         f"is overridden by presets.{preset}.{key}: {preset_value!r} under `preset: {preset}`; "
                         f"set presets.{preset}.{key} instead (dvc exp run -S presets.{preset}.{key}=...) "
-                        f"or select another preset")
+                        f"or select another preset"))
     return messages
+
+
+def shadow_error(params_path: str | Path) -> str | None:
+    """The refusal message for edits the active preset would override, or None when there are none.
+
+    Under `dvc exp run` (DVC_EXP_NAME set) the refused keys are first put back to their committed
+    values, so a refused `-S` leaves params.yaml as it was before the command; a user's own
+    edit (snakemake, dvc repro) is only reported, never undone.
+    """
+    import os
+
+    path = Path(params_path)
+    committed = committed_params(path)
+    if committed is None:
+        return None
+    shadowed = _shadowed(normalize_round_trip(yaml.safe_load(path.read_text())), committed)
+    if not shadowed:
+        return None
+    message = f"{path}: an edit the preset overrides would be ignored:\n  " + "\n  ".join(m for _, m in shadowed)
+    if os.environ.get("DVC_EXP_NAME"):
+        restore_committed(path, [key for key, _ in shadowed])
+        message += (f"\n{path}: the refused keys are back at their committed values (dvc exp run left the "
+                    f"workspace as it was); nothing ran")
+    return message
+
+
+def restore_committed(path: Path, keys: list[str]) -> None:
+    """Set each dotted key of params.yaml back to its git-HEAD node through DVC's own YAML writer.
+
+    The committed node keeps its spelling (`2.0e-3` stays `2.0e-3`), and params.yaml is laid out
+    as that writer writes it, so the file comes back byte for byte when only these keys changed.
+    """
+    from dvc.utils.serialize import modify_yaml, parse_yaml_for_update
+
+    done = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.resolve().parent,
+                          capture_output=True, text=True, timeout=30, check=True)
+    before = parse_yaml_for_update(done.stdout, str(path))
+    with modify_yaml(path) as current:
+        for key in keys:
+            *parents, leaf = key.split(".")
+            source, target = before, current
+            for part in parents:
+                source, target = source.get(part, {}), target[part]
+            if leaf in source:
+                target[leaf] = source[leaf]
+            else:  # absent at HEAD: the edit added it
+                del target[leaf]
