@@ -151,6 +151,28 @@ def dvc_exp(j: Journey) -> None:
     j.shared["experiments"] = names
 
 
+def dvc_exp_keeps_params_yaml(j: Journey) -> None:
+    """Issue 26 item 1: `-S` changes one line; a refused `-S` changes nothing; `snakemake -n` refuses it too."""
+    params = j.clone / "params.yaml"
+    before = params.read_text()
+    j.sh("dvc exp run --queue -S restorer.train.lr=0.001")  # DVC writes the file into its queue commit, runs nothing
+    queued = j.sh("git show refs/exps/celery/stash:params.yaml", stdout_only=True)
+    j.sh("dvc queue remove --all")
+    changed = [(old, new) for old, new in zip(before.splitlines(), queued.splitlines()) if old != new]
+    j.check(len(queued.splitlines()) == len(before.splitlines()) and changed == [("    lr: 2.0e-3", "    lr: 0.001")],
+            "dvc exp run -S restorer.train.lr=0.001 changes exactly that line of params.yaml", str(changed[:5]))
+    out = j.sh("dvc exp run -S restorer.train.steps=2000", ok=False)
+    j.check("presets.smoke.restorer.train.steps" in out, "a -S the smoke preset shadows is refused naming both keys")
+    j.check(params.read_text() == before and not j.sh("git status --porcelain", stdout_only=True).strip(),
+            "the refused -S left params.yaml byte for byte and the workspace clean")
+    at = before.index("\nrestorer:")
+    params.write_text(before[:at] + before[at:].replace("\n    steps: 600\n", "\n    steps: 2000\n", 1))  # by hand
+    j.commands.append("edit params.yaml: restorer.train.steps 600 -> 2000 (shadowed by the smoke preset)")
+    dry = j.sh("snakemake -n --cores 1", ok=False)
+    j.check("presets.smoke.restorer.train.steps" in dry, "snakemake -n refuses the edit as snakemake would", dry[-1500:])
+    params.write_text(before)
+
+
 def dvc_plots(j: Journey) -> None:
     j.sh("python -m gendeg.pipeline.dvc_views show -o plots_html")
     page = (j.clone / "plots_html" / "index.html").read_text()
@@ -272,6 +294,7 @@ JOURNEYS = {
     "snakemake": snakemake_run,
     "dvc_repro_after_param_change": dvc_repro_after_param_change,
     "dvc_exp_run_show_metrics_diff": dvc_exp,
+    "dvc_exp_keeps_params_yaml": dvc_exp_keeps_params_yaml,
     "dvc_plots_offline": dvc_plots,
     "push_clone_pull": push_clone_pull,
     "accelerate_two_cpu_processes": accelerate_two_processes,
@@ -319,6 +342,15 @@ def main() -> None:
               "passed": sum(r["passed"] for r in results), "failed": sum(not r["passed"] for r in results),
               "not_run": {"slurm": "run by CI instead: .ci/slurm_smoke.sh starts a single-node cluster (docs/user-journeys.md: SLURM)"},
               **provenance()}
+    if args.only and RESULT.exists():  # a partial run updates its journeys in the last full record
+        previous = json.loads(RESULT.read_text())
+        ran = {r["journey"] for r in results}
+        kept = [r for r in previous.get("journeys", []) if r["journey"] not in ran]
+        record["journeys"] = kept + results
+        record["passed"] = sum(r["passed"] for r in record["journeys"])
+        record["failed"] = sum(not r["passed"] for r in record["journeys"])
+        record["partial_runs"] = previous.get("partial_runs", []) + [{"command": record["command"], "journeys": sorted(ran)}]
+        record["command"] = previous.get("command", record["command"])
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {RESULT}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, smoke_project
 
 from gendeg.pipeline.config import ConfigError, load_params, resolve, write_resolved
 
@@ -118,6 +118,15 @@ def test_a_refused_user_edit_outside_dvc_exp_is_reported_not_undone(tmp_path, mo
     with pytest.raises(ConfigError, match="restorer.train.steps: 2000"):
         write_resolved(path, tmp_path / "resolved")
     assert path.read_bytes() == edited
+
+
+def test_snakemake_dry_run_refuses_the_edit_a_real_run_refuses(tmp_path):
+    env = smoke_project(tmp_path, exclude=("tests/", "benchmarks/", "docs/"))
+    dvc_override(tmp_path / "params.yaml", "restorer.train.steps=2000")  # shadowed under the smoke preset
+    done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--cores", "1"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert "presets.smoke.restorer.train.steps" in done.stdout + done.stderr
 
 
 def test_the_preset_key_itself_is_honoured(tmp_path):
