@@ -388,7 +388,7 @@ def test_a_two_process_job_shares_the_work_and_writes_once(workdir, existing_pai
     assert Path("logs/ddp.log.rank1").exists() and Path("logs/ddp.tsv").exists()
     assert not Path("checkpoints/ddp").exists(), "the finished job left its checkpoint behind"
     runs = mlflow.MlflowClient().search_runs(
-        [mlflow.get_experiment_by_name("gendeg").experiment_id], "attributes.run_name = 'train_restorer:ddp-test'")
+        [mlflow.get_experiment_by_name("gendeg").experiment_id], "attributes.run_name = 'ddp · test'")
     assert len(runs) == 1, f"{len(runs)} MLflow runs for one job"
     subprocess.run([sys.executable] + stage + ["--out", "models/one", "--checkpoints", "checkpoints/one"], check=True,
                    capture_output=True)

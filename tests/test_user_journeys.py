@@ -184,9 +184,43 @@ def fake_restorer_and_evaluation(tracking, job: str, psnr: float):
         restorer = run.run_id
     with tracking.job_run("evaluate", f"evaluate:{job}") as run:
         run.set_tags(tracking.restorer_tags(job, {"arch": "nafnet", "train_set": job.split("-")[1]}))
-        run.log_metrics({"ood.mean_psnr": psnr, "ood.mean_ssim": 0.5, "ood.haze.psnr": 1.0})
+        run.log_metrics({"ood.mean_psnr": psnr, "ood.mean_ssim": 0.5, "ood.haze.psnr": 1.0, "ood.mean_psnr_gain": 1.0})
         evaluation = run.run_id
     return restorer, evaluation
+
+
+def test_mlflow_opens_on_the_comparison(store, monkeypatch):
+    """Issue 26 item 2: Model-training experiment, short distinct names, headline metrics sorted first,
+    the parent's description and GenDS gain, labelled grids."""
+    import numpy as np
+
+    from gendeg.pipeline import tracking
+
+    parent = tracking.start_parent("snakemake (default)", tags={"gendeg.orchestrator": "snakemake"})
+    monkeypatch.setenv(tracking.PARENT_ENV, parent)
+    ids = {job: fake_restorer_and_evaluation(tracking, job, psnr)
+           for job, psnr in (("nafnet-existing", 20.0), ("nafnet-gends", 21.5))}
+    with tracking.job_run("report", "report") as run:
+        run.log_image(np.full((8, 24, 3), 0.5), "samples.png", columns=["input", "restored", "target"], rows=["ORD"])
+        tracking.summarise_parent(run, "| restorer | psnr |", {"nafnet": 1.5})
+        report = run.run_id
+    client = client_for(store)
+    experiment = client.get_experiment_by_name("gendeg")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    names = {job: client.get_run(restorer).info.run_name for job, (restorer, _) in ids.items()}
+    assert names == {"nafnet-existing": "nafnet · existing", "nafnet-gends": "nafnet · gends"}
+    assert client.get_run(ids["nafnet-gends"][1]).info.run_name == "nafnet · gends · eval"
+    gends = client.get_run(ids["nafnet-gends"][0]).data.metrics
+    assert sorted(gends)[:3] == ["headline.ood_psnr", "headline.psnr_gain_over_existing", "headline.psnr_gain_over_input"]
+    assert gends["headline.ood_psnr"] == 21.5 and gends["headline.psnr_gain_over_existing"] == 1.5
+    top = client.get_run(parent)
+    assert top.data.tags["mlflow.note.content"] == "| restorer | psnr |"
+    assert top.data.metrics["headline.gends_gain.nafnet"] == 1.5
+    from PIL import Image
+
+    local = client.download_artifacts(report, "samples.png", str(store))
+    labelled = np.asarray(Image.open(local).convert("L"))
+    assert labelled.shape[0] > 8 and labelled.shape[1] > 24 and labelled.min() < 64  # bands with dark text
 
 
 def test_parent_params_git_commit_and_linked_evaluation(store, monkeypatch):
@@ -352,7 +386,7 @@ def test_accelerate_launch_multi_gpu_runs_two_cpu_processes(workdir, restorer_jo
     assert done.returncode == 0, done.stderr[-3000:]
     assert Path("logs/launch.log.rank1").exists(), "no second process"
     runs = mlflow.MlflowClient().search_runs([mlflow.get_experiment_by_name("gendeg").experiment_id],
-                                             "attributes.run_name = 'train_restorer:accelerate-test'")
+                                             "attributes.run_name = 'accelerate · test'")
     assert len(runs) == 1, f"{len(runs)} MLflow runs for one job"
     subprocess.run([sys.executable] + restorer_job + ["--out", "models/one", "--checkpoints", "checkpoints/one"],
                    check=True, capture_output=True)

@@ -170,6 +170,10 @@ def cmd_track(args) -> int:
     return code
 
 
+    if code == 0:
+        from gendeg.pipeline.answer import final_lines
+
+        print("\n".join(final_lines(".")))  # the run's answer, last (gendeg.pipeline.answer)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gendeg", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None,

@@ -5,7 +5,7 @@ from pathlib import Path
 from gendeg.pipeline import orchestration
 from gendeg.pipeline.config import ConfigError, load_params, write_resolved
 from gendeg.pipeline.preset_shadow import shadow_error
-from gendeg.pipeline import tracking
+from gendeg.pipeline import answer, tracking
 
 os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve()))
 
@@ -166,3 +166,5 @@ onsuccess:
 onerror:
     if tracking.PARENT_ENV in os.environ:
         tracking.end_parent(os.environ[tracking.PARENT_ENV], success=False)
+    for line in answer.final_lines("."):  # every run ends with its answer (gendeg.pipeline.answer)
+        logger.info(line)

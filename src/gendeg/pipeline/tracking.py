@@ -27,6 +27,14 @@ _RETRIES = 8
 LINKED_METRICS = ("ood.mean_psnr", "ood.mean_ssim", "ood.mean_psnr_gain", "ood.mean_kid", "ood.mean_fid",
                   "ood.mean_swd", "id.psnr", "id.ssim")
 PARENT_METRIC = "ood.mean_psnr"
+# MLflow's UI lists metric keys alphabetically; these aliases, first in every list, are what a restorer
+# run is compared on: OOD PSNR, its gain over the unrestored input, and (GenDS runs) the gain over the
+# same architecture trained on the existing pairs only.
+HEADLINE_ALIASES = {"ood.mean_psnr": "headline.ood_psnr", "ood.mean_psnr_gain": "headline.psnr_gain_over_input"}
+GENDS_GAIN = "headline.psnr_gain_over_existing"
+# MLflow 3 files an experiment by this tag: "custom_model_development" opens its "Model training" view
+# (runs, metrics, compare) instead of the GenAI screens (traces, judges, prompts).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def project_root() -> Path:
@@ -66,8 +74,10 @@ def init_store() -> str:
     if experiment is not None:
         if experiment.artifact_location != artifacts:
             relocate_artifacts(experiment.artifact_location, artifacts)
+        if experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # a store made before the tag
+            _retry(client.set_experiment_tag, experiment.experiment_id, *EXPERIMENT_KIND)
         return experiment.experiment_id
-    return client.create_experiment(EXPERIMENT, artifact_location=artifacts)
+    return client.create_experiment(EXPERIMENT, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
 
 
 def relocate_artifacts(old: str, new: str) -> int:
@@ -198,6 +208,17 @@ def flatten_params(config: dict) -> dict:
     return out
 
 
+def display_name(stage: str, name: str) -> str:
+    """The run name MLflow's run list shows (it cuts names at about 20 characters): a restorer's
+    training run is `nafnet · gends`, its evaluation `nafnet · gends · eval`; other jobs keep `name`."""
+    _, _, job = name.partition(":")
+    if stage not in ("train_restorer", "evaluate") or not job:
+        return name
+    arch, _, train_set = job.partition("-")
+    short = f"{arch} · {train_set}" if train_set else job
+    return short if stage == "train_restorer" else f"{short} · eval"
+
+
 def restorer_tags(job: str, identity: dict) -> dict:
     """One spelling of a restorer's tags for its training and evaluate runs (filter on `gendeg.training_set`)."""
     names = {"train_set": "training_set"}
@@ -227,8 +248,14 @@ class JobRun:
         if batch:
             _retry(self._client.log_batch, self.run_id, metrics=batch)
 
-    def log_image(self, image: np.ndarray, name: str) -> None:
-        _retry(self._client.log_image, self.run_id, np.clip(image, 0, 1), artifact_file=name)
+    def log_image(self, image: np.ndarray, name: str, columns: list[str] | None = None,
+                  rows: list[str] | None = None) -> None:
+        """Log an image; a grid gets its column and row names drawn beside it (only the MLflow copy:
+        files the pipeline writes keep their bytes)."""
+        image = np.clip(image, 0, 1)
+        if columns or rows:
+            image = labelled(image, columns or [], rows or [])
+        _retry(self._client.log_image, self.run_id, image, artifact_file=name)
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         _retry(self._client.log_artifact, self.run_id, str(path), folder)
@@ -236,6 +263,47 @@ class JobRun:
     def set_tags(self, tags: dict) -> None:
         for key, value in tags.items():
             _retry(self._client.set_tag, self.run_id, key, str(value))
+
+
+def labelled(image: np.ndarray, columns: list[str], rows: list[str]) -> np.ndarray:
+    """`image` (H x W x 3 in [0, 1], a grid of equal cells) with a band naming each column above and
+    each row at the left: in MLflow a grid says which image is the input, the restored one and the target."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    height, width = image.shape[:2]
+    font = ImageFont.load_default(size=max(10, min(16, width // max(len(columns), 1) // 9)))
+    top = 22 if columns else 0
+    left = (max(int(font.getlength(r)) for r in rows) + 8) if rows else 0
+    canvas = Image.new("RGB", (width + left, height + top), "white")
+    canvas.paste(Image.fromarray((image * 255).round().astype(np.uint8)), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    for i, text in enumerate(columns):
+        centre = left + (i + 0.5) * width / len(columns)
+        draw.text((centre, top / 2), text, fill="black", font=font, anchor="mm")
+    for i, text in enumerate(rows):
+        draw.text((left - 4, top + (i + 0.5) * height / len(rows)), text, fill="black", font=font, anchor="rm")
+    return np.asarray(canvas).astype(np.float32) / 255
+
+
+def summarise_parent(run: "JobRun | SilentRun", markdown: str, gains: dict[str, float]) -> None:
+    """The invocation's parent run shows its answer: `markdown` as its description (MLflow's
+    `mlflow.note.content`), the GenDS gain per architecture as metrics; each GenDS restorer run of the
+    same parent gets its own gain (GENDS_GAIN).  Nothing without a parent."""
+    if run.run_id is None:
+        return
+    client = _mlflow().MlflowClient()
+    own = _retry(client.get_run, run.run_id)
+    parent = own.data.tags.get("mlflow.parentRunId")
+    if not parent:
+        return
+    JobRun(_mlflow(), parent).set_tags({"mlflow.note.content": markdown})
+    JobRun(_mlflow(), parent).log_metrics({f"headline.gends_gain.{arch}": gain for arch, gain in gains.items()})
+    for arch, gain in gains.items():
+        found = _retry(client.search_runs, [own.info.experiment_id],
+                       filter_string=f"tags.`gendeg.stage` = 'train_restorer' and tags.`gendeg.job` = '{arch}-gends' "
+                                     f"and tags.`mlflow.parentRunId` = '{parent}'", max_results=1)
+        if found:
+            JobRun(_mlflow(), found[0].info.run_id).log_metrics({GENDS_GAIN: gain})
 
 
 class SilentRun:
@@ -266,7 +334,7 @@ def job_run(stage: str, name: str, config: dict | None = None) -> Iterator[JobRu
     tags = {"gendeg.stage": stage, **git_tags(), **_dvc_exp_tags(), **owner_tags()}
     if parent:
         tags["mlflow.parentRunId"] = parent
-    run = _retry(client.create_run, experiment_id, run_name=name, tags=tags)
+    run = _retry(client.create_run, experiment_id, run_name=display_name(stage, name), tags=tags)
     OPENED.append(run.info.run_id)
     job = JobRun(mlflow, run.info.run_id)
     if config is not None:
@@ -312,5 +380,5 @@ def link_evaluation(client, evaluate_run_id: str, parent: str | None) -> str | N
     JobRun(_mlflow(), evaluate_run_id).set_tags({"gendeg.restorer_run_id": restorer, "gendeg.restorer_run_link": how})
     linked = JobRun(_mlflow(), restorer)
     linked.set_tags({"gendeg.evaluate_run_id": evaluate_run_id})
-    linked.log_metrics(metrics)
+    linked.log_metrics(metrics | {alias: metrics[key] for key, alias in HEADLINE_ALIASES.items() if key in metrics})
     return restorer

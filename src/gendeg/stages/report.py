@@ -28,6 +28,7 @@ from gendeg.data.images import to_array, write_png  # noqa: E402
 from gendeg.data.manifest import read_manifest  # noqa: E402
 from gendeg.data.pairs import PairBank  # noqa: E402
 from gendeg.pipeline import tracking  # noqa: E402
+from gendeg.pipeline.answer import headline_markdown, short_job  # noqa: E402
 from gendeg.pipeline.dvc_views import write_dvc_views  # noqa: E402
 from gendeg.restorers import load_restorer, restore  # noqa: E402
 from gendeg.runtime.atomic import atomic_dir, write_json  # noqa: E402
@@ -209,14 +210,16 @@ def scaling_plot(scaling: dict[int, dict], references: dict[str, float], arch: s
     _save(fig, path)
 
 
-def sample_grid(models: dict[str, Path], prepared_dir: Path, size: int, per_set: int) -> np.ndarray:
-    """Rows: one OOD image per set (up to `per_set` each); columns: input, each restorer, ground truth."""
+def sample_grid(models: dict[str, Path], prepared_dir: Path, size: int, per_set: int) -> tuple[np.ndarray, list[str]]:
+    """Rows: one OOD image per set (up to `per_set` each); columns: input, each restorer, ground truth.
+    Returns the grid and each row's OOD set (MLflow's copy names them)."""
     ood = read_manifest(Path(prepared_dir) / "ood.csv")
     picks = ood.groupby("dataset", sort=True).head(per_set)
     bank = PairBank(picks, size=size, description="loading samples")
     degraded, clean = bank.tensors()
     columns = [degraded] + [restore(load_restorer(d).eval(), degraded) for d in models.values()] + [clean]
-    return np.concatenate([np.concatenate([to_array(c[r]) for c in columns], axis=1) for r in range(len(bank))], axis=0)
+    grid = np.concatenate([np.concatenate([to_array(c[r]) for c in columns], axis=1) for r in range(len(bank))], axis=0)
+    return grid, [str(name) for name in picks["dataset"]]
 
 
 def _gains(jobs: list[dict], means: dict[str, float]) -> dict[str, float]:
@@ -313,14 +316,16 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
                           if f"{scaling_arch}-{s}" in means}
             scaling_plot(scaling, references, scaling_arch, tmp / "scaling.png")
             figures.append("scaling.png")
-        grid = sample_grid(models, prepared_dir, cfg["image_size"], cfg["samples_per_set"])
+        grid, sets = sample_grid(models, prepared_dir, cfg["image_size"], cfg["samples_per_set"])
         write_png(grid, tmp / "samples.png")
         write_json(summary, tmp / "summary.json")
         write_dvc_views(summary, jobs, metrics, tmp)  # reports/metrics.json and plots/*.csv for DVC
         (tmp / "report.md").write_text("\n".join(lines))
         run.log_metrics({f"mean_ood_psnr.{k}": v for k, v in means.items()}
                         | {f"gain_db.{k}": v for k, v in summary["gain_db"].items()})
-        run.log_image(grid, "samples.png")
+        run.log_image(grid, "samples.png", columns=["input", *map(short_job, models), "target"], rows=sets)
+        tracking.summarise_parent(run, headline_markdown(summary) + "\n\nFull report: reports/report.md",
+                                  summary["gain_db"])
         run.log_artifact(tmp / "report.md")
         for name in figures:
             run.log_artifact(tmp / name)

@@ -112,6 +112,7 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
         with atomic_dir(out_dir) as tmp:
             save_restorer(model, model_cfg, tmp)
             write_json(summary, tmp / "train_summary.json")
-        run.log_image(restoration_grid(model, bank), "train_samples.png")  # one name across jobs: MLflow compares same-named images
+        run.log_image(restoration_grid(model, bank), "train_samples.png",  # one name across jobs: MLflow compares same-named images
+                      columns=["input", "restored", "target"])
     clear_checkpoint(checkpoint_dir)
     return summary
