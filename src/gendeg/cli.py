@@ -167,9 +167,6 @@ def cmd_track(args) -> int:
     run_id = tracking.start_parent(" ".join(command))
     code = subprocess.call(command, env={**os.environ, tracking.PARENT_ENV: run_id})
     tracking.end_parent(run_id, success=code == 0)
-    return code
-
-
     if code == 0:
         from gendeg.pipeline.answer import final_lines
 
