@@ -161,10 +161,10 @@ onsuccess:
                     + (f"; left {len(skipped)} for `dvc repro` / `snakemake`: {', '.join(skipped)}" if skipped else ""))
     if tracking.PARENT_ENV in os.environ:
         tracking.end_parent(os.environ[tracking.PARENT_ENV], success=True)
+    for line in answer.final_lines("."):  # every run ends with its answer (gendeg.pipeline.answer)
+        logger.info(line)
 
 
 onerror:
     if tracking.PARENT_ENV in os.environ:
         tracking.end_parent(os.environ[tracking.PARENT_ENV], success=False)
-    for line in answer.final_lines("."):  # every run ends with its answer (gendeg.pipeline.answer)
-        logger.info(line)
