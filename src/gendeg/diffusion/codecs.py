@@ -29,6 +29,7 @@ class PixelUnshuffleCodec(nn.Module):
         self.latent_channels = 3 * self.factor**2
         self.downsample = self.factor
         self.config = {"type": "pixel_unshuffle", "factor": self.factor}
+        self.condition_scale = 1.0  # nothing is scaled: the concatenated latent is the encoding itself
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-1] % self.factor or images.shape[-2] % self.factor:
@@ -39,31 +40,46 @@ class PixelUnshuffleCodec(nn.Module):
         return ((F.pixel_shuffle(latents, self.factor) + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
+CONDITION_LATENTS = ("unscaled", "scaled")
+
+
 class AutoencoderKLCodec(nn.Module):
     """A frozen diffusers AutoencoderKL; latents are the posterior mode times `scaling_factor`.
 
     The mode, not a sample, keeps encoding deterministic (InstructPix2Pix does the same for
     the image condition).  Its weights are not saved with GenDeg: they stay in `path`.
+
+    `condition_latent` says what the UNet's extra input channels see: ``unscaled`` (the posterior
+    mode itself, as InstructPix2Pix, the released GenDeg code -- ddpm_edit.py L743 -- and diffusers'
+    train_instruct_pix2pix concatenate it) or ``scaled`` (times `scaling_factor`, 5.5x smaller for
+    SD v1.5: what checkpoints saved before the setting existed were trained with).  The noisy
+    target latent is scaled either way.  `condition_scale` turns an `encode` output into it.
     """
 
-    def __init__(self, vae, scaling_factor: float | None = None, config: dict | None = None):
+    def __init__(self, vae, scaling_factor: float | None = None, config: dict | None = None,
+                 condition_latent: str = "unscaled"):
         super().__init__()
+        if condition_latent not in CONDITION_LATENTS:
+            raise ValueError(f"codec.condition_latent must be one of {CONDITION_LATENTS}, got {condition_latent!r}")
         self.vae = vae.eval().requires_grad_(False)
         self.scaling_factor = float(scaling_factor if scaling_factor is not None else vae.config.scaling_factor)
+        self.condition_scale = 1.0 / self.scaling_factor if condition_latent == "unscaled" else 1.0
         self.latent_channels = int(vae.config.latent_channels)
         self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
         self.config = dict(config or {"type": "autoencoder_kl"})
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, subfolder: str | None = "vae", scaling_factor: float | None = None):
+    def from_pretrained(cls, path: str | Path, subfolder: str | None = "vae", scaling_factor: float | None = None,
+                        condition_latent: str = "unscaled"):
         from diffusers import AutoencoderKL
 
         folder = Path(path) / (subfolder or "")
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"codec.path: no AutoencoderKL config at {folder / 'config.json'}")
         vae = AutoencoderKL.from_pretrained(str(path), subfolder=subfolder, local_files_only=True)
-        config = {"type": "autoencoder_kl", "path": str(path), "subfolder": subfolder, "scaling_factor": scaling_factor}
-        return cls(vae, scaling_factor, config)
+        config = {"type": "autoencoder_kl", "path": str(path), "subfolder": subfolder, "scaling_factor": scaling_factor,
+                  "condition_latent": condition_latent}
+        return cls(vae, scaling_factor, config, condition_latent)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -76,8 +92,9 @@ class AutoencoderKLCodec(nn.Module):
 
 def build_codec(config: dict) -> nn.Module:
     """Codec from its config dict: {"type": "pixel_unshuffle", "factor": 2} or
-    {"type": "autoencoder_kl", "path": <diffusers model folder>, "subfolder": "vae", "scaling_factor": null}
-    (null: the VAE config's, 0.18215 for SD v1.5).  In a GenDeg model config the path may be
+    {"type": "autoencoder_kl", "path": <diffusers model folder>, "subfolder": "vae", "scaling_factor": null,
+    "condition_latent": "unscaled"} (scaling_factor null: the VAE config's, 0.18215 for SD v1.5;
+    condition_latent: see AutoencoderKLCodec).  In a GenDeg model config the path may be
     left out: it defaults to ``unet.pretrained`` (see model.merge_config)."""
     kind = config.get("type")
     if kind == "pixel_unshuffle":
@@ -87,5 +104,6 @@ def build_codec(config: dict) -> nn.Module:
     if kind == "autoencoder_kl":
         if "path" not in config:
             raise KeyError("codec.path is required for codec.type 'autoencoder_kl'")
-        return AutoencoderKLCodec.from_pretrained(config["path"], config.get("subfolder", "vae"), config.get("scaling_factor"))
+        return AutoencoderKLCodec.from_pretrained(config["path"], config.get("subfolder", "vae"),
+                                                  config.get("scaling_factor"), config.get("condition_latent", "unscaled"))
     raise ValueError(f"codec.type must be one of {CODEC_TYPES}, got {kind!r}")

@@ -85,12 +85,19 @@ class DegradationTokens(nn.Module):
 class CrossAttentionIntensity(nn.Module):
     """The paper's route: (B, T, dim) token embeddings + two (B, 129) codes -> (B, T, dim) context."""
 
-    def __init__(self, n_tokens: int, dim: int):
+    def __init__(self, n_tokens: int, dim: int, intensity_columns_init: str = "zero"):
+        """`intensity_columns_init`: the (mu, sigma) columns of the context projection start at
+        zero ("zero": the context is exactly the text at init) or keep PyTorch's Linear init
+        ("default", as the released code: ddpm_edit.py L495-499).  The text part is the identity
+        and the bias zero either way."""
         super().__init__()
+        if intensity_columns_init not in ("zero", "default"):
+            raise ValueError(f"intensity_columns_init must be 'zero' or 'default', got {intensity_columns_init!r}")
         self.intensity_projection = nn.Linear(N_SLOTS, n_tokens)  # shared by mu and sigma
         self.context_projection = nn.Linear(dim + 2, dim)
         with torch.no_grad():
-            self.context_projection.weight.zero_()
+            if intensity_columns_init == "zero":
+                self.context_projection.weight[:, dim:] = 0.0
             self.context_projection.weight[:, :dim] = torch.eye(dim)
             self.context_projection.bias.zero_()
 

@@ -94,22 +94,33 @@ DEFAULT_CONFIG: dict = {
 SD_FOLDER_PLACEHOLDER = "/path/to/stable-diffusion-v1-5"
 PAPER_CONFIG: dict = {
     "unet": {"pretrained": SD_FOLDER_PLACEHOLDER},
-    "codec": {"type": "autoencoder_kl", "subfolder": "vae"},
+    "codec": {"type": "autoencoder_kl", "subfolder": "vae", "condition_latent": "unscaled"},
     "text_encoder": {"type": "clip"},
     "route": "cross_attention",
     "intensity_encoding": "onehot",
     "prediction_type": "epsilon",
     "residual": False,
+    "intensity_columns_init": "default",
 }
+
+# Keys a config may set that are left out of DEFAULT_CONFIG, so the configs (and config.json
+# bytes) of models that do not set them stay as they were; the value here is what they mean.
+OPTIONAL_DEFAULTS: dict = {
+    # cross_attention route: how the two (mu, sigma) input columns of the (dim + 2) -> dim context
+    # projection start: "zero" (the context is exactly the text at step 0) or "default"
+    # (PyTorch's Linear init, which the released code leaves them at: ddpm_edit.py L495-499).
+    "intensity_columns_init": "zero",
+}
+INTENSITY_COLUMNS_INITS = ("zero", "default")
 
 
 def merge_config(overrides: dict | None) -> dict:
     """DEFAULT_CONFIG updated with `overrides` (nested dicts merged one level deep); unknown keys are errors."""
     config = copy.deepcopy(DEFAULT_CONFIG)
     for key, value in (overrides or {}).items():
-        if key not in config:
-            raise KeyError(f"unknown GenDeg model config key {key!r}; known: {sorted(config)}")
-        if isinstance(config[key], dict) and isinstance(value, dict) and key not in ("codec", "text_encoder"):
+        if key not in config and key not in OPTIONAL_DEFAULTS:
+            raise KeyError(f"unknown GenDeg model config key {key!r}; known: {sorted({*config, *OPTIONAL_DEFAULTS})}")
+        if isinstance(config.get(key), dict) and isinstance(value, dict) and key not in ("codec", "text_encoder"):
             config[key].update(value)
         else:
             config[key] = copy.deepcopy(value)
@@ -118,6 +129,9 @@ def merge_config(overrides: dict | None) -> dict:
         raise ValueError(f"route must be one of {ROUTES}, got {config['route']!r}")
     if config["intensity_encoding"] not in ENCODINGS:
         raise ValueError(f"intensity_encoding must be one of {ENCODINGS}, got {config['intensity_encoding']!r}")
+    columns = config.get("intensity_columns_init", OPTIONAL_DEFAULTS["intensity_columns_init"])
+    if columns not in INTENSITY_COLUMNS_INITS:
+        raise ValueError(f"intensity_columns_init must be one of {INTENSITY_COLUMNS_INITS}, got {columns!r}")
     if config["prediction_type"] not in PREDICTION_TYPES:
         raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {config['prediction_type']!r}")
     return config
@@ -154,6 +168,7 @@ def _resolve_pretrained_paths(config: dict) -> None:
             raise ValueError("codec.path is required for codec.type 'autoencoder_kl' (or set unet.pretrained)")
         codec.setdefault("subfolder", "vae")
         codec.setdefault("scaling_factor", None)  # None: the VAE config's (0.18215 for SD v1.5)
+        codec.setdefault("condition_latent", "unscaled")  # the concatenated clean latent, as InstructPix2Pix
         config["codec"] = codec
 
 
@@ -258,7 +273,8 @@ class GenDegModel(nn.Module):
             self.prompt_encoder, n_tokens = None, cfg["n_tokens"]
             self.degradation_tokens = DegradationTokens(n_tokens, dim)
         if cfg["route"] == "cross_attention":
-            self.intensity = CrossAttentionIntensity(n_tokens, dim)
+            self.intensity = CrossAttentionIntensity(
+                n_tokens, dim, cfg.get("intensity_columns_init", OPTIONAL_DEFAULTS["intensity_columns_init"]))
         else:
             self.intensity = TimeEmbeddingIntensity(class_dim)
         # Built last, as before CLIP existed: the tiny preset's initial weights stay the same per seed.
@@ -339,6 +355,8 @@ class GenDegModel(nn.Module):
         if tokens is None:
             tokens = self.text_tokens(degradation_ids, drop_text, captions)
         degradation_ids = torch.where(drop_text, torch.full_like(degradation_ids, NULL_DEGRADATION), degradation_ids)
+        if self.codec.condition_scale != 1.0:  # the VAE's unscaled posterior mode (codec.condition_latent)
+            image_latents = image_latents * self.codec.condition_scale
         image_latents = torch.where(drop_image[:, None, None, None], torch.zeros_like(image_latents), image_latents)
         if isinstance(self.intensity, CrossAttentionIntensity):
             context, class_labels = self.intensity(tokens, mu_code, sigma_code), None
@@ -373,6 +391,9 @@ class GenDegModel(nn.Module):
             raise ValueError(f"{config_path} is not valid JSON: {error}") from error
         if base_model is not None:
             config = relocate_base_model(config, str(base_model))
+        codec = config.get("codec")
+        if isinstance(codec, dict) and codec.get("type") == "autoencoder_kl" and "condition_latent" not in codec:
+            codec["condition_latent"] = "scaled"  # saved before the setting existed: trained on the scaled latent
         try:
             model = cls(config, load_pretrained=False)
         except FileNotFoundError as error:

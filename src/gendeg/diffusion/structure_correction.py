@@ -34,10 +34,12 @@ def correct(model: nn.Module, clean: torch.Tensor, generated: torch.Tensor, chun
 
 @dataclass
 class StructureCorrection:
-    """A trained S and the degradations it applies to; identity everywhere else."""
+    """A trained S and the degradations it applies to; identity everywhere else.  `image_size`: the
+    size it was trained at, which is the only size it corrects (None: not recorded)."""
 
     model: nn.Module | None
     degradations: tuple[str, ...]
+    image_size: int | None = None
 
     def covers(self, degradation: str) -> bool:
         if degradation not in DEGRADATIONS:
@@ -52,6 +54,10 @@ class StructureCorrection:
                              f"{tuple(clean.shape)} and {tuple(generated.shape)}")
         if not self.covers(degradation):
             return generated
+        if self.image_size is not None and tuple(generated.shape[-2:]) != (self.image_size, self.image_size):
+            raise ValueError(f"structure correction was trained on {self.image_size}x{self.image_size} images but is "
+                             f"given {generated.shape[-1]}x{generated.shape[-2]}: set structure_correction.image_size "
+                             f"to the size synthesis samples at (synthesis.image_size)")
         return correct(self.model, clean.float(), generated.float()).to(generated.dtype)
 
 
@@ -64,4 +70,5 @@ def load_structure_correction(out_dir: str | Path) -> StructureCorrection | None
     info = json.loads(config_path.read_text())
     if not info.get("enabled", False):
         return None
-    return StructureCorrection(load_restorer(out_dir / MODEL_DIR).to(compute_device()), tuple(info["degradations"]))
+    return StructureCorrection(load_restorer(out_dir / MODEL_DIR).to(compute_device()), tuple(info["degradations"]),
+                               info.get("image_size"))

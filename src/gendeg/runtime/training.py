@@ -41,13 +41,17 @@ class TrainSettings:
     checkpoint_every: int = 100
     log_every: int = 10
     grad_accum: int = 1
-    max_grad_norm: float | None = 1.0
+    max_grad_norm: float | None = 1.0  # null: no clipping (the released GenDeg code does not clip)
     ema_decay: float | None = None
+    ema_scope: str = "all"  # "all" trainable parameters, or "unet": model.unet's only (the released GenDeg's LitEma)
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     mixed_precision: str = "no"
     description: str = "train"
     fingerprint: str = ""  # what the run is made of; a checkpoint of another run is never resumed
+    # Also checkpoint after the last step: a job that fails after training (GenDeg's preview)
+    # resumes at the end instead of losing the model.
+    checkpoint_final: bool = False
 
 
 @dataclass
@@ -151,11 +155,11 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     """
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, gradient_accumulation_steps=settings.grad_accum,
                               cpu=not torch.cuda.is_available())
-    trainable = [p for p in model.parameters() if p.requires_grad]  # frozen codecs / text encoders stay out
+    averaged = ema_parameters(model, settings.ema_scope)
     # One fused update over all tensors on a GPU (SD v1.5 on an H200: 3.7 -> 4.3 steps/s); per tensor
     # on the CPU, whose recorded figures it produced (the fused update differs in the last bit).
     foreach = accelerator.device.type == "cuda"
-    ema = EMAModel(trainable, decay=settings.ema_decay, foreach=foreach) if settings.ema_decay else None
+    ema = EMAModel(averaged, decay=settings.ema_decay, foreach=foreach) if settings.ema_decay else None
     scheduler = get_scheduler(settings.lr_schedule, optimizer, num_warmup_steps=settings.warmup_steps,
                               num_training_steps=settings.steps)
     result = TrainResult()
@@ -197,8 +201,8 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
                 optimizer.zero_grad(set_to_none=True)
             pending.append(loss.detach())
         scheduler.step()
-        if ema is not None:
-            ema.step(trainable)
+        if ema is not None:  # once per optimiser step, after the grad_accum micro-batches
+            ema.step(averaged)
         checkpoint_due = checkpoint is not None and (step + 1) % settings.checkpoint_every == 0
         if (step + 1) % settings.log_every == 0 or step + 1 == settings.steps or checkpoint_due:
             result.losses.extend(read_losses(pending, step, settings))  # raises on a non-finite loss
@@ -209,7 +213,9 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
             bar.set_postfix(loss=f"{mean:.4f}")
             if tracker is not None:
                 tracker.log_metrics({"loss": mean, "lr": scheduler.get_last_lr()[0]}, step=step + 1)
-        if checkpoint is not None and ((step + 1) % settings.checkpoint_every == 0) and step + 1 < settings.steps:
+        last = step + 1 == settings.steps
+        if checkpoint is not None and (((step + 1) % settings.checkpoint_every == 0 and not last)
+                                       or (last and settings.checkpoint_final)):
             if accelerator.is_main_process:
                 save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, ema, step + 1, result.losses,
                                 settings.fingerprint)
@@ -221,9 +227,24 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
     result.main_process = accelerator.is_main_process
     model = accelerator.unwrap_model(model)
     if ema is not None:
-        ema.copy_to(trainable)
+        ema.copy_to(averaged)
     model.eval()
     return result
+
+
+EMA_SCOPES = ("all", "unet")
+
+
+def ema_parameters(model: torch.nn.Module, scope: str) -> list[torch.nn.Parameter]:
+    """The parameters EMA averages: every trainable one ("all"), or those of `model.unet` ("unet": the
+    released GenDeg averages its UNet only, not the intensity projections)."""
+    if scope not in EMA_SCOPES:
+        raise ValueError(f"train.ema_scope must be one of {EMA_SCOPES}, got {scope!r}")
+    if scope == "unet":
+        if not isinstance(getattr(model, "unet", None), torch.nn.Module):
+            raise ValueError(f"train.ema_scope 'unet': {type(model).__name__} has no `unet` to average")
+        model = model.unet
+    return [p for p in model.parameters() if p.requires_grad]  # frozen codecs / text encoders stay out
 
 
 def read_losses(pending: list[torch.Tensor], last_step: int, settings: TrainSettings) -> list[float]:

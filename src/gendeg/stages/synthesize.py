@@ -16,7 +16,11 @@ follows the conditioning μ on a few of its own images and sends each request as
 conditioning that realises it (gendeg.measure.mu_calibration).
 
 Output folder (one per shard): images/<index>.png (<index>: the sample's place in its
-degradation), manifest.csv (category "Synthetic"; mu/sigma are
+degradation), targets/<index>.png (the clean image exactly as the generator saw it -- resized and
+centre-cropped -- for every source that is not already a size x size RGB image; the manifest's
+target_path points at it, so a pair is pixel-aligned by construction, as the released code's
+GT/ folder; a source already at that size is its own target), manifest.csv (category
+"Synthetic"; mu/sigma are
 the *realised* intensity of each output, requested_mu/requested_sigma what was asked,
 conditioning_mu/conditioning_sigma what GenDeg was given, and with sample_seed they
 regenerate the sample on its own), when calibrated, calibration.json (the measured
@@ -38,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from gendeg import DEGRADATIONS
 from gendeg.data.colour_range import ColourRange, constrain_colour, fit_colour_range
@@ -63,6 +68,9 @@ from gendeg.runtime.devices import compute_device, model_device
 from gendeg.runtime.progress import progress
 from gendeg.runtime.speed import AutocastForward
 from gendeg.runtime.training import run_fingerprint
+
+
+TARGETS = "targets"  # the clean images as the generator saw them (sources not already at its size)
 
 
 def sample_seed(seed: int, degradation: str, index: int) -> int:
@@ -125,6 +133,13 @@ def prepare_work_dir(work_dir: Path, stamp: str) -> None:
     marker.write_text(stamp)
 
 
+def is_generator_ready(path: str, size: int) -> bool:
+    """True when `load_square(path, size)` is the file's own pixels (an RGB size x size image): the
+    source can then be its pair's target as it is, with no resampled copy."""
+    with Image.open(path) as image:
+        return image.size == (size, size) and image.mode == "RGB"
+
+
 def _load_clean(rows: pd.DataFrame, size: int) -> torch.Tensor:
     return torch.stack([torch.from_numpy(load_square(p, size)).permute(2, 0, 1) for p in rows["target_path"]]).float() / 255
 
@@ -185,8 +200,11 @@ def _run_chunk(model, rows: pd.DataFrame, degradation: str, cfg: dict, size: int
     for i, row in enumerate(rows.itertuples()):
         clean_image, degraded = to_array(clean[i]), to_array(out[i])
         write_png(degraded, images_dir / f"{row.Index:06d}.png")
+        target_saved = not is_generator_ready(row.target_path, size)
+        if target_saved:  # the clean image the generator saw becomes the pair's target
+            write_png(clean_image, images_dir.parent / TARGETS / f"{row.Index:06d}.png")
         mu, sigma = mu_sigma(clean_image, degraded)
-        record = {"index": row.Index, "mu": mu, "sigma": sigma,
+        record = {"index": row.Index, "mu": mu, "sigma": sigma, "target_saved": target_saved,
                   "colour_log_factor": float(factors[i].log().abs().max())}
         if cfg["oracle"]:
             truth = oracle_degrade(clean_image, degradation, row.sampled_dataset, row.requested_mu, int(row.sample_seed))
@@ -214,10 +232,13 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
     size = cfg["image_size"] or json.loads((Path(model_dir) / "train_summary.json").read_text())["image_size"]
     correction = load_structure_correction(structure_correction_dir) if structure_correction_dir else None
     colour_range = colour_range_for(config, prepared_dir, degradation)
-    prepare_work_dir(work_dir, run_fingerprint({**config, "shard": shard}, prepared_dir, model_dir,
+    # "targets": chunks written before targets/ existed are not resumed (their records lack target_saved).
+    stamp = {**config, "shard": shard, "work_layout": "targets"}
+    prepare_work_dir(work_dir, run_fingerprint(stamp, prepared_dir, model_dir,
                                                *([structure_correction_dir] if structure_correction_dir else [])))
     images_dir = work_dir / "images"
     (work_dir / "oracle").mkdir(exist_ok=True)
+    (work_dir / TARGETS).mkdir(exist_ok=True)
     chunk = cfg["batch_size"]
     name = f"synthesize:{degradation}" + (f"/shard-{shard}" if shards > 1 else "")
     with tracking.job_run("synthesize", name, config) as run:
@@ -241,6 +262,9 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
         measured = pd.concat([pd.read_csv(p) for p in sorted(work_dir.glob("chunk_*.csv"))]).set_index("index").sort_index()
         measured = measured.loc[samples.index]
         samples["mu"], samples["sigma"] = measured["mu"].to_numpy(), measured["sigma"].to_numpy()
+        saved = measured["target_saved"].to_numpy(dtype=bool)
+        samples["target_path"] = np.where(saved, [str(out_dir / TARGETS / f"{i:06d}.png") for i in samples.index],
+                                          samples["target_path"])
         with atomic_dir(out_dir) as tmp:
             samples["image_path"] = [str(out_dir / "images" / f"{i:06d}.png") for i in samples.index]
             write_manifest(_frame(samples, degradation, "Synthetic"), tmp / "manifest.csv")
@@ -256,6 +280,8 @@ def synthesize(config: dict, prepared_dir: Path, model_dir: Path, degradation: s
             # folder is no resume point: without its fingerprint a rerun starts afresh.
             (work_dir / "fingerprint.txt").unlink()
             shutil.move(images_dir, tmp / "images")
+            if saved.any():
+                shutil.move(work_dir / TARGETS, tmp / TARGETS)
             if cfg["oracle"]:
                 shutil.move(work_dir / "oracle", tmp / "oracle")
         report = {"samples": len(samples), "generated_now": done,

@@ -115,6 +115,9 @@ def train_gendeg(config: dict, prepared_dir: Path, out_dir: Path, checkpoint_dir
         run.log_params({"model.parameters": sum(p.numel() for p in model.parameters()), "train.pairs": len(bank)})
         settings = settings_from_config(train_cfg, config["seed"], checkpoint_dir, "train GenDeg",
                                         run_fingerprint(config, Path(prepared_dir) / "train.csv"))
+        # The trained state is checkpointed before the preview (100 sampling steps at the paper's
+        # settings): if the preview fails, the rerun resumes after the last step, not from scratch.
+        settings.checkpoint_final = True
         result = train(model, optimizer, loss_fn, settings, tracker=run)
         if not result.main_process:  # multi-process job: the main process writes the outputs
             return {}

@@ -12,10 +12,12 @@ Training recipe (the paper did not release one; this is ours):
      (default haze, motion_blur, raindrop - the released code meant these three, but a typo
      disabled raindrop; we do not copy that bug), at most `max_pairs_per_degradation` each
      (seeded subset);
-  3. generate GenDeg's output from each pair's clean image with the pair's REAL (mu, sigma),
-     one seed per pair (hash of seed, split and row), batched, once; the images are kept in
-     memory as uint8 and cached in chunks under the checkpoint folder, so a resumed job
-     does not regenerate them;
+  3. generate GenDeg's output from each pair's clean image with the pair's REAL (mu, sigma)
+     and its caption (prompted as synthesis prompts), at `image_size` (null: GenDeg's training
+     size), which must be the size synthesis samples at: S corrects images of that size
+     (the paper preset: 512; the synthesis stage refuses an S trained at another size);
+     one seed per pair (hash of seed, split and row), batched, once; the images are cached
+     as uint8 in chunks under the checkpoint folder, so a resumed job does not regenerate them;
   4. train S with the same loop as every model (gendeg.runtime.training.train) to map
      [clean, generated] -> the real degraded image, L1, on random crops.
 The number that says whether S helps: L1 / PSNR of generated vs real, before and after S,
@@ -109,6 +111,10 @@ def section_config(config: dict) -> dict:
     if model.get("arch") != "nafnet" or model.get("in_channels") != 6:
         raise ConfigError(f"{SECTION}.model: S is a NAFNet over [clean, generated]; expected arch nafnet and "
                           f"in_channels 6, got arch {model.get('arch')!r}, in_channels {model.get('in_channels')!r}")
+    size = cfg.get("image_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
+        raise ConfigError(f"{SECTION}.image_size: expected an integer >= 8 or null (GenDeg's training size), "
+                          f"got {size!r}")
     for key in ("min_psnr_gain", "min_diversity_kept"):
         value = cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -216,11 +222,23 @@ def generate_inputs(model: GenDegModel, bank: PairBank, seeds: list[int], sampli
             out = generate(model, clean, bank.degradation[rows], bank.mu[rows], bank.sigma[rows],
                            [torch.Generator().manual_seed(s) for s in seeds[rows]], num_steps=sampling["steps"],
                            image_guidance=sampling["image_guidance"], text_guidance=sampling["text_guidance"],
-                           sampler=sampling["sampler"])
+                           sampler=sampling["sampler"], captions=pair_captions(bank, rows))
         # Quantised as the synthesis stage's PNGs are: S trains on what it will be given.
         with atomic_path(path) as tmp:
             save_file({"generated": (out.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).contiguous()}, str(tmp))
     return GeneratedInputs(paths, chunk, len(bank), temporary)
+
+
+def pair_captions(bank: PairBank, rows: slice) -> list:
+    """The pairs' captions (blank: none), so S's inputs are prompted as synthesis prompts its outputs."""
+    return bank.frame["caption"].iloc[rows].tolist()
+
+
+def correction_size(cfg: dict, gendeg_dir: Path) -> int:
+    """The size S trains at: `structure_correction.image_size`, or GenDeg's training size when it is
+    null (the CPU default, whose synthesis samples at that size too).  It must be the size synthesis
+    samples at, which S corrects (the paper preset: 512 for both)."""
+    return cfg.get("image_size") or json.loads((gendeg_dir / "train_summary.json").read_text())["image_size"]
 
 
 def _cache_dir(checkpoint_dir: Path | None, stamp: str) -> Path | None:
@@ -342,12 +360,12 @@ def train_structure_correction(config: dict, prepared_dir: Path, gendeg_dir: Pat
         return _write_disabled(config, out_dir)
     train_cfg, sampling, seed = cfg["train"], cfg["sampling"], config["seed"]
     train_frame, eval_frame, eval_split, covered = correction_pairs(config, cfg, prepared_dir)
-    image_size = json.loads((gendeg_dir / "train_summary.json").read_text())["image_size"]
+    image_size = correction_size(cfg, gendeg_dir)
     gendeg_model = GenDegModel.from_pretrained(gendeg_dir).eval().requires_grad_(False).to(compute_device())
 
     inputs = [prepared_dir / "train.csv", prepared_dir / "test.csv", gendeg_dir]
     generation_key = {"seed": seed, "degradations": covered, "cap": cfg["max_pairs_per_degradation"],
-                      "sampling": sampling}
+                      "sampling": sampling, "image_size": image_size}
     cache = _cache_dir(checkpoint_dir, run_fingerprint(generation_key, *inputs))
     train_bank = PairBank(train_frame, size=image_size, description=f"{SECTION}: loading train pairs")
     eval_bank = PairBank(eval_frame, size=image_size, description=f"{SECTION}: loading {eval_split} pairs")
