@@ -161,34 +161,72 @@ def test_parquet_manifest_with_root_override(tmp_path):
     assert pairs(result.test) == [(d, c)]
 
 
-def test_gends_manifest_maps_degradation_names_and_keeps_provenance(tmp_path):
-    root = tmp_path / "gends"
-    rows = []
-    for i, (degradation, sub_type, category, split) in enumerate([
-        ("motion blur", "Original", "Real", "train"),
-        ("low-light", "Original", "Real", "test"),
-        ("Low-Light", "haze", "Synthetic", "train"),
-        ("raindrop", "Original", "Real", "train"),
-    ]):
+# Rows in the layout of the GenDS dataset card: `dataset`, `degradation` and `category` describe the
+# SOURCE clean image; `degradation_sub_type` is "Original" or the degradation GenDeg applied.
+CARD_ROWS = [  # (dataset, degradation, category, degradation_sub_type, split)
+    ("REDS", "motion blur", "Real", "Original", "train"),
+    ("RESIDE", "haze", "Synthetic", "Original", "test"),
+    ("REDS", "motion blur", "Real", "haze", "train"),
+    ("RESIDE", "haze", "Synthetic", "raindrop", "train"),
+    ("Snow100K", "snow", "Synthetic", "low-light", "train"),
+    ("Rain13K", "rain", "Synthetic", "motion", "train"),
+]
+
+
+def write_card_manifest(root: Path, rows=CARD_ROWS) -> Path:
+    records = []
+    for i, (dataset, degradation, category, sub_type, split) in enumerate(rows):
         make_image(root / "deg" / f"{i}.png")
         make_image(root / "clean" / f"{i}.png")
-        rows.append({"image_path": f"deg/{i}.png", "target_path": f"clean/{i}.png", "dataset": f"set{i}",
+        generated = sub_type != "Original"
+        records.append({"image_path": f"deg/{i}.png", "target_path": f"clean/{i}.png", "dataset": dataset,
+                        "degradation": degradation, "category": category, "degradation_sub_type": sub_type,
+                        "split": split, "mu": 0.1 * i, "sigma": 0.05, "random_sampled": i == 2,
+                        "sampled_dataset": "LOLv2" if generated else ""})
+    pd.DataFrame(records).to_csv(root / "manifest.csv", index=False)
+    return root / "manifest.csv"
+
+
+def test_gends_manifest_in_the_cards_layout_is_read_right(tmp_path):
+    """Generated rows show their degradation_sub_type (the card's `motion` included), not their source's
+    degradation; only generated rows are "Synthetic", whatever the source dataset's card category."""
+    root = tmp_path / "gends"
+    result = ingest_paired({"gends_manifest": str(write_card_manifest(root))})
+
+    train = result.train.set_index(result.train["image_path"].map(lambda p: Path(p).stem))
+    assert list(train.index) == ["0", "2", "3", "4", "5"]
+    assert list(train["degradation"]) == ["motion_blur", "haze", "raindrop", "low_light", "motion_blur"]
+    assert list(train["category"]) == ["Real", "Synthetic", "Synthetic", "Synthetic", "Synthetic"]
+    assert list(train["degradation_sub_type"]) == ["Original", "haze", "raindrop", "low_light", "motion_blur"]
+    assert list(train["dataset"]) == ["REDS", "REDS", "RESIDE", "Snow100K", "Rain13K"]  # the source, as on the card
+    test = result.test.iloc[0]  # RESIDE's original pair: an existing pair although RESIDE is synthetic haze
+    assert (test["degradation"], test["category"], test["degradation_sub_type"]) == ("haze", "Real", "Original")
+    generated = train.loc["2"]
+    assert generated["mu"] == pytest.approx(0.2) and generated["sigma"] == pytest.approx(0.05)
+    assert bool(generated["random_sampled"]) and generated["sampled_dataset"] == "LOLv2"
+    assert generated["image_path"] == (root / "deg" / "2.png").as_posix()
+
+
+def test_our_own_merged_manifest_keeps_its_meaning_through_gends_import(tmp_path):
+    """Our writer (synthesize/merge) puts the applied degradation in both degradation columns of a generated
+    row and "Synthetic" in category: read back as a GenDS manifest, every row means what it meant."""
+    from gendeg.data.manifest import write_manifest
+    from gendeg.data.manifest import make_frame
+
+    rows = []
+    for i, (degradation, category, sub_type) in enumerate([("haze", "Real", "Original"),
+                                                           ("motion_blur", "Synthetic", "motion_blur"),
+                                                           ("low_light", "Synthetic", "low_light")]):
+        rows.append({"image_path": make_image(tmp_path / "d" / f"{i}.png"),
+                     "target_path": make_image(tmp_path / "c" / f"{i}.png"), "dataset": "Set",
                      "degradation": degradation, "category": category, "degradation_sub_type": sub_type,
-                     "split": split, "mu": 0.1 * i, "sigma": 0.05, "random_sampled": i == 2,
-                     "sampled_dataset": "LOLv2" if category == "Synthetic" else ""})
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+                     "split": "train", "mu": 0.1, "sigma": 0.05})
+    ours = make_frame(rows)
+    write_manifest(ours, tmp_path / "manifest.csv")
 
-    result = ingest_paired({"gends_manifest": str(root / "manifest.csv")})
-
-    assert list(result.train["degradation"]) == ["motion_blur", "low_light", "raindrop"]
-    assert list(result.test["degradation"]) == ["low_light"]
-    synthetic = result.train[result.train["category"] == "Synthetic"].iloc[0]
-    assert synthetic["degradation_sub_type"] == "haze"
-    assert synthetic["mu"] == pytest.approx(0.2) and synthetic["sigma"] == pytest.approx(0.05)
-    assert bool(synthetic["random_sampled"]) and synthetic["sampled_dataset"] == "LOLv2"
-    assert synthetic["dataset"] == "set2"
-    assert synthetic["image_path"] == (root / "deg" / "2.png").as_posix()
-    assert list(result.train["degradation_sub_type"]) == ["Original", "haze", "Original"]
+    again = ingest_paired({"gends_manifest": str(tmp_path / "manifest.csv")}).train
+    for column in ("image_path", "degradation", "category", "degradation_sub_type", "dataset"):
+        assert list(again[column]) == list(ours[column]), column
 
 
 @pytest.mark.parametrize("name, expected", [

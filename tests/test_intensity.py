@@ -443,3 +443,49 @@ def test_w1_rejects_empty_histograms():
         histogram_w1([0.1], np.zeros(N_BINS), "mu")
     with pytest.raises(ValueError, match="128"):
         histogram_w1([0.1], np.ones(10), "mu")
+
+
+# ---------------------------------------------------------------- down-weights and the mu cap (issue 25, item 8)
+
+
+def _haze_stats(tmp_path, mus=(0.05, 0.1, 0.2, 0.3, 0.4)) -> IntensityStats:
+    """Our statistics of two haze datasets, one spelled as a user might ("Dense-Haze"), mu up to 0.4."""
+    rows = [{"degradation": "haze", "dataset": name, "mu": mu, "sigma": mu / 2}
+            for name in ("Dense-Haze", "RESIDE") for mu in mus]
+    write_official_stats(pd.DataFrame(rows), tmp_path / "stats")
+    return load_intensity_stats(tmp_path / "stats")
+
+
+def test_down_weights_match_names_whatever_their_spelling(tmp_path):
+    stats = _haze_stats(tmp_path)
+    sampler = IntensitySampler(stats, "haze", down_weights={"DenseHaze": 0.05, "SID": 0.2})
+    assert dict(zip(sampler.datasets, sampler.dataset_probabilities, strict=True)) == pytest.approx(
+        {"Dense-Haze": 0.05 / 1.05, "RESIDE": 1 / 1.05})
+
+
+def test_down_weights_that_match_no_dataset_are_named_with_the_datasets(tmp_path):
+    stats = _haze_stats(tmp_path)
+    with pytest.warns(UserWarning) as caught:
+        IntensitySampler(stats, "haze", down_weights={"DenseHase": 0.05, "RESIDE": 1.0})
+    message = str(caught[0].message)
+    assert "['DenseHase']" in message and "['Dense-Haze', 'RESIDE']" in message
+
+
+def test_requests_are_capped_at_mu_cap_when_drawn(tmp_path):
+    stats = _haze_stats(tmp_path)
+    rng = np.random.default_rng
+    free = _draw_arrays(IntensitySampler(stats, "haze").sample(400, rng(0)))[0]
+    capped, _, uniform, _ = _draw_arrays(IntensitySampler(stats, "haze", mu_cap=0.28).sample(400, rng(0)))
+    assert free.max() > 0.35  # the statistics reach 0.4 ...
+    assert capped.max() <= 0.28 and uniform.any()  # ... the requests, histogram and uniform draws alike, do not
+    assert (capped > 0.2).any()  # the cap truncates; it does not squash everything down
+
+
+@needs_release
+def test_the_cap_leaves_released_draws_below_it_alone(released):
+    """The released histograms end at 0.284: capping at 0.28 clips the top bin's few histogram draws and
+    narrows the uniform draws' range to end at the cap."""
+    free, _, uniform, _ = _draw_arrays(IntensitySampler(released, "low_light").sample(2000, np.random.default_rng(3)))
+    capped = _draw_arrays(IntensitySampler(released, "low_light", mu_cap=0.28).sample(2000, np.random.default_rng(3)))[0]
+    np.testing.assert_array_equal(capped[~uniform], np.minimum(free[~uniform], 0.28))
+    assert (free[~uniform] > 0.28).any() and capped.max() <= 0.28

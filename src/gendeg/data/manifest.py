@@ -34,6 +34,10 @@ GENDS_COLUMNS = [
 EXTRA_COLUMNS = ["scene", "sample_seed", "requested_mu", "requested_sigma", "caption", "conditioning_mu",
                  "conditioning_sigma"]
 REQUIRED_COLUMNS = ["image_path", "target_path", "dataset", "degradation", "split"]
+# Written only when some row has one, so manifests without it keep their bytes: the dataset's own
+# prompt phrase (data.user `phrase:`, e.g. "in snowy and hazy conditions" for CSD), blank = the
+# degradation's phrase.  A generated row carries the phrase it was prompted with.
+OPTIONAL_COLUMNS = ["phrase"]
 
 
 class ManifestError(ValueError):
@@ -61,7 +65,8 @@ def empty_row() -> dict:
 def make_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows (dicts) -> a frame with every column, in canonical order, defaults filled."""
     filled = [{**empty_row(), **row} for row in rows]
-    frame = pd.DataFrame(filled, columns=GENDS_COLUMNS + EXTRA_COLUMNS)
+    optional = [c for c in OPTIONAL_COLUMNS if any(_present(row.get(c)) for row in rows)]
+    frame = pd.DataFrame(filled, columns=GENDS_COLUMNS + EXTRA_COLUMNS + optional)
     return normalise(frame, source="<rows>")
 
 
@@ -77,6 +82,11 @@ def normalise(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     for column in ("image_path", "target_path", "dataset", "degradation", "split", "category",
                    "degradation_sub_type", "sampled_dataset", "scene", "caption"):
         frame[column] = frame[column].astype("object").fillna("").astype(str)
+    for column in OPTIONAL_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].astype("object").fillna("").astype(str)
+            if not frame[column].str.strip().any():  # all blank: not written (the bytes of a manifest without it)
+                frame = frame.drop(columns=column)
     for column in ("mu", "sigma", "requested_mu", "requested_sigma", "conditioning_mu", "conditioning_sigma"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["random_sampled"] = frame["random_sampled"].map(_as_bool).astype(bool)
@@ -85,6 +95,27 @@ def normalise(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if len(empty_paths):
         raise ManifestError(f"{source}: rows {list(empty_paths[:10])} have an empty image_path or target_path")
     return frame.reset_index(drop=True)
+
+
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and str(value).strip() != ""
+
+
+def dataset_phrases(frame: pd.DataFrame, degradation: str) -> dict[str, str]:
+    """{dataset: its own phrase} for the datasets of `degradation` that set one (data.user `phrase:`).
+
+    Synthesis prompts a sample with the phrase of the dataset its intensity was drawn from, as the
+    official code does (a request drawn from CSD's statistics says "snowy and hazy")."""
+    if "phrase" not in frame:
+        return {}
+    rows = frame[(frame["degradation"] == degradation) & frame["phrase"].astype(str).str.strip().ne("")]
+    return dict(zip(rows["dataset"], rows["phrase"].astype(str).str.strip(), strict=True))
+
+
+def phrases_for(train_csv: str | Path, degradation: str, datasets) -> list[str]:
+    """The phrase of each of `datasets` (blank: none) among the `degradation` datasets of a prepared train.csv."""
+    phrases = dataset_phrases(read_manifest(train_csv), degradation)
+    return [phrases.get(str(d), "") for d in datasets]
 
 
 def _as_bool(value) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,14 +29,49 @@ def _caption_text(caption: object) -> str:
     return str(caption).strip().rstrip(",").strip()
 
 
+@dataclass(frozen=True)
+class Caption:
+    """A caption that brings its dataset's own phrase for one degradation (data.user `phrase:`).
+
+    The official code prompts CSD "in snowy and hazy conditions" and ORD "in rainy and hazy
+    conditions" instead of the plain snow / rain phrase.  The phrase applies only when the prompt
+    is built for `degradation` (a preview that renders a CSD scene as haze keeps haze's phrase).
+    A plain string (or None) in a captions list is a caption with the degradation's own phrase.
+    """
+
+    text: str
+    phrase: str = ""
+    degradation: str = ""
+
+
 def build_prompt(degradation: str | int, caption: object = None) -> str:
-    """The paper's prompt: "<caption>, <degradation phrase>", or the phrase alone without a caption."""
+    """The paper's prompt: "<caption>, <degradation phrase>", or the phrase alone without a caption.
+
+    `caption` may be a Caption whose dataset phrase replaces the degradation's phrase."""
     name = DEGRADATIONS[int(degradation)] if not isinstance(degradation, str) else degradation
     if name not in DEGRADATION_PHRASES:
         raise KeyError(f"no prompt phrase for degradation {name!r}; known: {sorted(DEGRADATION_PHRASES)}")
-    text = _caption_text(caption)
     phrase = DEGRADATION_PHRASES[name]
+    if isinstance(caption, Caption):
+        phrase = caption.phrase.strip() if caption.phrase.strip() and caption.degradation == name else phrase
+        caption = caption.text
+    text = _caption_text(caption)
     return f"{text}, {phrase}" if text else phrase
+
+
+def prompt_captions(frame, degradation: str | None = None) -> list:
+    """The `captions` argument of training and sampling for the rows of a manifest frame.
+
+    Each row's `caption`; a row with a dataset phrase (its `phrase` column, blank = none) gives a
+    Caption carrying it for the row's degradation (`degradation`, when given, for every row: a
+    synthesis plan has no degradation column).  Rows without a phrase give the plain caption, so
+    prompts without phrases are exactly what they were.
+    """
+    captions = frame["caption"].tolist() if "caption" in frame else [""] * len(frame)
+    phrases = frame["phrase"].tolist() if "phrase" in frame else [""] * len(frame)
+    degradations = [degradation] * len(frame) if degradation is not None else frame["degradation"].tolist()
+    return [Caption(_caption_text(c), _caption_text(p), str(d)) if _caption_text(p) else c
+            for c, p, d in zip(captions, phrases, degradations, strict=True)]
 
 
 def build_prompts(

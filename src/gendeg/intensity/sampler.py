@@ -3,6 +3,7 @@ the distance used to check a sampler or a generator against a histogram."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,22 @@ def _inverse_cdf(counts: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(index, last_non_empty)
 
 
+def dataset_key(name: str) -> str:
+    """A dataset name as down-weights match it: "Dense-Haze", "dense_haze", "DenseHaze" alike."""
+    return re.sub(r"[\s\-_]+", "", str(name)).lower()
+
+
+def _capped(mu_counts: np.ndarray, cap: float, degradation: str, datasets: list[str]) -> np.ndarray:
+    """Per-dataset mu histograms without the bins that lie wholly above `cap`."""
+    counts = np.array(mu_counts, copy=True)
+    counts[:, np.asarray(bin_edges("mu")[:-1]) >= cap] = 0
+    empty = [d for d, row in zip(datasets, counts, strict=True) if row.sum() == 0]
+    if empty:
+        raise IntensityStatsError(f"{degradation}: datasets {empty} have no mu below synthesis.mu_cap={cap}; "
+                                  f"nothing to sample under the cap (raise it, or null for none)")
+    return counts
+
+
 def _observed_range(counts: np.ndarray, kind: str) -> tuple[float, float]:
     nonzero = np.flatnonzero(counts)
     edges = bin_edges(kind)
@@ -70,11 +87,19 @@ class IntensitySampler:
     `uniform_every=0` turns this off.
 
     `down_weights=None` uses DEFAULT_DOWN_WEIGHTS; names of other degradations' datasets
-    are ignored, so one dict serves all degradations.
+    are ignored, so one dict serves all degradations.  Names match datasets whatever their case,
+    spaces, hyphens and underscores ("Dense-Haze" is DenseHaze); an explicit name that matches no
+    dataset of the statistics is warned about, naming both lists (a warning, not an error: the
+    one dict serves every degradation and every subset of the datasets a user has).
+
+    `mu_cap` (merge.filter.mu_cap, 0.28: the largest mu of the real data, where the released
+    histograms end) truncates the requests: mu bins wholly above it are never drawn, and a draw
+    inside the bin that straddles it is clipped to it.  None: no cap.
     """
 
     def __init__(self, stats: IntensityStats, degradation: str,
-                 down_weights: Mapping[str, float] | None = None, uniform_every: int = 20):
+                 down_weights: Mapping[str, float] | None = None, uniform_every: int = 20,
+                 mu_cap: float | None = None):
         entry = stats[degradation]
         if uniform_every < 0:
             raise ValueError(f"uniform_every must be >= 0 (0 = never), got {uniform_every}")
@@ -83,25 +108,33 @@ class IntensitySampler:
         for name, weight in down_weights.items():
             if not np.isfinite(weight) or weight < 0:
                 raise ValueError(f"down_weights[{name!r}] must be a finite weight >= 0, got {weight}")
+        known = sorted({d for deg in stats.degradations for d in stats[deg].datasets})
+        matched = {dataset_key(d): w for d, w in down_weights.items()}
         if explicit:
-            known = {d for deg in stats.degradations for d in stats[deg].datasets}
-            unknown = sorted(set(down_weights) - known)
+            unknown = sorted(d for d in down_weights if dataset_key(d) not in {dataset_key(k) for k in known})
             if unknown:
-                warnings.warn(f"down_weights names no dataset of the statistics: {unknown}", stacklevel=2)
+                warnings.warn(f"synthesis.down_weights name(s) {unknown} match no dataset of the intensity statistics "
+                              f"{known} (compared ignoring case, spaces, '-' and '_'): those weights apply to nothing",
+                              stacklevel=2)
         self.degradation = degradation
         self.uniform_every = int(uniform_every)
         self.datasets = entry.datasets
         for dataset in self.datasets:
             if entry.mu_counts[dataset].sum() == 0:
                 raise IntensityStatsError(f"{degradation}/{dataset}: empty mu histogram, nothing to sample")
-        weights = np.array([down_weights.get(d, 1.0) for d in self.datasets], dtype=np.float64)
+        weights = np.array([matched.get(dataset_key(d), 1.0) for d in self.datasets], dtype=np.float64)
         if weights.sum() <= 0:
             raise ValueError(f"down_weights leave no dataset of {degradation!r} to sample from")
         self.dataset_probabilities = weights / weights.sum()
+        self.mu_cap = None if mu_cap is None else float(mu_cap)
         self._mu_counts = np.stack([entry.mu_counts[d] for d in self.datasets])
+        if self.mu_cap is not None:
+            self._mu_counts = _capped(self._mu_counts, self.mu_cap, degradation, self.datasets)
         self._sigma_counts = np.stack([entry.sigma_counts[d] for d in self.datasets])
         self._joint = np.asarray(entry.joint_counts)
         self._mu_range = np.array([_observed_range(c, "mu") for c in self._mu_counts])
+        if self.mu_cap is not None:
+            self._mu_range[:, 1] = np.minimum(self._mu_range[:, 1], self.mu_cap)
         self._sigma_range = np.array([_observed_range(c, "sigma") for c in self._sigma_counts])
 
     def sample(self, n: int, rng: np.random.Generator, start_index: int = 0) -> list[IntensityDraw]:
@@ -128,6 +161,8 @@ class IntensitySampler:
         mu_low, mu_high = self._mu_range[dataset].T
         sigma_low, sigma_high = self._sigma_range[dataset].T
         mu = np.where(uniform, mu_low + u[:, 2] * (mu_high - mu_low), mu)
+        if self.mu_cap is not None:
+            mu = np.minimum(mu, self.mu_cap)
         sigma = np.where(uniform, sigma_low + u[:, 4] * (sigma_high - sigma_low), sigma)
         return [IntensityDraw(float(m), float(s), bool(r), self.datasets[d])
                 for m, s, r, d in zip(mu, sigma, uniform, dataset, strict=False)]

@@ -125,11 +125,26 @@ def _fill_intensity(frames: dict[str, pd.DataFrame], workers: int, work_dir: Pat
     return measured
 
 
+def _fill_captions(train: pd.DataFrame, extra: pd.DataFrame | None, folder: str, work_dir: Path | None) -> int:
+    """BLIP-2 captions (gendeg.data.ingest.blip2) for blank captions of the training pairs' clean
+    images and of the extra clean pools, in place; returns how many rows were filled."""
+    from gendeg.data.ingest.blip2 import caption_images
+
+    parts = [(train, "target_path")] + ([(extra, "image_path")] if extra is not None and len(extra) else [])
+    blank = [(frame, column, frame.index[frame["caption"].str.strip() == ""]) for frame, column in parts]
+    paths = [path for frame, column, index in blank for path in frame.loc[index, column]]
+    captions = iter(caption_images(paths, folder, work_dir))
+    for frame, column, index in blank:
+        frame.loc[index, "caption"] = [next(captions) for _ in index]
+    return len(paths)
+
+
 def clean_pool(train: pd.DataFrame, extra: pd.DataFrame | None) -> pd.DataFrame:
     """Clean images synthesis may degrade: targets of the existing training pairs (labelled
     with the degradation of their dataset, so synthesis can pick *other* degradations' scenes)
     plus any extra clean folders (degradation "")."""
     columns = ["image_path", "dataset", "degradation", "scene", "caption"]
+    train = train[train["category"] == "Real"]  # a generated pair's clean image is a copy of a real pair's
     pool = train.drop_duplicates("target_path")[["target_path", *columns[1:]]].rename(columns={"target_path": "image_path"})
     if extra is not None and len(extra):
         extra = extra.assign(degradation="")[columns]
@@ -209,13 +224,16 @@ def _build(config: dict, tmp: Path, out_dir: Path, run, work_dir: Path | None) -
         if result.problems:  # skip mode: never quiet about what was left out
             notice(f"prepare: skipped {len(result.problems)} bad input file(s) (data.user.on_bad_input: skip); "
                    f"the list with reasons: {out_dir / 'problems.csv'}")
+    if data["source"] == "user" and data["user"].get("captioner"):
+        run.log_metrics({"images_captioned": _fill_captions(frames["train"], extra_clean, data["user"]["captioner"],
+                                                            work_dir)})
     measured = _fill_intensity({split: frames[split] for split in SPLITS}, config["threads"], work_dir)
     run.log_metrics({"intensity_pairs_measured": measured})
     for split in SPLITS:
         write_manifest(frames[split], tmp / f"{split}.csv")
     pool = clean_pool(frames["train"], extra_clean)
     pool.to_csv(tmp / "clean_pool.csv", index=False, lineterminator="\n")
-    write_official_stats(frames["train"], tmp / "stats")
+    write_official_stats(frames["train"][frames["train"]["category"] == "Real"], tmp / "stats")  # not GenDS's generated rows
     summary = _summary(frames, pool)
     if data["source"] == "user":
         summary["skipped_inputs"] = {"count": len(result.problems), "list": (out_dir / "problems.csv").as_posix()}

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from gendeg.data.ingest.captions import add_captions_and_phrases
 from gendeg.data.ingest.fingerprint import outside_folder
 from gendeg.data.ingest.problems import CONFIG_HINT, IngestError, OnBad, Problem, check_on_bad, raise_if_any
 from gendeg.data.ingest.sources import (
@@ -35,7 +37,7 @@ from gendeg.data.ingest.specs import (
 from gendeg.data.ingest.validation import ImageChecker, drop_duplicates, validate_pairs
 from gendeg.data.manifest import make_frame
 
-USER_KEYS = ("folder", "on_bad_input", "workers", "paired", "ood", "clean")
+USER_KEYS = ("folder", "on_bad_input", "workers", "paired", "ood", "clean", "captioner")
 # Duplicates are resolved in this order, so a copy of a benchmark image leaves training, not the benchmark.
 SPLIT_PRIORITY = ("ood", "test", "train", "clean")
 
@@ -93,6 +95,8 @@ def _ingest(specs: Sequence[Spec], on_bad: OnBad, workers: int | None, folder: s
     `folder`: data.user.folder (the pipeline always sets it); files outside it are fatal.
     """
     listed = [_rows_of(spec) for spec in specs]
+    for spec, source in zip(specs, listed, strict=True):
+        add_captions_and_phrases(spec, source)
     if folder is not None:
         for spec, source in zip(specs, listed, strict=True):
             _check_inside(source, spec.name, folder)
@@ -174,6 +178,12 @@ def ingest_all(user_cfg: Mapping[str, Any] | None) -> IngestResult:
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         problems.append(Problem("params.yaml", "data.user.workers", f"must be a positive integer, got {workers!r}"))
         workers = None
+    captioner = user_cfg.get("captioner")
+    if captioner is not None and (not isinstance(captioner, str) or not captioner.strip()):
+        problems.append(Problem("params.yaml", "data.user.captioner",
+                                f"must be null or the path of a local BLIP-2 folder, got {captioner!r}"))
+    elif captioner is not None and not Path(captioner).expanduser().is_dir():
+        problems.append(Problem(captioner, "data.user.captioner", "is not an existing folder (a saved BLIP-2 model)"))
     parsed: list[tuple[Spec | None, list[Problem]]] = []
     parsed += [parse_paired(e, f"data.user.paired[{i}]") for i, e in enumerate(_entries(user_cfg, "paired", problems))]
     parsed += [parse_paired(e, f"data.user.ood[{i}]", ood=True) for i, e in enumerate(_entries(user_cfg, "ood", problems))]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 _FOLDER_KEYS = ("degraded_dir", "clean_dir", "dir", "root")
-_FILE_KEYS = ("manifest", "gends_manifest")
+_FILE_KEYS = ("manifest", "gends_manifest", "captions")
 PATH_KEYS = _FOLDER_KEYS + _FILE_KEYS  # every key of a data.user entry that names a path
 
 
@@ -77,6 +77,10 @@ def user_data_fingerprint(data: Mapping[str, Any]) -> dict:
                 paths[str(entry[key])] = _stat(path)
             else:
                 paths[str(entry[key])] = "missing"  # prepare names it; the fingerprint just changes when it appears
+    captioner = (data.get("user") or {}).get("captioner")
+    if captioner:  # the BLIP-2 folder: new weights, new captions
+        folder = Path(str(captioner)).expanduser()
+        paths[f"captioner:{captioner}"] = _walk(folder) if folder.is_dir() else "missing"
     return {"source": "user", "paths": dict(sorted(paths.items()))}
 
 

@@ -19,6 +19,7 @@ from gendeg.data.ingest.validation import IMAGE_EXTENSIONS, list_images, list_ot
 # Spellings other tools (and the GenDS release: "motion blur", "low-light") use for our names.
 _DEGRADATION_ALIASES = {
     "blur": "motion_blur",
+    "motion": "motion_blur",  # the GenDS card's degradation_sub_type for generated motion blur
     "motionblur": "motion_blur",
     "lowlight": "low_light",
     "hazy": "haze",
@@ -153,18 +154,44 @@ def rows_from_manifest(spec: PairedManifestSpec) -> SourceRows:
         paths = _paths(table_row, spec.root, spec.manifest, index, spec.name, out)
         if paths:
             out.rows.append({"image_path": paths[0], "target_path": paths[1], "dataset": spec.name,
-                             "degradation": spec.degradation, "split": spec.split})
+                             "degradation": spec.degradation, "split": spec.split,
+                             "caption": _text(table_row.get("caption"))})
     return out
 
 
-_GENDS_KEPT = ("category", "mu", "sigma", "random_sampled", "sampled_dataset")
+_GENDS_KEPT = ("mu", "sigma", "random_sampled", "sampled_dataset")
+ORIGINAL = "Original"
+
+
+def _gends_row(table_row: dict) -> tuple[str | None, str, list[str]]:
+    """(degradation the pair shows, our degradation_sub_type, reasons it cannot be placed) of one row.
+
+    On the dataset card, `dataset`, `degradation` and `category` describe the SOURCE clean image
+    (its dataset, that dataset's degradation, whether that dataset is Real or Synthetic);
+    `degradation_sub_type` is "Original" for an existing pair and, for a generated one, the
+    degradation GenDeg applied ("haze", "motion", ...).  So a pair shows `degradation` when it is
+    an original and `degradation_sub_type` otherwise, and it is generated exactly when its
+    sub-type is not "Original".  Our own manifests (gendeg.data.manifest) write the applied
+    degradation in both columns of a generated row, so this one rule reads both layouts alike.
+    """
+    sub_type = _text(table_row.get("degradation_sub_type")) or ORIGINAL
+    if sub_type.lower() == ORIGINAL.lower():
+        degradation = canonical_degradation(table_row["degradation"])
+        reason = f"unknown degradation {table_row['degradation']!r}; expected one of {list(DEGRADATIONS)}"
+        return degradation, ORIGINAL, [] if degradation else [reason]
+    degradation = canonical_degradation(sub_type)
+    reason = f"unknown degradation_sub_type {sub_type!r}; expected 'Original' or one of {list(DEGRADATIONS)}"
+    return degradation, degradation or "", [] if degradation else [reason]
 
 
 def rows_from_gends(spec: GenDSSpec) -> SourceRows:
-    """Rows of the released GenDS manifest, with its degradation names mapped to ours.
+    """Rows of the released GenDS manifest (the dataset card's layout), in our manifest's meaning.
 
-    Real and Synthetic rows are both kept, with their mu/sigma and sampling provenance;
-    rows whose degradation or split we cannot place are problems.
+    See _gends_row for the card's columns.  Each row becomes: `degradation` = the degradation the
+    pair shows, `category` = "Synthetic" for a generated pair (sub-type not "Original") and "Real"
+    for an existing one -- our stages' meaning of both columns (gendeg.data.manifest); the card's
+    per-source Real/Synthetic label is not kept.  `dataset` stays the source dataset, as on the
+    card.  mu/sigma and sampling provenance are kept; rows we cannot place are problems.
     """
     out = SourceRows()
     table = _read_table(spec.manifest, ["image_path", "target_path", "dataset", "degradation", "split"], spec.name, out)
@@ -175,24 +202,20 @@ def rows_from_gends(spec: GenDSSpec) -> SourceRows:
         if not paths:
             continue
         dataset = _text(table_row["dataset"]) or spec.name
-        degradation = canonical_degradation(table_row["degradation"])
-        sub_type = _text(table_row.get("degradation_sub_type")) or "Original"
-        mapped_sub_type = sub_type if sub_type == "Original" else canonical_degradation(sub_type)
+        degradation, sub_type, reasons = _gends_row(table_row)
         split = _text(table_row["split"]).lower()
-        reasons = []
-        if degradation is None:
-            reasons.append(f"unknown degradation {table_row['degradation']!r}; expected one of {list(DEGRADATIONS)}")
-        if mapped_sub_type is None:
-            reasons.append(f"unknown degradation_sub_type {sub_type!r}; expected 'Original' or a degradation")
         if split not in PAIRED_SPLITS:
             reasons.append(f"unknown split {table_row['split']!r}; expected one of {list(PAIRED_SPLITS)}")
         if reasons:
             out.problems.append(Problem(paths[0], dataset, "; ".join(reasons)))
             continue
-        row = {"image_path": paths[0], "target_path": paths[1], "dataset": dataset,
-               "degradation": degradation, "degradation_sub_type": mapped_sub_type, "split": split}
+        row = {"image_path": paths[0], "target_path": paths[1], "dataset": dataset, "degradation": degradation,
+               "category": "Real" if sub_type == ORIGINAL else "Synthetic", "degradation_sub_type": sub_type,
+               "split": split}
         row.update({column: table_row[column] for column in _GENDS_KEPT
                     if _text(table_row.get(column)) != ""})
+        if _text(table_row.get("caption")):
+            row["caption"] = _text(table_row["caption"])
         out.rows.append(row)
     return out
 

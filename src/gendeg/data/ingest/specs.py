@@ -19,11 +19,13 @@ from gendeg.data.ingest.problems import Problem
 PAIRED_SPLITS = ("train", "test")
 WHOLE_STEM = re.compile(r"^(?P<key>.*)$")
 
-_COMMON_KEYS = {"name", "degradation", "split"}
+# captions: a CSV/Parquet (image_path, caption) of BLIP-2-style captions of the dataset's images;
+# phrase: the dataset's own prompt phrase (official: CSD "in snowy and hazy conditions").
+_COMMON_KEYS = {"name", "degradation", "split", "captions", "phrase"}
 _FOLDER_KEYS = {"degraded_dir", "clean_dir", "key_regex", "clean_key_regex", "recursive"}
 _MANIFEST_KEYS = {"manifest", "root"}
-_GENDS_KEYS = {"name", "gends_manifest", "root"}
-_CLEAN_KEYS = {"name", "dir", "recursive"}
+_GENDS_KEYS = {"name", "gends_manifest", "root", "captions", "phrases"}
+_CLEAN_KEYS = {"name", "dir", "recursive", "captions"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class PairedFolderSpec:
     key_regex: re.Pattern
     clean_key_regex: re.Pattern
     recursive: bool = False
+    captions: Path | None = None
+    phrase: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class PairedManifestSpec:
     manifest: Path
     root: Path  # relative paths in the manifest are resolved against this folder
     split: str
+    captions: Path | None = None
+    phrase: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class GenDSSpec:
     name: str
     manifest: Path
     root: Path
+    captions: Path | None = None
+    phrases: tuple[tuple[str, str], ...] = ()  # (dataset, phrase): its rows name many datasets
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class CleanFolderSpec:
     name: str
     dir: Path
     recursive: bool = False
+    captions: Path | None = None
 
 
 PairedSpec = PairedFolderSpec | PairedManifestSpec | GenDSSpec
@@ -140,6 +149,26 @@ class _Checker:
             self.fail(self.where, f"{key} {text!r} has no named group 'key', e.g. '^(?P<key>[^_]+)'")
         return pattern
 
+    def captions(self) -> Path | None:
+        return self.existing("captions", folder=False) if self.entry.get("captions") is not None else None
+
+    def phrase(self) -> str:
+        value = self.entry.get("phrase", "")
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.fail(self.where, f"phrase must be text such as 'in snowy and hazy conditions', got {value!r}")
+            return ""
+        return value.strip()
+
+    def phrases(self) -> tuple[tuple[str, str], ...]:
+        value = self.entry.get("phrases") or {}
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            self.fail(self.where, f"phrases must map dataset names to phrases, e.g. "
+                                  f"{{CSD: 'in snowy and hazy conditions'}}, got {value!r}")
+            return ()
+        return tuple((k, v.strip()) for k, v in value.items())
+
     def root(self, manifest: Path) -> Path:
         if "root" not in self.entry:
             return manifest.parent
@@ -166,13 +195,15 @@ def parse_paired(entry: Any, where: str = "paired", *, ood: bool = False) -> tup
     if sources == ["gends_manifest"]:
         check.unknown_keys(_GENDS_KEYS)
         manifest = check.existing("gends_manifest", folder=False)
-        spec = GenDSSpec(name=str(check.entry.get("name", "GenDS")), manifest=manifest, root=check.root(manifest))
+        spec = GenDSSpec(name=str(check.entry.get("name", "GenDS")), manifest=manifest, root=check.root(manifest),
+                         captions=check.captions(), phrases=check.phrases())
     elif sources == ["manifest"]:
         check.unknown_keys(_COMMON_KEYS | _MANIFEST_KEYS)
         name, degradation = check.required_str("name"), check.degradation()
         manifest = check.existing("manifest", folder=False)
         split = "ood" if ood else check.split()
-        spec = PairedManifestSpec(name, degradation, manifest, check.root(manifest), split)
+        spec = PairedManifestSpec(name, degradation, manifest, check.root(manifest), split, check.captions(),
+                                  check.phrase())
     else:
         check.unknown_keys(_COMMON_KEYS | _FOLDER_KEYS)
         name, degradation = check.required_str("name"), check.degradation()
@@ -182,7 +213,7 @@ def parse_paired(entry: Any, where: str = "paired", *, ood: bool = False) -> tup
         clean_key_regex = check.regex("clean_key_regex", key_regex)
         split = "ood" if ood else check.split()
         spec = PairedFolderSpec(name, degradation, degraded_dir, clean_dir, split, key_regex, clean_key_regex,
-                                check.flag("recursive"))
+                                check.flag("recursive"), check.captions(), check.phrase())
     if ood and "split" in check.entry and check.entry["split"] != "ood":
         check.fail(where, f"OOD sets always have split 'ood'; remove split: {check.entry['split']!r}")
     return (None if check.problems else spec), check.problems
@@ -194,5 +225,6 @@ def parse_clean(entry: Any, where: str = "clean") -> tuple[CleanFolderSpec | Non
     if check.problems:
         return None, check.problems
     check.unknown_keys(_CLEAN_KEYS)
-    spec = CleanFolderSpec(check.required_str("name"), check.existing("dir", folder=True), check.flag("recursive"))
+    spec = CleanFolderSpec(check.required_str("name"), check.existing("dir", folder=True), check.flag("recursive"),
+                           check.captions())
     return (None if check.problems else spec), check.problems
