@@ -54,10 +54,14 @@ if CHANGED_STAGES and not RUNS_JOBS:
 
     rule resolve_params:
         """Stand-in (only in runs that run no job): params.yaml changes this resolved config."""
+        conda:
+            "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
         input:
             lambda wildcards: orchestration.standin_inputs(RESOLVED, wildcards.stage),
         output:
             "resolved_params/{stage}.json",
+        log:
+            "logs/resolve_params/{stage}.log",  # never written: the stand-in only shows in dry runs
         wildcard_constraints:
             stage="|".join(CHANGED_STAGES),
         shell:

@@ -4,6 +4,8 @@ SHARDS = RESOLVED["synthesis"]["shards"]
 
 rule train_gendeg:
     """Train the degradation-synthesis diffusion model on the existing pairs."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("train_gendeg"),
         code=stage_code("train_gendeg"),
@@ -35,6 +37,8 @@ rule train_gendeg:
 
 rule train_structure_correction:
     """The paper's S: a NAFNet over [clean, generated], trained on frozen-GenDeg outputs of real pairs."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("train_structure_correction"),
         code=stage_code("train_structure_correction"),
@@ -59,6 +63,8 @@ rule train_structure_correction:
 
 rule synthesize:
     """Degrade the clean images of the other degradations' datasets with GenDeg (one shard of them)."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("synthesize"),
         code=stage_code("synthesize"),
@@ -89,6 +95,8 @@ rule synthesize:
 
 rule merge:
     """GenDS = existing pairs + generated pairs that pass the intensity filter."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("merge"),
         code=stage_code("merge"),

@@ -1,5 +1,7 @@
 rule prepare:
     """Existing paired datasets (built-in or yours), clean pool, test and OOD sets, intensity statistics."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("prepare"),
         code=stage_code("prepare"),

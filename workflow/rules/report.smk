@@ -1,5 +1,7 @@
 rule report:
     """OOD table (architecture x training set), distances, ID vs OOD, per-degradation and scaling plots, samples."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("report"),
         code=stage_code("report"),

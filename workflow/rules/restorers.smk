@@ -1,5 +1,7 @@
 rule train_classifier:
     """The frozen degradation classifier whose features KID / FID use (training split only)."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("train_classifier"),
         code=stage_code("train_classifier"),
@@ -20,6 +22,8 @@ rule train_classifier:
 
 rule select_pairs:
     """One training set's pairs, with image hashes, at a path every restorer job can name."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         code=stage_code("select_pairs"),
         data=training_data,
@@ -38,6 +42,8 @@ rule select_pairs:
 
 rule train_restorer:
     """One architecture, the common step budget and data pipeline, trained on one training set."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("train_restorer"),
         code=stage_code("train_restorer"),
@@ -61,6 +67,8 @@ rule train_restorer:
 
 rule evaluate:
     """PSNR / SSIM and KID / FID / SWD on every OOD set and on the in-distribution test split."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("evaluate"),
         code=stage_code("evaluate"),
@@ -88,6 +96,8 @@ rule evaluate:
 # Data-scaling curve (scaling_counts: in params.yaml; none by default).
 rule select_pairs_scaling:
     """Existing pairs + the first N generated pairs of each degradation."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         code=stage_code("select_pairs"),
         data="data/gends",
@@ -106,6 +116,8 @@ rule select_pairs_scaling:
 
 rule train_restorer_scaling:
     """The first architecture trained on one point of the scaling curve."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("train_restorer"),
         code=stage_code("train_restorer"),
@@ -116,18 +128,22 @@ rule train_restorer_scaling:
         "logs/train_restorer/scaling/{generated}.log",
     benchmark:
         "logs/benchmarks/train_restorer/scaling/{generated}.tsv"
+    params:
+        arch=SCALING_ARCH,
     threads: job_threads("train_restorer")
     resources:
         gpu=GPU,
     shell:
         "gendeg --log {log} --benchmark logs/benchmarks/train_restorer/scaling/{wildcards.generated}.tsv"
-        " train-restorer --config {input.config} --arch " + SCALING_ARCH + " --train-set gends"
+        " train-restorer --config {input.config} --arch {params.arch} --train-set gends"
         " --pairs {input.pairs} --job scaling-{wildcards.generated}"
         " --out {output} --checkpoints checkpoints/train_restorer/scaling/{wildcards.generated}"
 
 
 rule evaluate_scaling:
     """The same evaluation for one point of the scaling curve."""
+    conda:
+        "../../envs/gendeg.yaml"  # used only with --sdm conda (docs/snakemake-lint.md)
     input:
         config=resolved("evaluate"),
         code=stage_code("evaluate"),
