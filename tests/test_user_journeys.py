@@ -468,3 +468,23 @@ def test_no_status_lines_without_a_log(monkeypatch):
     bar = progress.progress(range(3), desc="x")
     assert not bar._report
     list(bar)
+
+
+def test_a_short_job_reports_its_eta_before_it_ends(monkeypatch, tmp_path):
+    """Issue 26 item 3: the first status line (with an ETA) comes FIRST_STATUS_AFTER seconds in, not
+    after the 20 s interval, so every training and synthesis job says when it will end."""
+    import time
+
+    from gendeg.runtime import progress
+
+    read, write = os.pipe()
+    monkeypatch.delenv("GENDEG_STATUS_EVERY", raising=False)  # the default 20 s
+    monkeypatch.setattr(progress, "FIRST_STATUS_AFTER", 0.1)
+    monkeypatch.setattr(progress, "_console", write)
+    with (tmp_path / "job.log").open("w") as log:
+        for _ in progress.progress(range(10), desc="train restorer (nafnet-gends)", file=log):
+            time.sleep(0.03)
+    os.close(write)
+    lines = os.fdopen(read).read().splitlines()
+    assert re.search(r"\d/10 \d+% [\d.]+ it/s ETA \d+:\d\d:\d\d$", lines[0]), lines
+    assert lines[-1].endswith("done, 10 in 0:00:00") and len(lines) == 2, lines

@@ -37,6 +37,11 @@ def _every() -> float:
     return float(os.environ.get("GENDEG_STATUS_EVERY", "20"))
 
 
+# Every bar's first status line (with its ETA) comes this many seconds after it starts, later ones
+# every GENDEG_STATUS_EVERY: a job shorter than the interval still says when it will end.
+FIRST_STATUS_AFTER = 3.0
+
+
 def _clock(seconds: float) -> str:
     return str(datetime.timedelta(seconds=int(seconds)))
 
@@ -60,17 +65,29 @@ class _Bar(tqdm):
         super().__init__(*args, **kwargs)
         self._reported = time.monotonic()
         self._report = _console is not None and _every() > 0 and is_main_process() and not self.disable
+        self._first = True
 
-    def _status(self, done: bool = False) -> None:
+    def _status(self, done: bool = False, n: int | None = None) -> None:
         now = time.monotonic()
-        if not self._report or (not done and now - self._reported < _every()):
+        wait = min(_every(), FIRST_STATUS_AFTER) if self._first else _every()
+        if not self._report or (not done and now - self._reported < wait):
             return
-        self._reported = now
+        self._reported, self._first = now, False
         try:
-            os.write(_console, status_line(self.desc.rstrip(": ") or "working", self.n, self.total,
+            os.write(_console, status_line(self.desc.rstrip(": ") or "working", self.n if n is None else n, self.total,
                                            self.format_dict["elapsed"], done).encode())
         except OSError:  # the terminal went away (e.g. a closed ssh session): the log still has it all
             self._report = False
+
+    def __iter__(self):
+        """tqdm's iterator updates the bar only every `mininterval` (20 s off a terminal): count here
+        until the first status line is out."""
+        count = self.n
+        for item in super().__iter__():
+            count += 1
+            if self._first and self._report:
+                self._status(n=count)
+            yield item
 
     def update(self, n=1):
         shown = super().update(n)
