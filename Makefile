@@ -42,7 +42,11 @@ ood-photos: install
 	dpkg -s $(OOD_PHOTO_PACKAGES) >/dev/null 2>&1 || { apt-get update && apt-get install -y $(OOD_PHOTO_PACKAGES); }
 	python benchmarks/ood_photos_set/build.py --out data/ood_photos
 
+# `gendeg tracking init` first: a copied or moved project's artifact paths point at this folder's
+# mlruns/ again, and the experiment opens on MLflow's "Model training" view (gendeg.pipeline.tracking).
 mlflow-ui: install
+	@id=$$(GENDEG_PROJECT_ROOT=$(CURDIR) gendeg tracking init 2>/dev/null | tee /dev/stderr | sed -n 's/.*experiment id //p'); \
+	echo "Restorer runs (select two, then Compare): http://127.0.0.1:5000/#/experiments/$$id/runs?searchFilter=tags.%60gendeg.stage%60%20%3D%20%27train_restorer%27"
 	mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)
 
 clean:
