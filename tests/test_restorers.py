@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,3 +145,36 @@ def test_swin_window_partition_round_trip_and_shift_mask():
     assert torch.equal(mask, mask.transpose(1, 2))
     assert (mask[0] == 0).all(), "the top-left window holds no wrapped-around tokens"
     assert (mask[3] == -100).any(), "the bottom-right window mixes wrapped regions that must not attend"
+
+
+# ---------------------------------------------------------------- the paper preset's restorers (issue 25, item 9)
+
+
+def _paper_restorer_configs() -> dict:
+    """restorer.model of params.yaml's `paper` preset, as load_params resolves it."""
+    import re
+    import tempfile
+
+    from gendeg.pipeline.config import load_params
+
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    text, count = re.subn(r"^preset: *\S+", "preset: paper", params.read_text(), count=1, flags=re.MULTILINE)
+    assert count == 1
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "params.yaml").write_text(text)
+        return load_params(Path(folder) / "params.yaml")["restorer"]["model"]
+
+
+def test_the_paper_presets_restorers_are_the_published_models():
+    models = {arch: build_restorer({"arch": arch, **cfg}) for arch, cfg in _paper_restorer_configs().items()}
+    counts = {arch: count_parameters(model) for arch, model in models.items()}
+    # NAFNet-width32 as published (SIDD / GoPro): 29.16M.
+    assert counts["nafnet"] == 29_159_715
+    # PromptIR as released: 35.59M counted with six layers its forward never calls (0.21M), left out here.
+    assert counts["promptir"] == 35_376_962
+    # Swin-T's backbone: 28,288,354 parameters with its 1000-class head (768 x 1000 + 1000) -- plus the larger
+    # relative-position tables of window 8 ((15^2 - 13^2) x 138 heads) and a norm after each stage, not only
+    # the last (2 x (96 + 192 + 384) values); then our convolutional decoder.
+    swin_t_backbone = 28_288_354 - (768 * 1000 + 1000)
+    assert count_parameters(models["swin"].encoder) == swin_t_backbone + (15**2 - 13**2) * 138 + 2 * (96 + 192 + 384)
+    assert counts["swin"] == 34_975_869

@@ -23,8 +23,9 @@ from torch import nn
 
 from gendeg.restorers.common import ResidualRestorer, RestorerConfigError, merge_config, require_list
 
-# CPU preset (~0.34M parameters).  Paper-like scale: width 96, depths [2, 2, 6, 2],
-# heads [3, 6, 12, 24], window 8, patch 4.
+# CPU preset (~0.34M parameters).  Paper scale (the paper preset): a Swin-T encoder -- width 96,
+# depths [2, 2, 6, 2], heads [3, 6, 12, 24], mlp_ratio 4, patch 4 -- with window 8 (Swin-T: 7;
+# 8 tiles power-of-two crops), 27.5M encoder parameters, 34.98M with the decoder.
 DEFAULTS: dict[str, Any] = {
     "width": 24,  # embedding dim of stage 1; doubles per stage
     "in_channels": 3,
