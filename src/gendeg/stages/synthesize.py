@@ -47,12 +47,13 @@ from PIL import Image
 from gendeg import DEGRADATIONS
 from gendeg.data.colour_range import ColourRange, constrain_colour, fit_colour_range
 from gendeg.data.images import to_array, write_png
-from gendeg.data.manifest import make_frame, read_manifest, write_manifest
+from gendeg.data.manifest import make_frame, phrases_for, read_manifest, write_manifest
 from gendeg.data.oracle import oracle_degrade
 from gendeg.data.pairs import load_square
 from gendeg.data.reference import released_stats_dir
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.diffusion.structure_correction import load_structure_correction
+from gendeg.diffusion.text import prompt_captions
 from gendeg.intensity.definition import mu_sigma
 from gendeg.intensity.sampler import IntensitySampler
 from gendeg.intensity.stats import load_intensity_stats
@@ -96,13 +97,14 @@ def plan(config: dict, prepared_dir: Path, degradation: str) -> pd.DataFrame:
     pool = pd.read_csv(Path(prepared_dir) / "clean_pool.csv", keep_default_na=False)
     sources = select_sources(pool, degradation, cfg["per_degradation"], config["seed"])
     stats_root = released_stats_dir() if cfg["intensity_stats"] == "released" else Path(prepared_dir) / "stats"
-    down_weights = cfg["down_weights"] if cfg["intensity_stats"] == "released" else None
+    down_weights = cfg["down_weights"]  # both kinds of statistics; names that match no dataset are warned about
     sampler = IntensitySampler(load_intensity_stats(stats_root), degradation, down_weights=down_weights,
-                               uniform_every=cfg["uniform_every"])
+                               uniform_every=cfg["uniform_every"], mu_cap=cfg.get("mu_cap"))
     draws = sampler.sample(len(sources), np.random.default_rng(sample_seed(config["seed"], degradation, -2)))
     return pd.DataFrame({
         "target_path": sources["image_path"], "dataset": sources["dataset"], "scene": sources["scene"],
         "caption": sources["caption"] if "caption" in sources else "",
+        "phrase": phrases_for(Path(prepared_dir) / "train.csv", degradation, [d.sampled_dataset for d in draws]),
         "requested_mu": [d.mu for d in draws], "requested_sigma": [d.sigma for d in draws],
         "random_sampled": [d.random_sampled for d in draws], "sampled_dataset": [d.sampled_dataset for d in draws],
         "sample_seed": [sample_seed(config["seed"], degradation, i) for i in range(len(sources))],
@@ -152,7 +154,8 @@ def _degrade(model, clean: torch.Tensor, rows: pd.DataFrame, degradation: str, c
         return generate(model, clean, ids, torch.tensor(rows["conditioning_mu"].to_numpy(), dtype=torch.float32),
                         torch.tensor(rows["conditioning_sigma"].to_numpy(), dtype=torch.float32), generators,
                         num_steps=cfg["steps"], image_guidance=cfg["image_guidance"],
-                        text_guidance=cfg["text_guidance"], sampler=cfg["sampler"], captions=rows["caption"].tolist())
+                        text_guidance=cfg["text_guidance"], sampler=cfg["sampler"],
+                        captions=prompt_captions(rows, degradation))  # with the sampled dataset's phrase
 
 
 def calibrate(model, samples: pd.DataFrame, degradation: str, cfg: dict, size: int, seed: int) -> MuCalibration:

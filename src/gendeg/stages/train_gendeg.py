@@ -19,6 +19,7 @@ from gendeg.data.pairs import PairBank
 from gendeg.diffusion import GenDegModel, generate, training_loss
 from gendeg.diffusion.latent_cache import LatentCache, applies
 from gendeg.diffusion.objective import latent_training_loss
+from gendeg.diffusion.text import prompt_captions
 from gendeg.pipeline import tracking
 from gendeg.runtime.atomic import atomic_dir, write_json
 from gendeg.runtime.devices import model_device
@@ -37,7 +38,7 @@ from gendeg.runtime.training import (
 
 def captions_of(bank: PairBank, indices: torch.Tensor) -> list[str]:
     """Scene captions for the prompt "<caption>, <phrase>" (used by the CLIP text encoder only)."""
-    return bank.frame["caption"].iloc[indices.tolist()].tolist()
+    return prompt_captions(bank.frame.iloc[indices.tolist()])  # with each dataset's own phrase (data.user phrase:)
 
 
 def preview(model: GenDegModel, bank: PairBank, seed: int, sampling: dict, count: int = 3) -> np.ndarray:

@@ -68,6 +68,7 @@ from gendeg.data.manifest import read_manifest
 from gendeg.data.pairs import PairBank
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.diffusion.structure_correction import CONFIG_FILE, MODEL_DIR, correct
+from gendeg.diffusion.text import prompt_captions
 from gendeg.intensity.definition import mu_sigma_torch
 from gendeg.measure.metrics import psnr
 from gendeg.pipeline import tracking
@@ -231,7 +232,7 @@ def generate_inputs(model: GenDegModel, bank: PairBank, seeds: list[int], sampli
 
 def pair_captions(bank: PairBank, rows: slice) -> list:
     """The pairs' captions (blank: none), so S's inputs are prompted as synthesis prompts its outputs."""
-    return bank.frame["caption"].iloc[rows].tolist()
+    return prompt_captions(bank.frame.iloc[rows])  # with each dataset's own phrase (data.user phrase:)
 
 
 def correction_size(cfg: dict, gendeg_dir: Path) -> int:
