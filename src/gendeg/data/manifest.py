@@ -15,13 +15,18 @@ import pandas as pd
 
 from gendeg.runtime.atomic import atomic_path
 
-# Columns of the released GenDS manifest (MISSION.md), in order.
+# Columns of the released GenDS manifest (MISSION.md), in order.  Our meaning of two of them differs
+# from the dataset card's, on purpose (the stages select by them): on the card `degradation` and
+# `category` describe a row's SOURCE clean image (its dataset's degradation, Real / Synthetic dataset),
+# here they describe the PAIR (the degradation it shows; GenDeg output or not).  The columns both
+# layouts share -- dataset (the source), degradation_sub_type ("Original" or the applied degradation),
+# split -- are all gendeg.data.ingest's GenDS reader uses, so it reads the card and our manifests alike.
 GENDS_COLUMNS = [
     "image_path",  # degraded image
     "target_path",  # clean image
-    "dataset",
-    "degradation",
-    "category",  # "Real" (existing pairs) or "Synthetic" (GenDeg output)
+    "dataset",  # the source dataset (of the clean image, for a generated pair)
+    "degradation",  # the degradation the pair shows (card: the source dataset's)
+    "category",  # "Real" (existing pairs) or "Synthetic" (GenDeg output) (card: the source dataset's kind)
     "degradation_sub_type",  # "Original" or the generated degradation
     "split",  # train / test / ood
     "mu",
