@@ -37,10 +37,13 @@ def run(command: list[str], cwd: Path, env: dict, ok: bool = True, timeout: int 
 
 
 def set_restorer_lr(root: Path, value: str) -> None:
+    """restorer.train.lr (the first `lr: 2.0e-3` after the top-level `restorer:`; other sections have one too)."""
     params = root / "params.yaml"
-    text, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", rf"\g<1>{value}", params.read_text())
+    text = params.read_text()
+    start = text.index("\nrestorer:\n")
+    tail, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", rf"\g<1>{value}", text[start:], count=1)
     assert count == 1, "restorer.train.lr not found in params.yaml"
-    params.write_text(text)
+    params.write_text(text[:start] + tail)
 
 
 def hold_dvc_lock(root: Path, env: dict) -> subprocess.Popen:
@@ -472,8 +475,18 @@ def test_a_job_that_fails_before_its_run_opens_still_gets_a_failed_run(tmp_path)
 
 
 def test_a_touch_is_told_apart_from_a_run():
-    """`snakemake --touch` builds nothing: the Snakefile must not `dvc commit` after it."""
-    from gendeg.pipeline.orchestration import touches_only
+    """`snakemake --touch` builds nothing: the Snakefile must not `dvc commit` after it.  The mode is
+    Snakemake's own parse of its command line (issue 27, items 2 and 10): every spelling it accepts."""
+    from snakemake.cli import get_argument_parser
 
-    assert touches_only(["--touch", "--cores", "1"]) and touches_only(["-t", "--cores", "1"])
-    assert not touches_only(["--cores", "1"]) and not touches_only(["-n", "--cores", "1"])
+    from gendeg.pipeline.orchestration import NO_JOB_MODES
+
+    parser = get_argument_parser()
+    defaults = parser.parse_args([])
+    assert [name for name in NO_JOB_MODES if not hasattr(defaults, name)] == [], "Snakemake renamed a mode"
+    for argv in (["--touch"], ["-t"], ["-pt"], ["--tou"]):
+        assert parser.parse_args(["--cores", "1", *argv]).touch, argv
+    for argv in (["-n"], ["--summ"], ["--detailed"], ["-pn"], ["--dry-run"]):
+        args = parser.parse_args(["--cores", "1", *argv])
+        assert any(getattr(args, name) for name in NO_JOB_MODES), argv
+    assert not any(getattr(parser.parse_args(["--cores", "1", "-p"]), name) for name in NO_JOB_MODES)

@@ -18,6 +18,7 @@ from pathlib import Path
 from gendeg.data.ingest import IngestError
 from gendeg.data.manifest import ManifestError
 from gendeg.intensity.stats import IntensityStatsError
+from gendeg.pipeline.built import forget, record
 from gendeg.pipeline.config import ConfigError, read_stage_config, write_resolved
 from gendeg.pipeline.orchestration import PipelineBusy, job_lock
 from gendeg.restorers.common import RestorerConfigError
@@ -138,7 +139,9 @@ def cmd_comparison(args) -> None:
 def cmd_tracking(args) -> None:
     from gendeg.pipeline import tracking
 
-    print(f"MLflow store {tracking.tracking_uri()}, experiment id {tracking.init_store()}")
+    from gendeg.pipeline.orchestration import create_store
+
+    print(f"MLflow store {tracking.tracking_uri()}, experiment id {create_store()}")
 
 
 def cmd_track(args) -> int:
@@ -158,9 +161,9 @@ def cmd_track(args) -> int:
             write_resolved("params.yaml", "resolved_params")
         finally:
             release_project_lock()
-    from gendeg.pipeline.orchestration import reap_dead_runs
+    from gendeg.pipeline.orchestration import create_store, reap_dead_runs
 
-    tracking.init_store()
+    create_store()
     reaped = reap_dead_runs()
     if reaped:
         print(f"MLflow: marked {len(reaped)} run(s) of killed invocations KILLED")
@@ -383,6 +386,28 @@ _JOB_STAGES = {"prepare": "prepare", "train-gendeg": "train_gendeg", "train-stru
                "report": "report"}
 
 
+def _job_outputs(args) -> list[Path]:
+    """The outputs a pipeline job writes (its DVC stage's `outs:`): --out, or evaluate's --out-json and --out-csv."""
+    if args.command_name not in _JOB_STAGES:
+        return []
+    return [path for path in (getattr(args, "out", None), getattr(args, "out_json", None),
+                              getattr(args, "out_csv", None)) if path is not None]
+
+
+def _open_store() -> None:
+    """The MLflow store, created under a lock, and predecessors' dead runs marked KILLED
+    (gendeg.pipeline.orchestration.open_store_for_job); the job's own run says if MLflow is unusable."""
+    from gendeg.pipeline.orchestration import open_store_for_job
+
+    try:
+        reaped = open_store_for_job()
+    except Exception as error:  # noqa: BLE001 - the job opens its run later and fails there, with MLflow's reason
+        print(f"MLflow: could not prepare the store before the job: {error}", file=sys.stderr)
+        return
+    if reaped:
+        print(f"MLflow: marked {len(reaped)} run(s) whose process was gone KILLED")
+
+
 def _record_failure(args) -> None:
     """Every job that started ends with an MLflow run: one that failed before opening its own gets a FAILED one."""
     from gendeg.pipeline import tracking
@@ -412,7 +437,14 @@ def main(argv: list[str] | None = None) -> int:
         # orchestrator, or a second `dvc repro`) fails here instead of racing the first.
         out = getattr(args, "out", None) or getattr(args, "out_json", None)
         with job_lock(out) if out is not None and is_main_process() else nullcontext():
+            built = _job_outputs(args) if is_main_process() else []
+            forget(built)  # a job that fails or is killed leaves no record of its outputs
+            if args.command_name in _JOB_STAGES and is_main_process():
+                _open_store()
+            started_ns = time.time_ns()
             code = args.func(args) or 0
+            if code == 0 and built:  # what this job built, for dvc.lock (gendeg.pipeline.built)
+                record(built, started_ns, sys.argv if argv is None else ["gendeg", *argv])
     except (ConfigError, ManifestError, IngestError, IntensityStatsError, RestorerConfigError, PipelineBusy) as error:
         print(f"gendeg {args.command_name}: {error}", file=sys.stderr)
         code = 2

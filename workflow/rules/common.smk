@@ -14,8 +14,10 @@ os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve(
 # invocation that runs jobs writes them, holding the project lock (DVC's repository lock) for
 # its whole life: a dry run writes nothing, and no second snakemake or `dvc repro` can change
 # a running pipeline's inputs (docs/orchestration.md).
-RUNS_JOBS = orchestration.runs_jobs(workflow)
-TOUCH_ONLY = orchestration.touches_only()  # `--touch` builds nothing: no MLflow run, no dvc commit
+# What this invocation does comes from Snakemake's own parse of its command line ("run",
+# "touch", or "inspect": dry run, --summary, --list, ...), never from matching spellings.
+MODE = orchestration.snakemake_mode(workflow)
+RUNS_JOBS = MODE != "inspect"
 try:
     RESOLVED = load_params("params.yaml")
     # A dry run refuses what a real run refuses: an edit the active preset would override.
@@ -23,13 +25,21 @@ try:
         raise ConfigError(refused)
     # Setups that would fail a job hours in fail here (the component checks import torch: only
     # when jobs will run).
-    orchestration.preflight(RESOLVED, components=RUNS_JOBS)
+    orchestration.preflight(RESOLVED, components=MODE == "run")
+    if MODE == "run":
+        orchestration.require_gendeg_command()  # before any job: Snakemake deletes a failed job's outputs
     if RUNS_JOBS:
         orchestration.hold_project_lock(".")
         write_resolved("params.yaml", "resolved_params")
     CHANGED_STAGES = orchestration.changed_stages(RESOLVED, "resolved_params")
 except (ConfigError, orchestration.PipelineBusy) as error:
     raise WorkflowError(str(error))
+
+# An output that is no longer what the job that built it left (a file deleted or edited by hand)
+# is rebuilt, as `dvc repro` rebuilds it from its hashes (gendeg.pipeline.built).
+CHANGED_OUTPUTS = orchestration.force_changed_outputs() if workflow.is_main_process else []
+if CHANGED_OUTPUTS:
+    logger.warning("changed since the job that built them, so rebuilt: " + ", ".join(CHANGED_OUTPUTS))
 
 DEGRADATIONS = RESOLVED["degradations"]
 ARCHITECTURES = RESOLVED["architectures"]
@@ -138,8 +148,8 @@ RESTORER_JOBS = [f"{arch}/{train_set}" for arch in ARCHITECTURES for train_set i
 
 onstart:
     # One parent MLflow run per invocation; the store exists before parallel jobs start.
-    if not TOUCH_ONLY:
-        tracking.init_store()
+    if not workflow.touch:  # a touch builds nothing: no MLflow run, no dvc commit
+        orchestration.create_store()  # under a lock: jobs of another tool may create it at once
         reaped = orchestration.reap_dead_runs()  # runs a killed invocation left RUNNING
         if reaped:
             logger.info(f"MLflow: marked {len(reaped)} run(s) of killed invocations KILLED")
@@ -148,10 +158,10 @@ onstart:
 
 
 onsuccess:
-    # Record in dvc.lock what Snakemake built, without recomputing, but only the stages whose
-    # outputs `snakemake -n` calls up to date: a partial target or a stale output is left for
-    # DVC to see as changed.  A failed commit fails the invocation, with DVC's reason.
-    if TOUCH_ONLY:
+    # Record in dvc.lock only the stages a job built from their current inputs, as the jobs' own
+    # records say (gendeg.pipeline.built), never on Snakemake's word: an output changed outside a
+    # job, or a partial target, is left for DVC to see as changed.  A failed commit fails the run.
+    if workflow.touch:
         logger.info("--touch built nothing: dvc.lock is left as it is")
     elif Path(".dvc").is_dir():
         orchestration.release_project_lock()  # `dvc commit` takes the same lock
@@ -161,8 +171,12 @@ onsuccess:
             logger.error(f"ERROR: {type(error).__name__}: {error}")
             tracking.end_parent(os.environ[tracking.PARENT_ENV], success=False)
             raise SystemExit(1)
-        logger.info(f"dvc.lock: recorded {len(committed)} stages built from their current inputs"
+        logger.info(f"dvc.lock: recorded {len(committed)} stages a job built from their current inputs"
                     + (f"; left {len(skipped)} for `dvc repro` / `snakemake`: {', '.join(skipped)}" if skipped else ""))
+        damaged = {stage: why for stage, why in skipped.items() if why.endswith("after the job that built it")}
+        if damaged:
+            logger.warning("changed outside any job, not recorded (the next `snakemake` or `dvc repro` rebuilds it): "
+                           + "; ".join(f"{stage}: {why}" for stage, why in damaged.items()))
     if tracking.PARENT_ENV in os.environ:
         tracking.end_parent(os.environ[tracking.PARENT_ENV], success=True)
     for line in answer.final_lines("."):  # every run ends with its answer (gendeg.pipeline.answer)

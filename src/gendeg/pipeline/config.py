@@ -10,8 +10,10 @@ re-runs only the restorer, evaluation and report stages, under either tool.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import math
+import os
 from pathlib import Path
 
 import jsonschema
@@ -143,6 +145,7 @@ def check_user_data(resolved: dict, source: str) -> None:
     if not Path(folder).expanduser().is_dir():
         raise ConfigError(f"{source}: data.user.folder: {folder} is not a folder; DVC's prepare stage depends on it "
                           f"(create it, or point it at the folder that holds your data)")
+    check_links(resolved["data"]["user"], source)  # DVC hashes the folder whatever the source
     if resolved["data"]["source"] != "user":
         return
     paired = [entry for entry in (resolved["data"]["user"].get("paired") or []) if isinstance(entry, dict)]
@@ -159,6 +162,58 @@ def check_user_data(resolved: dict, source: str) -> None:
             raise ConfigError(f"{source}: data.user.paired has no dataset with split: test; evaluation needs one "
                               f"(e.g. a held-out folder of any degradation with split: test)")
     check_user_paths(resolved["data"]["user"], source)
+    check_user_entries(resolved["data"]["user"], source)
+
+
+def check_user_entries(user: dict, source: str) -> None:
+    """What `prepare` would refuse in each entry (a folder or manifest that does not exist, an unknown
+    degradation, an unknown key), found before any job: the ingest parsers' own checks."""
+    from gendeg.data.ingest.specs import parse_clean, parse_paired
+
+    problems = []
+    for section in ("paired", "ood", "clean"):
+        for index, entry in enumerate(user.get(section) or []):
+            where = f"data.user.{section}[{index}]"
+            if section == "clean":
+                _, found = parse_clean(entry, where)
+            else:
+                _, found = parse_paired(entry, where, ood=section == "ood")
+            problems += [str(problem) for problem in found]
+    if problems:
+        raise ConfigError(f"{source}: data.user entries that `prepare` would refuse:\n  " + "\n  ".join(problems))
+
+
+def _bad_links(folder: Path) -> list[str]:
+    """Symbolic links under `folder` that lead nowhere (a broken or looping link): neither tool can read them."""
+    bad, stack = [], [folder]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError as error:
+            bad.append(f"{error.filename}: {error.strerror}")
+            continue
+        for entry in entries:
+            if entry.is_symlink() and not os.path.exists(entry.path):
+                target = os.readlink(entry.path)
+                try:
+                    os.stat(entry.path)
+                    why = "unreadable"
+                except OSError as error:
+                    why = "loops" if error.errno == errno.ELOOP else "is broken"
+                bad.append(f"{entry.path} -> {target} ({why})")
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    return sorted(bad)
+
+
+def check_links(user: dict, source: str) -> None:
+    """Every broken or looping symbolic link under data.user.folder, named before any work: a dry run
+    used to say "Nothing to be done" over them and DVC to fail after `prepare` had run."""
+    folder = Path(str(user["folder"])).expanduser()
+    bad = _bad_links(folder) if folder.is_dir() else []
+    if bad:
+        raise ConfigError(f"{source}: data.user.folder ({user['folder']}) holds symbolic links that lead nowhere; "
+                          f"remove or repair them:\n  " + "\n  ".join(bad))
 
 
 def check_user_paths(user: dict, source: str) -> None:
