@@ -92,7 +92,7 @@ class IntensitySampler:
     dataset of the statistics is warned about, naming both lists (a warning, not an error: the
     one dict serves every degradation and every subset of the datasets a user has).
 
-    `mu_cap` (merge.filter.mu_cap, 0.28: the largest mu of the real data, where the released
+    `mu_cap` (synthesis.mu_cap = merge.filter.mu_cap, 0.28: the largest mu of the real data, where the released
     histograms end) truncates the requests: mu bins wholly above it are never drawn, and a draw
     inside the bin that straddles it is clipped to it.  None: no cap.
     """
