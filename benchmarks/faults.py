@@ -235,8 +235,86 @@ def kill_transfer(base: Path, cores: int) -> tuple[dict, dict]:
         clone.outputs()
 
 
+def damaged_output(base: Path, cores: int) -> tuple[dict, dict]:
+    """Issue 27 item 1: a file deleted from a built output, then `snakemake -R report`, then each tool."""
+    clone = Clone(base, "damaged_output", cores)
+    clone.snakemake()
+    victim = sorted((clone.dir / "data" / "gends").rglob("*.png"))[0]
+    victim.unlink()
+    lock = (clone.dir / "dvc.lock").read_text()
+    events = {"deleted": victim.relative_to(clone.dir).as_posix(), "after_delete": clone.state()}
+    rerun = clone.snakemake("-R report")
+    events["rerun_said"] = [line for line in (rerun.stdout + rerun.stderr).splitlines()
+                            if "dvc.lock:" in line or "changed" in line][-4:]
+    events["merge_lock_entry_unchanged_by_rerun"] = _stage_lock(lock, "merge") == _stage_lock(
+        (clone.dir / "dvc.lock").read_text(), "merge")
+    events["after_rerun"] = clone.state()
+    return {"name": "damaged_output", "commands": clone.commands, "events": events, "final": clone.state()}, \
+        clone.outputs()
+
+
+def _stage_lock(text: str, stage: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(text)["stages"].get(stage, {})
+
+
+def touch_combined_flags(base: Path, cores: int) -> tuple[dict, dict]:
+    """Issue 27 item 2: an lr edit, `snakemake -pt` (a touch spelled as combined short flags), the edit undone."""
+    clone = Clone(base, "touch_combined_flags", cores)
+    clone.snakemake()
+    params = clone.dir / "params.yaml"
+    original = params.read_text()
+    start = original.index("\nrestorer:\n")  # restorer.train.lr (structure_correction has an lr too)
+    params.write_text(original[:start] + re.sub(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original[start:], count=1))
+    lock = (clone.dir / "dvc.lock").read_text()
+    clone.sh(f"snakemake --cores {cores} -pt")
+    events = {"dvc_lock_unchanged_by_touch": (clone.dir / "dvc.lock").read_text() == lock,
+              "after_touch": clone.state()}
+    params.write_text(original)
+    clone.snakemake()
+    return {"name": "touch_combined_flags", "commands": clone.commands, "events": events, "final": clone.state()}, \
+        clone.outputs()
+
+
+def dvc_stage_running(clone: Clone) -> bool:
+    rwlock = clone.dir / ".dvc" / "tmp" / "rwlock"
+    try:
+        return bool(json.loads(rwlock.read_text()).get("write"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
+def dvc_first(base: Path, cores: int) -> tuple[dict, dict]:
+    """Issue 27 item 5: `dvc repro` started first, `snakemake` while a DVC stage's command runs; then a
+    kill -9 of a job under a bare `dvc repro` and a second `dvc repro` (item 6: no run left RUNNING)."""
+    clone = Clone(base, "dvc_first", cores)
+    repro = clone.start("dvc repro")
+    events = {"dvc_stage_seen": wait_for(lambda: dvc_stage_running(clone) or repro.poll() is not None, 600, 0.2)}
+    beside = clone.snakemake()
+    events["snakemake_beside_exit"] = beside.returncode
+    events["snakemake_beside_refused_by_dvc_stage"] = "is running a DVC stage" in beside.stdout + beside.stderr
+    events["dvc_repro_exit"] = repro.wait()
+    # A bare `dvc repro` of one restorer, its job killed, then `dvc repro` again.
+    single = clone.start("dvc repro -s -f train_restorer@nafnet-existing")
+    target = "models/restorer/nafnet/existing"
+    last = clone.dir / "checkpoints/train_restorer/nafnet/existing/last"
+    events["job_seen"] = wait_for(lambda: last.exists() or single.poll() is not None, 600, 0.2) and last.exists()
+    pid = job_pid(clone, target)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    events["killed_pid"] = pid
+    events["killed_repro_exit"] = single.wait()
+    events["mlflow_after_kill"] = clone.state()["mlflow_run_statuses"]
+    clone.sh("dvc repro")
+    clone.snakemake()
+    return {"name": "dvc_first", "commands": clone.commands, "events": events, "final": clone.state()}, \
+        clone.outputs()
+
+
 SCENARIOS = {"kill_snakemake": kill_snakemake, "kill_job": kill_job, "partial_run": partial_run,
-             "kill_transfer": kill_transfer}
+             "kill_transfer": kill_transfer, "damaged_output": damaged_output,
+             "touch_combined_flags": touch_combined_flags, "dvc_first": dvc_first}
 
 
 def main() -> None:
