@@ -130,6 +130,26 @@ def save_checkpoint(directory: Path, model, optimizer, ema: EMAModel | None, ste
         (tmp / "state.json").write_text(json.dumps(meta))
 
 
+def set_aside_if_unreadable(directory: Path, description: str) -> Path | None:
+    """A checkpoint that cannot be read (a truncated safetensors file: "incomplete metadata", or bad JSON)
+    failed every retry.  Rename it to <name>.corrupt (kept for inspection, never resumed) and say so;
+    only the last checkpoint is kept, so training starts over.  Returns where it went, or None if readable."""
+    from safetensors import safe_open
+
+    try:
+        json.loads((directory / "state.json").read_text())
+        with safe_open(str(directory / "state.safetensors"), "pt") as tensors:
+            tensors.keys()
+    except Exception as error:  # noqa: BLE001 - any reader error: safetensors raises its own type
+        aside = directory.with_name(directory.name + ".corrupt")
+        shutil.rmtree(aside, ignore_errors=True)
+        directory.rename(aside)
+        print(f"{description}: checkpoint {directory} cannot be read ({type(error).__name__}: {error}); set aside as "
+              f"{aside}; no earlier checkpoint is kept, so training starts over from step 0", file=sys.stderr)
+        return aside
+    return None
+
+
 def load_checkpoint(directory: Path, model, optimizer, ema: EMAModel | None) -> tuple[int, list[float]]:
     tensors = load_file(directory / "state.safetensors")
     meta = json.loads((directory / "state.json").read_text())
@@ -164,6 +184,8 @@ def train(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Los
                               num_training_steps=settings.steps)
     result = TrainResult()
     checkpoint = settings.checkpoint_dir / "last" if settings.checkpoint_dir else None
+    if checkpoint is not None and (checkpoint / "state.json").exists():
+        set_aside_if_unreadable(checkpoint, settings.description)
     if checkpoint is not None and (checkpoint / "state.json").exists():
         if json.loads((checkpoint / "state.json").read_text()).get("fingerprint") != settings.fingerprint:
             print(f"{settings.description}: checkpoint {checkpoint} belongs to another configuration; starting afresh")
