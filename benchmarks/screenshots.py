@@ -4,7 +4,8 @@
 
 In the project folder of a finished `snakemake` run it renders `python -m gendeg.pipeline.dvc_views
 show` (the offline plots page) and, through `mlflow server` on the run's `mlflow.db`, the compare
-view of the last invocation's restorer runs; each PNG is checked not to be blank.  Needs Debian's
+view of the last invocation's restorer runs, their run list, the parent run (the headline as
+its description) and a restorer's labelled sample grid; each PNG is checked not to be blank.  Needs Debian's
 `chromium` (`apt-get install chromium`).  `user_journeys.py --screenshots DIR` uses the same
 functions on its smoke clone.
 """
@@ -96,6 +97,33 @@ def search(base: str, experiment_id: str, filter_string: str) -> list[dict]:
                                                       "max_results": 500}).get("runs", [])
 
 
+def runs_url(base: str, experiment_id: str) -> str:
+    """The experiment's run list (MLflow 3's "Model training" view), filtered to the restorer runs."""
+    return (f"{base}/#/experiments/{experiment_id}/runs?"
+            + urllib.parse.urlencode({"searchFilter": "tags.`gendeg.stage` = 'train_restorer'"}))
+
+
+def run_url(base: str, experiment_id: str, run_id: str, artifact: str | None = None) -> str:
+    """One run's page: its overview (description, metrics), or one of its artifacts."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" + (f"/artifacts/{artifact}" if artifact else "")
+
+
+def mlflow_views(base: str, out: Path) -> dict[str, int]:
+    """What a user opens after `make mlflow-ui`: the restorer runs, their comparison, the parent run
+    (its description is the headline table), a restorer's labelled sample grid.  PNG name -> colours."""
+    eid, runs = restorer_runs(base)
+    parent = search(base, eid, f"attributes.run_id = '{runs[0]}'")[0]["data"]["tags"]
+    parent_id = next(t["value"] for t in parent if t["key"] == "mlflow.parentRunId")
+    gends = [r for r in search(base, eid, "tags.`gendeg.stage` = 'train_restorer' and tags.`gendeg.training_set` = 'gends'")
+             if r["info"]["run_id"] in runs]
+    views = {"mlflow_runs.png": (runs_url(base, eid), (1600, 900)),
+             "mlflow_compare.png": (compare_url(base, runs, eid), (1400, 2050)),
+             "mlflow_parent.png": (run_url(base, eid, parent_id), (1400, 1100))}
+    if gends:
+        views["mlflow_samples.png"] = (run_url(base, eid, gends[0]["info"]["run_id"], "train_samples.png"), (1400, 900))
+    return {name: take(url, out / name, size) for name, (url, size) in views.items()}
+
+
 def restorer_runs(base: str) -> tuple[str, list[str]]:
     """The experiment id and the restorer runs of the last `snakemake` invocation."""
     eid = experiment(base)["experiment_id"]
@@ -125,9 +153,8 @@ def main() -> None:
             raise SystemExit(f"dvc_views show failed in {project}:\n{shown.stdout}{shown.stderr}")
         print("dvc_plots.png", take((page / "index.html").as_uri(), out / "dvc_plots.png", (1400, 1000)), "colours")
     with mlflow_server(project, args.port) as base:
-        eid, runs = restorer_runs(base)
-        print("mlflow_compare.png", take(compare_url(base, runs, eid), out / "mlflow_compare.png", (1400, 2050)),
-              "colours")
+        for name, colours in mlflow_views(base, out).items():
+            print(name, colours, "colours")
 
 
 if __name__ == "__main__":

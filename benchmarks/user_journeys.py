@@ -97,6 +97,7 @@ def make_clone(base: Path, source: str) -> tuple[Path, dict]:
 
 def snakemake_run(j: Journey) -> None:
     out = j.sh("snakemake --cores 1")
+    j.shared["snakemake_out"] = out
     j.check((j.clone / "reports" / "metrics.json").is_file(), "reports/metrics.json written")
     status = [line for line in out.splitlines() if re.search(r"\d+/\d+ \d+% .* ETA ", line)]
     j.check(len(status) > 0, "status lines with ETA in the terminal output", out[-2000:])
@@ -173,6 +174,71 @@ def dvc_exp_keeps_params_yaml(j: Journey) -> None:
     params.write_text(before)
 
 
+def run_ends_with_its_answer(j: Journey) -> None:
+    """Issue 26 item 3: status lines, not shell commands; the headline and the report's path last."""
+    out = j.shared.get("snakemake_out") or j.sh("snakemake --cores 1 --forcerun report")
+    j.check("Shell command" not in out and "gendeg --log" not in out, "the default profile prints no shell commands")
+    tail = out.strip().splitlines()[-12:]
+    j.check(any("GenDS - existing (nafnet)" in line for line in tail) and "Full report:" in tail[-1]
+            and tail[-1].rstrip().endswith("reports/report.md"),
+            "snakemake ends with the headline and the report's path", "\n".join(tail))
+    j.checks.append(f"{len(out.splitlines())} lines of snakemake output; last: {tail[-1].strip()!r}")
+    tracked = j.sh("gendeg track -- dvc repro").strip().splitlines()
+    j.check(any("GenDS - existing (nafnet)" in line for line in tracked[-8:]) and "Full report:" in tracked[-1],
+            "gendeg track -- dvc repro ends with the headline and the report's path", "\n".join(tracked[-12:]))
+
+
+def mlflow_opens_on_comparison(j: Journey) -> None:
+    """Issue 26 item 2: Model-training experiment, short names, headline metrics first, the parent's
+    description; a moved copy's artifact paths fixed by `gendeg tracking init` (what `make mlflow-ui` runs)."""
+    moved = j.clone.parent / "moved"
+    j.sh(f"cp -a {j.clone} {moved}")
+    j.sh(f"GENDEG_PROJECT_ROOT={moved} gendeg tracking init", cwd=moved)
+    port = 5079
+    try:
+        with screenshots.mlflow_server(moved, port, j.env) as base:
+            experiment = screenshots.experiment(base)
+            tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
+            j.check(tags.get("mlflow.experimentKind") == "custom_model_development", "experiment filed as Model training")
+            j.check(experiment["artifact_location"] == (moved / "mlruns").as_uri(),
+                    "the moved copy's artifact location points into it", experiment["artifact_location"])
+            eid, runs = screenshots.restorer_runs(base)
+            found = [screenshots.search(base, eid, f"attributes.run_id = '{r}'")[0] for r in runs]
+            names = sorted(r["info"]["run_name"] for r in found)
+            j.check(names == ["nafnet · existing", "nafnet · gends"], "one row per restorer, short distinct names", str(names))
+            j.check(all(r["info"]["artifact_uri"].startswith((moved / "mlruns").as_uri()) for r in found),
+                    "run artifact paths moved too")
+            gends = next(r for r in found if r["info"]["run_name"] == "nafnet · gends")
+            keys = sorted(m["key"] for m in gends["data"]["metrics"])
+            j.check(keys[:3] == ["headline.ood_psnr", "headline.psnr_gain_over_existing", "headline.psnr_gain_over_input"],
+                    "the headline metrics sort first", str(keys[:6]))
+            parent_id = next(t["value"] for t in gends["data"]["tags"] if t["key"] == "mlflow.parentRunId")
+            parent = screenshots.search(base, eid, f"attributes.run_id = '{parent_id}'")[0]
+            note = next((t["value"] for t in parent["data"]["tags"] if t["key"] == "mlflow.note.content"), "")
+            j.check("GenDS - existing (nafnet)" in note and "unrestored input" in note,
+                    "the parent's description is the headline table", note)
+            j.check(any(m["key"] == "headline.gends_gain.nafnet" for m in parent["data"]["metrics"]),
+                    "the parent carries the GenDS gain")
+            if j.shots_dir is not None:
+                j.commands.append("python benchmarks/screenshots.py views (mlflow_views)")
+                for name, colours in screenshots.mlflow_views(base, j.shots_dir).items():
+                    j.checks.append(f"{name}: the page rendered ({colours} colours)")
+    except RuntimeError as failure:
+        raise Failed(str(failure)) from failure
+
+
+def stage_help_and_lint(j: Journey) -> None:
+    """Issue 26 items 4 and 5: `gendeg <stage> --help` explains itself; `snakemake --lint` is down to the
+    two lints docs/snakemake-lint.md justifies."""
+    shown = j.sh("gendeg train-restorer --help")
+    j.check("example" in shown and "--out OUT" in shown and "output folder of the restorer" in shown,
+            "gendeg train-restorer --help: description, every option, an example", shown[-1500:])
+    lint = j.sh("snakemake --lint || true")
+    lints = re.findall(r"(?m)^    \* (.+)$", lint)
+    j.check(len(lints) == 2 and "conda environment" not in lint, "snakemake --lint: two lints, both in docs/snakemake-lint.md",
+            "\n".join(lints))
+
+
 def dvc_plots(j: Journey) -> None:
     j.sh("python -m gendeg.pipeline.dvc_views show -o plots_html")
     page = (j.clone / "plots_html" / "index.html").read_text()
@@ -185,8 +251,9 @@ def dvc_plots(j: Journey) -> None:
     svgs = json.loads(j.sh(f"node {ROOT / 'tests' / 'render_vega.js'} {assets} plots_html/specs.json",
                            stdout_only=True))
     for name, svg in svgs.items():
-        bars = re.findall(r'aria-label="psnr: [\d.]+; \w+: [^;]+; job: (nafnet-\w+);', svg)
-        j.check({"nafnet-existing", "nafnet-gends"} <= set(bars), f"{name}: both restorers drawn as bars", svg[:300])
+        bars = re.findall(r'aria-label="psnr \(dB; axis not from 0\): [\d.]+; \w+: [^;]+; restorer: ([^;]+);', svg)
+        j.check({"nafnet-existing", "nafnet-gends", "(unrestored input)"} <= set(bars),
+                f"{name}: both restorers and the unrestored input drawn as bars, on an axis not from 0", svg[:300])
     j.sh("dvc dag --mermaid")
     j.screenshot((j.clone / "plots_html" / "index.html").as_uri(), "dvc_plots.png", (1400, 1000))
 
@@ -295,6 +362,9 @@ JOURNEYS = {
     "dvc_repro_after_param_change": dvc_repro_after_param_change,
     "dvc_exp_run_show_metrics_diff": dvc_exp,
     "dvc_exp_keeps_params_yaml": dvc_exp_keeps_params_yaml,
+    "run_ends_with_its_answer": run_ends_with_its_answer,
+    "mlflow_opens_on_comparison": mlflow_opens_on_comparison,
+    "stage_help_and_lint": stage_help_and_lint,
     "dvc_plots_offline": dvc_plots,
     "push_clone_pull": push_clone_pull,
     "accelerate_two_cpu_processes": accelerate_two_processes,

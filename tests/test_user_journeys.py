@@ -305,7 +305,7 @@ def _fake_job_metrics(psnr: float) -> dict:
 def test_dvc_shows_headline_metrics_and_overlaid_plots_offline(tmp_path):
     import shutil
 
-    from gendeg.pipeline.dvc_views import offline_template, vega_bundles, write_dvc_views
+    from gendeg.pipeline.dvc_views import made_on, offline_template, vega_bundles, write_dvc_views
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     git(tmp_path, "init", "-q")
@@ -327,10 +327,13 @@ def test_dvc_shows_headline_metrics_and_overlaid_plots_offline(tmp_path):
     shown = dvc_json("metrics", "show")
     assert shown[""]["data"]["reports/metrics.json"]["data"] == {
         "ood_psnr": {"nafnet-existing": 20.0, "nafnet-gends": 21.25}, "gain_db": {"nafnet": 1.25},
-        "id_psnr": {"nafnet-existing": 25.0, "nafnet-gends": 24.5}}
+        "id_psnr": {"nafnet-existing": 25.0, "nafnet-gends": 24.5}, "made_on": made_on()}
+    assert "torch CPU capability" in made_on()  # the baseline says which CPU made it (issue 26 item 7)
     plots = dvc_json("plots", "show")["data"]
     specs = {name: entries[0]["content"] for name, entries in plots.items()}
     assert set(specs) == {"reports/plots/ood_per_set.csv", "reports/plots/ood_per_degradation.csv"}
+    for spec in specs.values():  # an axis that shows sub-dB gaps: not stacked from 0 dB
+        assert spec["encoding"]["x"]["scale"] == {"zero": False} and spec["encoding"]["x"]["stack"] is None
     if shutil.which("node") is None:
         pytest.skip("node is not installed: the specs were checked, not rendered")
     (tmp_path / "specs.json").write_text(json.dumps(specs))
@@ -339,9 +342,12 @@ def test_dvc_shows_headline_metrics_and_overlaid_plots_offline(tmp_path):
     assert done.returncode == 0, done.stderr
     svgs = json.loads(done.stdout)
     # one bar per (restorer, set): both restorers in the same chart, the numeric field on the numeric axis
-    for job, psnr in (("nafnet-existing", 20), ("nafnet-gends", 21)):
-        assert f'aria-label="psnr: {psnr}; dataset: ood-haze; job: {job};' in svgs["reports/plots/ood_per_set.csv"]
-        assert f'aria-label="psnr: {psnr + 1}; degradation: rain; job: {job};' in svgs["reports/plots/ood_per_degradation.csv"]
+    labels = {name: re.findall(r'aria-label="([^"]*)"', svg) for name, svg in svgs.items()}
+    for job, psnr in (("nafnet-existing", 20), ("nafnet-gends", 21), ("(unrestored input)", 10)):
+        assert any(f"axis not from 0): {psnr}; dataset: ood-haze; restorer: {job};" in label
+                   for label in labels["reports/plots/ood_per_set.csv"]), labels["reports/plots/ood_per_set.csv"][:12]
+        assert any(f"axis not from 0): {psnr + (job[0] != '(')}; degradation: rain; restorer: {job};" in label
+                   for label in labels["reports/plots/ood_per_degradation.csv"])
     page = offline_template()
     assert "{plot_divs}" in page and "{scripts}" not in page and "<script src=" not in page
 

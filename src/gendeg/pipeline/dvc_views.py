@@ -56,11 +56,21 @@ def plot_tables(jobs: list[dict], metrics: dict[str, dict]) -> dict[str, pd.Data
     return {name: pd.DataFrame.from_records(rows) for name, rows in tables.items()}
 
 
+def made_on() -> str:
+    """The CPU the figures were made on: the same seed gives other weights on another vector ISA
+    (AVX2 vs AVX512), so `dvc metrics diff` against a baseline from another CPU shows it beside the numbers."""
+    import torch
+
+    from gendeg.runtime.machine import cpu_model
+
+    return f"{cpu_model()}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+
+
 def write_dvc_views(summary: dict, jobs: list[dict], metrics: dict[str, dict], out_dir: Path) -> list[Path]:
-    """Write <out_dir>/metrics.json and <out_dir>/plots/*.csv; return the paths."""
+    """Write <out_dir>/metrics.json (with `made_on`) and <out_dir>/plots/*.csv; return the paths."""
     out_dir = Path(out_dir)
     written = [out_dir / HEADLINE_FILE]
-    write_json(headline_metrics(summary), written[0])
+    write_json({**headline_metrics(summary), "made_on": made_on()}, written[0])
     for name, table in plot_tables(jobs, metrics).items():
         path = out_dir / PLOTS_DIR / f"{name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
