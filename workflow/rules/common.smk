@@ -28,6 +28,10 @@ try:
     orchestration.preflight(RESOLVED, components=MODE == "run")
     if MODE == "run":
         orchestration.require_gendeg_command()  # before any job: Snakemake deletes a failed job's outputs
+    # An output that is no longer what the job that built it left (a file deleted or edited by hand)
+    # is rebuilt, as `dvc repro` rebuilds it from its hashes (gendeg.pipeline.built).  Before the
+    # lock: it asks `dvc status`.
+    CHANGED_OUTPUTS = orchestration.force_changed_outputs(".", forget_restored=RUNS_JOBS) if workflow.is_main_process else []
     if RUNS_JOBS:
         orchestration.hold_project_lock(".")
         write_resolved("params.yaml", "resolved_params")
@@ -35,9 +39,6 @@ try:
 except (ConfigError, orchestration.PipelineBusy) as error:
     raise WorkflowError(str(error))
 
-# An output that is no longer what the job that built it left (a file deleted or edited by hand)
-# is rebuilt, as `dvc repro` rebuilds it from its hashes (gendeg.pipeline.built).
-CHANGED_OUTPUTS = orchestration.force_changed_outputs() if workflow.is_main_process else []
 if CHANGED_OUTPUTS:
     logger.warning("changed since the job that built them, so rebuilt: " + ", ".join(CHANGED_OUTPUTS))
 

@@ -77,13 +77,38 @@ def require_gendeg_command() -> None:
                            "(e.g. `source .venv/bin/activate`, or `pip install -e .`) and run again")
 
 
-def force_changed_outputs(root: str | Path = ".") -> list[str]:
-    """Have Snakemake rebuild outputs that changed since the job that built them (gendeg.pipeline.built):
-    Snakemake compares modification times, so a file deleted from a folder output goes unseen.
-    Added to the invocation's own `--forcerun` set (its DAG settings, read by the DAG it builds next)."""
-    from gendeg.pipeline.built import changed_outputs
+def dvc_modified_outputs(root: str | Path = ".") -> set[str] | None:
+    """Outputs `dvc status` calls changed (None when it cannot say, e.g. another DVC command holds its lock)."""
+    import json
+
+    done = subprocess.run([str(Path(sys.executable).parent / "dvc"), "status", "--json"], cwd=root,
+                          capture_output=True, text=True)
+    try:
+        status = json.loads(done.stdout) if done.returncode == 0 else None
+    except json.JSONDecodeError:
+        status = None
+    if not isinstance(status, dict):
+        return None
+    return {path.rstrip("/") for changes in status.values() if isinstance(changes, list) for change in changes
+            if isinstance(change, dict) for path in (change.get("changed outs") or {})}
+
+
+def force_changed_outputs(root: str | Path = ".", forget_restored: bool = False) -> list[str]:
+    """Have Snakemake rebuild outputs that changed since the job that built them (gendeg.pipeline.built)
+    and that DVC, where there is one, also calls modified: Snakemake compares modification times, so a
+    file deleted from a folder output goes unseen.  Added to the invocation's own `--forcerun` set (its
+    DAG settings, read by the DAG it builds next).  `forget_restored`: drop the records of outputs DVC
+    put back as dvc.lock has them (run mode only; a dry run writes nothing)."""
+    from gendeg.pipeline.built import changed_outputs, forget
 
     changed = changed_outputs(root)
+    if changed and (Path(root) / ".dvc").is_dir():
+        # DVC may have put back what dvc.lock records (its run cache, `dvc checkout`): not damage.
+        modified = dvc_modified_outputs(root)
+        if modified is not None:
+            if forget_restored:
+                forget([out for out in changed if out not in modified], root)  # no longer what a job left
+            changed = [out for out in changed if out in modified]
     if not changed:
         return []
     frame = sys._getframe()
