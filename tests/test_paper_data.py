@@ -168,3 +168,15 @@ def test_synthesis_prompts_carry_the_caption_and_the_phrase_of_the_sampled_datas
     assert set(haze["phrase"]) == {""}
     prompts = build_prompts(torch.full((len(haze),), 0), prompt_captions(haze, "haze"))
     assert "a house 0, in hazy conditions" in prompts
+
+
+def test_the_user_data_fingerprint_follows_captions_files_and_the_captioner(workdir, tmp_path):
+    from gendeg.data.ingest.blip2 import write_random_blip2
+    from gendeg.data.ingest.fingerprint import user_data_fingerprint
+
+    user = _user_data(str(write_random_blip2(tmp_path / "blip2")))
+    before = user_data_fingerprint({"source": "user", "user": user})
+    assert "user/haze/captions.csv" in before["paths"] and f"captioner:{tmp_path / 'blip2'}" in before["paths"]
+    pd.DataFrame({"image_path": ["clean/0.png"], "caption": ["another street"]}).to_csv("user/haze/captions.csv",
+                                                                                       index=False)
+    assert user_data_fingerprint({"source": "user", "user": user}) != before

@@ -20,6 +20,7 @@ clean pools decides which copy stays).
                                 # prepare stops on manifest rows outside it
     on_bad_input: fail          # fail | skip (drop bad pairs, report them)
     workers: 4                  # optional: threads that decode images (default: min(8, CPUs))
+    captioner: /models/blip2    # optional: a saved BLIP-2 folder; prepare captions blank captions (blip2.py)
     paired:                     # existing paired datasets
       - name: RESIDE-OTS
         degradation: haze       # one of gendeg.DEGRADATIONS
@@ -33,10 +34,14 @@ clean pools decides which copy stays).
         degradation: rain
         manifest: /data/rain13k.csv   # CSV or Parquet with image_path (degraded), target_path (clean)
         # root: /data/rain13k         # optional: base of relative paths (default: the manifest's folder)
+        # captions: /data/rain13k_captions.csv  # optional, any entry: image_path, caption (captions.py)
+        # phrase: in rainy and hazy conditions  # optional: this dataset's own prompt phrase
       - name: GenDS
         gends_manifest: /data/gends/manifest.csv  # released GenDS manifest; its dataset,
                                                   # degradation ("motion blur", "low-light", ...)
-                                                  # and split columns are used per row
+                                                  # and split columns are used per row, as the
+                                                  # dataset card lays them out (sources._gends_row)
+        phrases: {CSD: in snowy and hazy conditions}  # optional: per dataset of the manifest
     clean:                      # extra clean images to synthesize from
       - {name: DIV2K, dir: /data/div2k}
     ood:                        # OOD test sets (split "ood"), paired folders or a manifest

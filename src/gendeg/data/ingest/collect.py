@@ -133,8 +133,10 @@ def ingest_paired(spec: Mapping[str, Any], on_bad: OnBad = "fail", *, workers: i
       name, degradation, split (train|test, default train), and either
         degraded_dir, clean_dir [, key_regex, clean_key_regex, recursive]   paired folders
         manifest [, root]                      CSV/Parquet with image_path, target_path
-      or gends_manifest [, root, name]         the released GenDS manifest (its own
+      or gends_manifest [, root, name, phrases] the released GenDS manifest (its own
                                                dataset/degradation/split columns)
+    and optionally captions (a CSV/Parquet of image_path, caption) and phrase (the dataset's
+    own prompt phrase); see gendeg.data.ingest.captions.
     key_regex maps a file-name stem to the pair key with a named group `key` (default: the
     whole stem); clean_key_regex defaults to key_regex.  Relative manifest paths are
     resolved against `root` (default: the manifest's folder).
