@@ -207,6 +207,16 @@ def test_gends_manifest_in_the_cards_layout_is_read_right(tmp_path):
     assert generated["image_path"] == (root / "deg" / "2.png").as_posix()
 
 
+def test_gends_phrases_go_to_the_existing_pairs_of_the_named_dataset(tmp_path):
+    root = tmp_path / "gends"
+    rows = [("CSD", "snow", "Synthetic", "Original", "train"), ("CSD", "snow", "Synthetic", "haze", "train"),
+            ("REDS", "motion blur", "Real", "Original", "train")]
+    spec = {"gends_manifest": str(write_card_manifest(root, rows)), "phrases": {"CSD": "in snowy and hazy conditions"}}
+    train = ingest_paired(spec).train
+    # the generated haze on a CSD image was prompted with haze's own phrase
+    assert list(train["phrase"]) == ["in snowy and hazy conditions", "", ""]
+
+
 def test_our_own_merged_manifest_keeps_its_meaning_through_gends_import(tmp_path):
     """Our writer (synthesize/merge) puts the applied degradation in both degradation columns of a generated
     row and "Synthetic" in category: read back as a GenDS manifest, every row means what it meant."""

@@ -51,8 +51,8 @@ class Blip2Captioner:
         self.device = torch.device(device) if device is not None else compute_device()
         dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         self.processor = AutoProcessor.from_pretrained(str(self.folder), local_files_only=True)
-        self.model = Blip2ForConditionalGeneration.from_pretrained(str(self.folder), local_files_only=True,
-                                                                   dtype=dtype).eval().to(self.device)
+        self.model = Blip2ForConditionalGeneration.from_pretrained(str(self.folder), local_files_only=True)
+        self.model = self.model.eval().to(self.device, dtype)  # fp16 on a GPU (as BLIP-2 is run), fp32 on the CPU
         self.dtype = dtype
         self.batch_size = int(batch_size)
 
