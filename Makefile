@@ -46,7 +46,7 @@ ood-photos: install
 # mlruns/ again, and the experiment opens on MLflow's "Model training" view (gendeg.pipeline.tracking).
 mlflow-ui: install
 	@id=$$(GENDEG_PROJECT_ROOT=$(CURDIR) gendeg tracking init 2>/dev/null | tee /dev/stderr | sed -n 's/.*experiment id //p'); \
-	echo "Restorer runs (select two, then Compare): http://127.0.0.1:5000/#/experiments/$$id/runs?searchFilter=tags.%60gendeg.stage%60%20%3D%20%27train_restorer%27"
+	echo "Restorer runs (select two, then Compare): http://127.0.0.1:5000/#/experiments/$$id/runs?viewStateShareKey=gendeg&workflowType=machine_learning"
 	mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)
 
 clean:

@@ -98,29 +98,29 @@ def search(base: str, experiment_id: str, filter_string: str) -> list[dict]:
 
 
 def runs_url(base: str, experiment_id: str) -> str:
-    """The experiment's run list (MLflow 3's "Model training" view), filtered to the restorer runs."""
-    return (f"{base}/#/experiments/{experiment_id}/runs?"
-            + urllib.parse.urlencode({"searchFilter": "tags.`gendeg.stage` = 'train_restorer'"}))
+    """The experiment's run list as `make mlflow-ui` opens it (MLflow 3's "Model training" view, the
+    shared view gendeg.pipeline.tracking.RUNS_VIEW: restorer runs, headline metrics as columns)."""
+    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey=gendeg&workflowType=machine_learning"
 
 
 def run_url(base: str, experiment_id: str, run_id: str, artifact: str | None = None) -> str:
     """One run's page: its overview (description, metrics), or one of its artifacts."""
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" + (f"/artifacts/{artifact}" if artifact else "")
+    return (f"{base}/#/experiments/{experiment_id}/runs/{run_id}" + (f"/artifacts/{artifact}" if artifact else "")
+            + "?workflowType=machine_learning")
 
 
 def mlflow_views(base: str, out: Path) -> dict[str, int]:
     """What a user opens after `make mlflow-ui`: the restorer runs, their comparison, the parent run
-    (its description is the headline table), a restorer's labelled sample grid.  PNG name -> colours."""
+    (its description is the headline table), the report's labelled sample grid.  PNG name -> colours."""
     eid, runs = restorer_runs(base)
     parent = search(base, eid, f"attributes.run_id = '{runs[0]}'")[0]["data"]["tags"]
     parent_id = next(t["value"] for t in parent if t["key"] == "mlflow.parentRunId")
-    gends = [r for r in search(base, eid, "tags.`gendeg.stage` = 'train_restorer' and tags.`gendeg.training_set` = 'gends'")
-             if r["info"]["run_id"] in runs]
+    report = search(base, eid, f"tags.`gendeg.stage` = 'report' and tags.`mlflow.parentRunId` = '{parent_id}'")
     views = {"mlflow_runs.png": (runs_url(base, eid), (1600, 900)),
              "mlflow_compare.png": (compare_url(base, runs, eid), (1400, 2050)),
              "mlflow_parent.png": (run_url(base, eid, parent_id), (1400, 1100))}
-    if gends:
-        views["mlflow_samples.png"] = (run_url(base, eid, gends[0]["info"]["run_id"], "train_samples.png"), (1400, 900))
+    if report:
+        views["mlflow_samples.png"] = (run_url(base, eid, report[0]["info"]["run_id"], "samples.png"), (1400, 1300))
     return {name: take(url, out / name, size) for name, (url, size) in views.items()}
 
 

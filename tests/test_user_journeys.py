@@ -207,6 +207,8 @@ def test_mlflow_opens_on_the_comparison(store, monkeypatch):
     client = client_for(store)
     experiment = client.get_experiment_by_name("gendeg")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.gendeg"])  # what make mlflow-ui opens
+    assert view["selectedColumns"][0] == "metrics.`headline.ood_psnr`"
     names = {job: client.get_run(restorer).info.run_name for job, (restorer, _) in ids.items()}
     assert names == {"nafnet-existing": "nafnet · existing", "nafnet-gends": "nafnet · gends"}
     assert client.get_run(ids["nafnet-gends"][1]).info.run_name == "nafnet · gends · eval"

@@ -35,6 +35,15 @@ GENDS_GAIN = "headline.psnr_gain_over_existing"
 # MLflow 3 files an experiment by this tag: "custom_model_development" opens its "Model training" view
 # (runs, metrics, compare) instead of the GenAI screens (traces, judges, prompts).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+# The run list `make mlflow-ui` opens (#/experiments/<id>/runs?viewStateShareKey=gendeg): MLflow's
+# shared-view mechanism (an experiment tag `mlflow.sharedViewState.<key>` holding the view as JSON)
+# shows the restorer runs, one group per job, with the headline metrics as columns.
+VIEW_KEY = "gendeg"
+RUNS_VIEW = json.dumps({
+    "searchFilter": "tags.`gendeg.stage` = 'train_restorer'", "orderByKey": "attributes.start_time", "orderByAsc": False,
+    "selectedColumns": ["metrics.`headline.ood_psnr`", "metrics.`headline.psnr_gain_over_input`",
+                        "metrics.`headline.psnr_gain_over_existing`"],
+    "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "gendeg.job"}]}})
 
 
 def project_root() -> Path:
@@ -74,10 +83,15 @@ def init_store() -> str:
     if experiment is not None:
         if experiment.artifact_location != artifacts:
             relocate_artifacts(experiment.artifact_location, artifacts)
-        if experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # a store made before the tag
-            _retry(client.set_experiment_tag, experiment.experiment_id, *EXPERIMENT_KIND)
+        for key, value in _experiment_tags().items():  # a store made before these tags
+            if experiment.tags.get(key) != value:
+                _retry(client.set_experiment_tag, experiment.experiment_id, key, value)
         return experiment.experiment_id
-    return client.create_experiment(EXPERIMENT, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
+    return client.create_experiment(EXPERIMENT, artifact_location=artifacts, tags=_experiment_tags())
+
+
+def _experiment_tags() -> dict[str, str]:
+    return {EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1], f"mlflow.sharedViewState.{VIEW_KEY}": RUNS_VIEW}
 
 
 def relocate_artifacts(old: str, new: str) -> int:
@@ -270,12 +284,16 @@ def labelled(image: np.ndarray, columns: list[str], rows: list[str]) -> np.ndarr
     each row at the left: in MLflow a grid says which image is the input, the restored one and the target."""
     from PIL import Image, ImageDraw, ImageFont
 
-    height, width = image.shape[:2]
-    font = ImageFont.load_default(size=max(10, min(16, width // max(len(columns), 1) // 9)))
-    top = 22 if columns else 0
-    left = (max(int(font.getlength(r)) for r in rows) + 8) if rows else 0
+    grid = Image.fromarray((image * 255).round().astype(np.uint8))
+    cell = grid.width / max(len(columns), 1)
+    if cell < 128:  # small cells (the smoke preset's 32 px) are enlarged so that a label fits above each
+        grid = grid.resize((grid.width * int(np.ceil(128 / cell)), grid.height * int(np.ceil(128 / cell))), Image.NEAREST)
+    width, height = grid.size
+    font = ImageFont.load_default(size=14)
+    top = 24 if columns else 0
+    left = (max(int(font.getlength(r)) for r in rows) + 10) if rows else 0
     canvas = Image.new("RGB", (width + left, height + top), "white")
-    canvas.paste(Image.fromarray((image * 255).round().astype(np.uint8)), (left, top))
+    canvas.paste(grid, (left, top))
     draw = ImageDraw.Draw(canvas)
     for i, text in enumerate(columns):
         centre = left + (i + 0.5) * width / len(columns)
