@@ -496,3 +496,22 @@ def test_a_short_job_reports_its_eta_before_it_ends(monkeypatch, tmp_path):
     lines = os.fdopen(read).read().splitlines()
     assert re.search(r"\d/10 \d+% [\d.]+ it/s ETA \d+:\d\d:\d\d$", lines[0]), lines
     assert lines[-1].endswith("done, 10 in 0:00:00") and len(lines) == 2, lines
+
+
+def test_a_restorer_job_that_fails_its_input_checks_is_named_with_its_architecture(tmp_path):
+    """Issue 26 item 8: the FAILED run of `gendeg train-restorer` without --job was `train_restorer:gends`."""
+    import mlflow
+
+    from gendeg.pipeline import tracking
+
+    gendeg = Path(sys.executable).parent / "gendeg"
+    done = subprocess.run([str(gendeg), "--log", "logs/t.log", "train-restorer", "--config", "missing.json", "--arch",
+                           "nafnet", "--train-set", "gends", "--pairs", "p.csv", "--out", "models/r"], cwd=tmp_path,
+                          capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode != 0
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], "tags.`gendeg.stage` = 'train_restorer' and "
+                              "attributes.status = 'FAILED'", order_by=["attributes.start_time DESC"], max_results=1)
+    assert runs and runs[0].info.run_name == "nafnet · gends"
+    assert "missing.json" in runs[0].data.tags["gendeg.error"]

@@ -416,12 +416,14 @@ def _record_failure(args) -> None:
     if tracking.OPENED:
         return
     stage = _JOB_STAGES[args.command_name]
-    label = getattr(args, "job", None) or getattr(args, "degradation", None) or getattr(args, "train_set", None)
+    restorer = "-".join(filter(None, (getattr(args, "arch", None), getattr(args, "train_set", None))))
+    label = getattr(args, "job", None) or getattr(args, "degradation", None) or restorer or None
     reason = ""
     if args.log and args.log.exists():
         reason = "".join(args.log.read_text(errors="replace").splitlines(keepends=True)[-25:])
-    try:
-        record_failed_job(stage, f"{stage}:{label}" if label else stage, reason or "failed before its run opened")
+    try:  # named as the job's own run would be (`nafnet · gends`), architecture included
+        record_failed_job(stage, tracking.display_name(stage, f"{stage}:{label}") if label else stage,
+                          reason or "failed before its run opened")
     except Exception as error:  # noqa: BLE001 - the job's own failure is what the exit status reports
         print(f"gendeg {args.command_name}: could not record the failure in MLflow: {error}", file=sys.stderr)
 
