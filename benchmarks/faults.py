@@ -326,8 +326,14 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="gendeg-faults-"))
     record = provenance(note=f"snakemake --cores {args.cores}")  # the code the clones copy: taken now, not at the end
     started = time.perf_counter()
+    # A partial run (--only) replaces its scenarios and keeps the others, each with its own provenance.
+    kept = []
+    if RESULT.exists() and args.only != sorted(SCENARIOS):
+        old = json.loads(RESULT.read_text())
+        kept = [{"provenance": {"git": old["git"], "cores": old["cores"]}, **s} for s in old["scenarios"]]
     try:
         reference, reference_outputs = uninterrupted(base, args.cores)
+        reference["provenance"] = {"git": record["git"], "cores": args.cores}
         scenarios = [reference]
         for name in args.only:
             result, outputs = SCENARIOS[name](base, args.cores)
@@ -337,30 +343,28 @@ def main() -> None:
             final = result["final"]
             result["consistent"] = (final["dvc_up_to_date"] and final["snakemake_nothing_to_do"]
                                     and not differ and "RUNNING" not in final["mlflow_run_statuses"])
+            result["provenance"] = {"git": record["git"], "cores": args.cores}
             scenarios.append(result)
             print(name, "consistent" if result["consistent"] else "NOT consistent", flush=True)
+            write(kept, scenarios, args.cores, started, record)  # after each scenario: a long run keeps what it did
     finally:
         if args.keep:
             print(f"clones kept in {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
-    for scenario in scenarios:
-        scenario["provenance"] = {"git": record["git"], "cores": args.cores}
-    # A partial run (--only) replaces its scenarios and keeps the others, each with its own provenance.
-    kept = []
-    if RESULT.exists() and args.only != sorted(SCENARIOS):
-        old = json.loads(RESULT.read_text())
-        kept = [{"provenance": {"git": old["git"], "cores": old["cores"]}, **s} for s in old["scenarios"]]
+    print(f"wrote {RESULT}")
+
+
+def write(kept: list[dict], scenarios: list[dict], cores: int, started: float, record: dict) -> None:
     now = {s["name"] for s in scenarios}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps({
-        "what": "issue 14 fault scenarios on the smoke preset, each in a fresh clone; outputs compared with an "
-                "uninterrupted run of the same clone's code",
-        "cores": args.cores, "seconds": round(time.perf_counter() - started),
+        "what": "issue 14 and 27 fault scenarios on the smoke preset, each in a fresh clone; outputs compared with "
+                "an uninterrupted run of the same clone's code",
+        "cores": cores, "seconds": round(time.perf_counter() - started),
         "scenarios": [s for s in kept if s["name"] not in now] + scenarios,
         **record,
     }, indent=2) + "\n")
-    print(f"wrote {RESULT}")
 
 
 if __name__ == "__main__":
