@@ -279,7 +279,7 @@ def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project
               f"clean_dir: {user / 'test_clear'}}}]")
     text = params.read_text().replace("  source: builtin ", "  source: user ", 1).replace(
         "    paired: []", f"    paired: {paired}", 1).replace("    folder: data/user ", f"    folder: {user} ", 1)
-    text, count = re.subn(r"(?m)^degradations: \[.*\]", "degradations: [haze, rain]", text)
+    text, count = re.subn(r"(?m)^degradations:\n(- .*\n)+", "degradations: [haze, rain]\n", text)
     assert count == 1
     params.write_text(text)
     try:

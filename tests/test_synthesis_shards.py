@@ -193,7 +193,7 @@ def test_dvc_and_snakemake_make_the_same_shard_jobs(tmp_path):
     for name in ("workflow", "src", "data/user"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     text = (tmp_path / "params.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(text.replace("  shards: [0]\n", "  shards: [0, 1, 2]\n", 1))
+    (tmp_path / "params.yaml").write_text(text.replace("  shards:\n  - 0\n", "  shards:\n  - 0\n  - 1\n  - 2\n", 1))
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
     jobs, stages = snakemake_jobs(tmp_path), dvc_stages(tmp_path)

@@ -136,7 +136,7 @@ def test_scaling_and_architecture_jobs_stay_in_step(tmp_path):
     for name in ("workflow", "src", "data/user"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = (tmp_path / "params.yaml").read_text()
-    params = params.replace("architectures: [nafnet]", "architectures: [nafnet, swin]", 1)
+    params = re.sub(r"(?m)^(architectures:.*\n- nafnet\n)", r"\1- swin\n", params, count=1)
     params = params.replace("scaling_counts: []", "scaling_counts: [0, 8]", 1)
     (tmp_path / "params.yaml").write_text(params)
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)

@@ -301,20 +301,26 @@ COMPARISONS: dict[str, dict] = {
 
 
 def _top_level_block(lines: list[str], key: str) -> tuple[int, int]:
-    """[start, end) of `key:` at column 0 and the indented lines under it."""
+    """[start, end) of `key:` at column 0 and the lines under it (indented, or `- ` list items)."""
     starts = [i for i, line in enumerate(lines) if line.startswith(f"{key}:")]
     if len(starts) != 1:
         raise ConfigError(f"params.yaml: expected one top-level `{key}:` line, found {len(starts)}")
     end = starts[0] + 1
-    while end < len(lines) and lines[end][:1] in (" ", "\t") and lines[end].strip():
+    while end < len(lines) and (lines[end][:1] in (" ", "\t") or lines[end].startswith("- ")) and lines[end].strip():
         end += 1
     return starts[0], end
 
 
-def _render(key: str, value, comment: str) -> list[str]:
+def _render(key: str, value, head: str, comments: list[str]) -> list[str]:
+    """Block style, as `dvc exp run -S` writes params.yaml back (an empty list stays `[]`); the key's
+    line and the comment lines under it stay as written, so switching back restores the file."""
+    comment = "  # " + head.split("#", 1)[1].strip() if "#" in head else ""
+    block_head = head if head.split("#", 1)[0].strip() == f"{key}:" else f"{key}:{comment}"
     if isinstance(value, dict):
-        return [f"{key}:{comment}"] + [f"  {k}: {v}" for k, v in value.items()]
-    return [f"{key}: [{', '.join(map(str, value))}]{comment}"]
+        return [block_head, *comments] + [f"  {k}: {v}" for k, v in value.items()]
+    if not value:
+        return [f"{key}: []{comment}"]
+    return [block_head, *comments] + [f"- {v}" for v in value]
 
 
 def set_comparison(params_path: str | Path, name: str) -> list[str]:
@@ -333,9 +339,8 @@ def set_comparison(params_path: str | Path, name: str) -> list[str]:
         if current.get(key) == value:
             continue
         start, end = _top_level_block(lines, key)
-        head = lines[start]
-        comment = "  # " + head.split("#", 1)[1].strip() if "#" in head else ""
-        lines[start:end] = _render(key, value, comment)
+        comments = [line for line in lines[start + 1:end] if line.lstrip().startswith("#")]
+        lines[start:end] = _render(key, value, lines[start], comments)
         changed.append(key)
     text = "\n".join(lines) + "\n"
     resolve(yaml.safe_load(text), f"{path} (comparison {name!r})")
