@@ -185,7 +185,8 @@ def partial_run(base: Path, cores: int) -> tuple[dict, dict]:
     clone.snakemake()
     params = clone.dir / "params.yaml"
     original = params.read_text()
-    params.write_text(re.sub(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original, count=1))
+    start = original.index("\nrestorer:\n")  # restorer.train.lr (structure_correction has an lr too)
+    params.write_text(original[:start] + re.sub(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original[start:], count=1))
     clone.snakemake("-f data/training_sets/existing.csv")
     events = {"after_partial_target": clone.state()}
     clone.sh("gendeg track -- dvc repro")

@@ -109,7 +109,10 @@ def snakemake_run(j: Journey) -> None:
 
 def dvc_repro_after_param_change(j: Journey) -> None:
     params = j.clone / "params.yaml"
-    text, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", params.read_text())
+    original = params.read_text()
+    start = original.index("\nrestorer:\n")  # restorer.train.lr (structure_correction has an lr too)
+    text, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original[start:])
+    text = original[:start] + text
     j.check(count == 1, "restorer.train.lr found in params.yaml")
     params.write_text(text)
     j.commands.append("edit params.yaml: restorer.train.lr 2.0e-3 -> 1.0e-3")
