@@ -120,9 +120,11 @@ def test_dvc_agrees_then_reruns_only_what_a_restorer_edit_affects(snakemake_run)
     assert "Running stage" not in run(["dvc", "repro"], root, env)
 
     params = root / "params.yaml"
-    text, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", params.read_text())
+    original = params.read_text()
+    start = original.index("\nrestorer:\n")  # restorer.train.lr (structure_correction has an lr too)
+    text, count = re.subn(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original[start:])
     assert count == 1, "restorer.train.lr not found in params.yaml"
-    params.write_text(text)
+    params.write_text(original[:start] + text)
     output = run(["gendeg", "track", "--", "dvc", "repro"], root, env)
     ran = set(re.findall(r"Running stage '([^']+)'", output))
     expected = ({f"train_restorer@{ARCH}-{s}" for s in TRAINING_SETS} | {f"evaluate@{ARCH}-{s}" for s in TRAINING_SETS}
