@@ -306,22 +306,22 @@ def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project
             status = run(["dvc", "status", "prepare"], root, env).stdout  # a bare `dvc repro` sees it: no helper ran
             assert re.search(rf"modified:\s+{re.escape(str(user))}$", status, re.M), (change, status)
             run(["dvc", "commit", "--force", "prepare"], root, env)
+        run(["gendeg", "resolve-params"], root, env)  # what DVC's resolve_params stage (and `gendeg track`) runs
+        status = run(["dvc", "status", "prepare"], root, env).stdout
+        assert "resolved_params/user_data.json" in status, status
         # The documented limit (issue 27, item 4): new bytes of the same size with the old time put back
         # (as archive tools do) are missed by both tools; giving the files a new time forces a re-hash.
+        run(["dvc", "commit", "--force", "resolve_params", "prepare"], root, env)
         victim = user / "hazy" / "a.png"
         stamp, data = victim.stat(), bytearray(victim.read_bytes())
         data[-20] ^= 0xFF
         victim.write_bytes(bytes(data))
         os.utime(victim, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-        assert "Nothing to be done" in run(target, root, env).stdout
+        assert "user_data.json" not in run(["gendeg", "resolve-params"], root, env).stdout  # Snakemake's fingerprint
         assert "up to date" in run(["dvc", "status", "prepare"], root, env).stdout
         subprocess.run(f"find {user} -type f -exec touch {{}} +", shell=True, check=True)  # docs/orchestration.md
-        assert re.search(r"(?m)^\s*prepare\s+1$", run(target, root, env).stdout)
+        assert "updated resolved_params/user_data.json" in run(["gendeg", "resolve-params"], root, env).stdout
         assert "modified" in run(["dvc", "status", "prepare"], root, env).stdout
-        run(["dvc", "commit", "--force", "prepare"], root, env)
-        run(["gendeg", "resolve-params"], root, env)  # what DVC's resolve_params stage (and `gendeg track`) runs
-        status = run(["dvc", "status", "prepare"], root, env).stdout
-        assert "resolved_params/user_data.json" in status, status
     finally:
         subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
         shutil.rmtree(root / "data" / "prepared", ignore_errors=True)
