@@ -179,14 +179,20 @@ def kill_job(base: Path, cores: int) -> tuple[dict, dict]:
     return {"name": "kill_job", "commands": clone.commands, "events": events, "final": clone.state()}, clone.outputs()
 
 
+def halve_restorer_lr(params: Path) -> str:
+    """Edit restorer.train.lr 2.0e-3 -> 1.0e-3 in params.yaml (structure_correction has an lr too); returns the original text."""
+    original = params.read_text()
+    start = original.index("\nrestorer:\n")
+    params.write_text(original[:start] + re.sub(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original[start:], count=1))
+    return original
+
+
 def partial_run(base: Path, cores: int) -> tuple[dict, dict]:
     """A finished run, an lr edit, a partial target, then both tools to finish; the edit undone at the end."""
     clone = Clone(base, "partial_run", cores)
     clone.snakemake()
     params = clone.dir / "params.yaml"
-    original = params.read_text()
-    start = original.index("\nrestorer:\n")  # restorer.train.lr (structure_correction has an lr too)
-    params.write_text(original[:start] + re.sub(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original[start:], count=1))
+    original = halve_restorer_lr(params)
     clone.snakemake("-f data/training_sets/existing.csv")
     events = {"after_partial_target": clone.state()}
     clone.sh("gendeg track -- dvc repro")
@@ -265,9 +271,7 @@ def touch_combined_flags(base: Path, cores: int) -> tuple[dict, dict]:
     clone = Clone(base, "touch_combined_flags", cores)
     clone.snakemake()
     params = clone.dir / "params.yaml"
-    original = params.read_text()
-    start = original.index("\nrestorer:\n")  # restorer.train.lr (structure_correction has an lr too)
-    params.write_text(original[:start] + re.sub(r"(?m)^(    lr: )2\.0e-3$", r"\g<1>1.0e-3", original[start:], count=1))
+    original = halve_restorer_lr(params)
     lock = (clone.dir / "dvc.lock").read_text()
     clone.sh(f"snakemake --cores {cores} -pt")
     events = {"dvc_lock_unchanged_by_touch": (clone.dir / "dvc.lock").read_text() == lock,
