@@ -351,7 +351,7 @@ def test_setups_that_would_fail_hours_in_fail_before_any_job(project, edit, mess
         subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
 
 
-def test_user_data_must_cover_every_degradation_and_a_test_split():
+def test_user_data_must_cover_every_degradation_and_a_test_split(tmp_path, monkeypatch):
     """Item 10: data for some degradations only failed in synthesize (KeyError); no split: test in train_classifier."""
     import yaml
 
@@ -359,6 +359,9 @@ def test_user_data_must_cover_every_degradation_and_a_test_split():
     from gendeg.pipeline.orchestration import preflight
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)  # the pre-flight also checks that the entries' folders exist
+    for folder in ("a", "b"):
+        (tmp_path / "data" / "user" / folder).mkdir(parents=True)
     params["data"]["source"] = "user"
     params["degradations"] = ["haze", "rain", "low_light"]
     entry = {"degraded_dir": "data/user/a", "clean_dir": "data/user/b"}
