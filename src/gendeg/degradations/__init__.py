@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gendeg import DEGRADATIONS
 from gendeg.degradations import (
     haze,
     low_light,
@@ -32,23 +33,15 @@ from gendeg.degradations import (
 
 Generator = Callable[..., np.ndarray]
 
-# name -> (apply function, its DEFAULTS)
+# name (the module's) -> (apply function, its DEFAULTS).  A training generator is named after its
+# degradation (gendeg.DEGRADATIONS, the one list of them); an OOD generator starts with "ood_".
 GENERATORS: dict[str, tuple[Generator, Mapping[str, Any]]] = {
-    "haze": (haze.apply, haze.DEFAULTS),
-    "rain": (rain.apply, rain.DEFAULTS),
-    "snow": (snow.apply, snow.DEFAULTS),
-    "motion_blur": (motion_blur.apply, motion_blur.DEFAULTS),
-    "low_light": (low_light.apply, low_light.DEFAULTS),
-    "raindrop": (raindrop.apply, raindrop.DEFAULTS),
-    "ood_haze": (ood_haze.apply, ood_haze.DEFAULTS),
-    "ood_rain": (ood_rain.apply, ood_rain.DEFAULTS),
-    "ood_snow": (ood_snow.apply, ood_snow.DEFAULTS),
-    "ood_blur": (ood_blur.apply, ood_blur.DEFAULTS),
-    "ood_low_light": (ood_low_light.apply, ood_low_light.DEFAULTS),
-    "ood_raindrop": (ood_raindrop.apply, ood_raindrop.DEFAULTS),
+    module.__name__.rsplit(".", 1)[1]: (module.apply, module.DEFAULTS)
+    for module in (haze, rain, snow, motion_blur, low_light, raindrop,
+                   ood_haze, ood_rain, ood_snow, ood_blur, ood_low_light, ood_raindrop)
 }
-TRAINING_GENERATORS = ("haze", "rain", "snow", "motion_blur", "low_light", "raindrop")
-OOD_GENERATORS = ("ood_haze", "ood_rain", "ood_snow", "ood_blur", "ood_low_light", "ood_raindrop")
+TRAINING_GENERATORS = DEGRADATIONS
+OOD_GENERATORS = tuple(name for name in GENERATORS if name.startswith("ood_"))
 
 
 def generate(name: str, clean: np.ndarray, seed: int, severity: float, depth: np.ndarray | None = None,

@@ -17,6 +17,14 @@ come from it.
 Checkpoints are a ``config.json`` plus a ``model.safetensors``; nothing is pickled.  The
 frozen VAE and CLIP are never copied into them: the config records the folder they came
 from and `from_pretrained` reloads them from there.
+
+One statement per setting: the keys params.yaml's ``gendeg.model`` sets for every preset
+(REQUIRED) have no default here, and a config without one is an error that names it; outside
+the pipeline take them from ``gendeg.pipeline.config.load_params()["gendeg"]["model"]``.  Every
+other key has its one value in DEFAULT_CONFIG or OPTIONAL_DEFAULTS.  Those stay in code, not in
+workflow/schemas/params.schema.yaml: the schema only validates (gendeg.pipeline.config applies
+no ``default:``), and stating them in params.yaml would change resolved_params/train_gendeg.json
+and so re-run GenDeg and everything after it.
 """
 
 from __future__ import annotations
@@ -47,10 +55,20 @@ from gendeg.runtime.atomic import atomic_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-# What the UNet predicts: the noise (paper), the velocity, or x0 itself ("sample", the CPU default).
+# What the UNet predicts: the noise (paper), the velocity, or x0 itself ("sample", the CPU default: the
+# output need not reproduce the noise it sees, which a UNet narrower than its latent cannot do; with
+# v/epsilon the tiny model's samples kept that noise).
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
-# The CPU default; why each choice, with its measurements and result files: docs/design.md.
+# Set by params.yaml's gendeg.model in every preset, the one place their values are stated:
+#   route: "time_embedding" (CPU default) | "cross_attention" (the paper's), see conditioning.ROUTES;
+#   intensity_encoding: "smoothed" | "onehot" (the paper's); prediction_type: one of PREDICTION_TYPES;
+#   residual: diffuse latent(degraded) - latent(clean), times residual_scale (REQUIRED_WITH_RESIDUAL: a
+#   factor that makes the residual fill the unit noise scale shrinks sampling errors as much on the way back).
+REQUIRED = ("route", "intensity_encoding", "prediction_type", "residual")
+REQUIRED_WITH_RESIDUAL = ("residual_scale",)
+
+# The CPU default of every other key; why each choice, with its measurements and result files: docs/design.md.
 DEFAULT_CONFIG: dict = {
     # Latent codec: pixel_unshuffle(2) -> 64x64x3 image = 32x32x12 latent.  Factor 4 (16x16x48)
     # is cheaper per step but leaves a visible 4x4 grid in the samples.
@@ -72,14 +90,7 @@ DEFAULT_CONFIG: dict = {
     "text_encoder": {"type": "auto"},
     "n_tokens": 4,  # learned text tokens per degradation type (CLIP uses the tokenizer's 77)
     "class_embedding_dim": 128,  # time_embedding route: width of the type+mu+sigma vector
-    "route": "time_embedding",  # or "cross_attention" (the paper's)
-    "intensity_encoding": "smoothed",  # or "onehot" (the paper's)
     "smoothing_bins": 4.0,  # std, in bins, of the smoothed encoding
-    # x0 ("sample"): the output need not reproduce the noise it sees, which a UNet narrower
-    # than its latent cannot do; with v/epsilon the tiny model's samples kept that noise.
-    "prediction_type": "sample",  # or "v_prediction", or "epsilon" (the paper's)
-    "residual": True,  # diffuse latent(degraded) - latent(clean)
-    "residual_scale": 3.0,  # residual x3 fills the unit noise scale; sampling errors shrink 3x on the way back
     "noise_schedule": {
         "num_train_timesteps": 1000,
         "beta_schedule": "scaled_linear",
@@ -89,8 +100,8 @@ DEFAULT_CONFIG: dict = {
 }
 
 
-# The paper preset (Stable Diffusion v1.5, 256x256): overrides of DEFAULT_CONFIG.  Only the
-# folder is the user's to set; VAE and CLIP come from it (codec.path and text_encoder: auto).
+# A copy of params.yaml's presets.paper.gendeg.model for benchmarks/gpu_throughput.py (tests/test_paper_preset.py
+# checks the two agree); to go once that benchmark reads the preset as benchmarks/gpu_mfu.py does.
 SD_FOLDER_PLACEHOLDER = "/path/to/stable-diffusion-v1-5"
 PAPER_CONFIG: dict = {
     "unet": {"pretrained": SD_FOLDER_PLACEHOLDER},
@@ -115,15 +126,22 @@ INTENSITY_COLUMNS_INITS = ("zero", "default")
 
 
 def merge_config(overrides: dict | None) -> dict:
-    """DEFAULT_CONFIG updated with `overrides` (nested dicts merged one level deep); unknown keys are errors."""
+    """DEFAULT_CONFIG updated with `overrides` (nested dicts merged one level deep); unknown keys are errors,
+    and so are missing REQUIRED ones."""
     config = copy.deepcopy(DEFAULT_CONFIG)
+    known = {*config, *OPTIONAL_DEFAULTS, *REQUIRED, *REQUIRED_WITH_RESIDUAL}
     for key, value in (overrides or {}).items():
-        if key not in config and key not in OPTIONAL_DEFAULTS:
-            raise KeyError(f"unknown GenDeg model config key {key!r}; known: {sorted({*config, *OPTIONAL_DEFAULTS})}")
+        if key not in known:
+            raise KeyError(f"unknown GenDeg model config key {key!r}; known: {sorted(known)}")
         if isinstance(config.get(key), dict) and isinstance(value, dict) and key not in ("codec", "text_encoder"):
             config[key].update(value)
         else:
             config[key] = copy.deepcopy(value)
+    missing = [key for key in REQUIRED if key not in config]
+    missing += [key for key in REQUIRED_WITH_RESIDUAL if config.get("residual") and key not in config]
+    if missing:
+        raise KeyError(f"GenDeg model config: missing key(s) {missing} (no default: params.yaml states them under "
+                       f"gendeg.model)")
     _resolve_pretrained_paths(config)
     if config["route"] not in ROUTES:
         raise ValueError(f"route must be one of {ROUTES}, got {config['route']!r}")

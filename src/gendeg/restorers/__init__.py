@@ -7,6 +7,17 @@ from a plain dict, e.g. the `restorer:` block of params.yaml:
     model = build_restorer({"arch": "nafnet", "width": 16}, seed=0)
 
 Checkpoints are a folder with `model.safetensors` and `config.json` (never pickles).
+
+One statement per setting: `width` is set for every architecture by params.yaml
+(restorer.model.<arch>, structure_correction.model), so it has no default here
+(common.REQUIRED) and a config without it is an error that names it; outside the pipeline,
+take the values from `gendeg.pipeline.config.load_params()["restorer"]["model"][arch]`.  The
+other knobs (block counts, heads, in_channels, ...) are set only by the paper preset,
+structure correction and tests: each module's DEFAULTS is their one statement.  They stay in
+code rather than in workflow/schemas/params.schema.yaml: the schema only validates
+(gendeg.pipeline.config never applies a `default:`), so a default there would be a second,
+unread copy, and stating them in params.yaml would change resolved_params/train_restorer.json
+and so re-run every trained restorer.  A checkpoint's config.json holds every key.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from gendeg.restorers import nafnet, promptir, swin
-from gendeg.restorers.common import RestorerConfigError, merge_config
+from gendeg.restorers.common import REQUIRED, RestorerConfigError, merge_config
 from gendeg.runtime.atomic import atomic_path, write_json
 from gendeg.runtime.devices import model_device
 
@@ -30,6 +41,7 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "promptir": promptir.build,
     "swin": swin.build,
 }
+# Each architecture's optional settings (gendeg.pipeline.orchestration.preflight checks configs against them).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "nafnet": nafnet.DEFAULTS,
     "promptir": promptir.DEFAULTS,
@@ -38,7 +50,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
-__all__ = ["BUILDERS", "DEFAULTS", "RestorerConfigError", "build_restorer", "count_parameters",
+__all__ = ["BUILDERS", "DEFAULTS", "REQUIRED", "RestorerConfigError", "build_restorer", "count_parameters",
            "load_restorer", "resolved_config", "save_restorer"]
 
 

@@ -13,12 +13,22 @@ class RestorerConfigError(ValueError):
     """A restorer config names an unknown key or holds a value the architecture cannot use."""
 
 
+# Set for every architecture by params.yaml (restorer.model.<arch>.width, structure_correction.model.width),
+# the one place their values are stated: no default here.  Each module's DEFAULTS holds the rest.
+REQUIRED = ("width",)  # channels at full resolution (the first level / stage); doubles per level
+
+
 def merge_config(arch: str, defaults: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with `cfg`; an unknown key is an error (a typo must not silently fall back)."""
-    unknown = sorted(set(cfg) - set(defaults) - {"arch"})
+    """Defaults overlaid with `cfg`; an unknown key is an error (a typo must not silently fall back),
+    and so is a missing REQUIRED key."""
+    unknown = sorted(set(cfg) - set(defaults) - set(REQUIRED) - {"arch"})
     if unknown:
         raise RestorerConfigError(
-            f"restorer arch={arch!r}: unknown config key(s) {unknown}; known keys: {sorted(defaults)}")
+            f"restorer arch={arch!r}: unknown config key(s) {unknown}; known keys: {sorted({*defaults, *REQUIRED})}")
+    missing = [key for key in REQUIRED if key not in cfg]
+    if missing:
+        raise RestorerConfigError(f"restorer arch={arch!r}: missing config key(s) {missing} (no default: params.yaml "
+                                  f"states them under restorer.model.{arch})")
     merged = {**defaults, **{k: v for k, v in cfg.items() if k != "arch"}}
     merged["arch"] = arch
     return merged

@@ -15,10 +15,9 @@ from torch import nn
 
 from gendeg.restorers.common import LayerNorm2d, ResidualRestorer, merge_config, require_list
 
-# CPU preset (~0.44M parameters); the paper-scale NAFNet-width32 (29.16M, as the official SIDD model) uses
-# width 32, enc [2, 2, 4, 8], middle 12, dec [2, 2, 2, 2].
+# Every setting but `width` (common.REQUIRED: params.yaml states it).  These values are the CPU default
+# (0.44M parameters at width 16); the `paper` preset of params.yaml sets the published NAFNet-width32.
 DEFAULTS: dict[str, Any] = {
-    "width": 16,  # channels at full resolution; doubles at each encoder level
     "in_channels": 3,  # 6 for structure correction ([clean, generated]); residual goes to the last 3
     "enc_blocks": [1, 1, 2],  # NAFBlocks per encoder level (one 2x downsampling per level)
     "middle_blocks": 2,  # NAFBlocks at the bottleneck
@@ -37,7 +36,7 @@ class SimpleGate(nn.Module):
 
 
 class NAFBlock(nn.Module):
-    def __init__(self, channels: int, dw_expand: int = 2, ffn_expand: int = 2) -> None:
+    def __init__(self, channels: int, dw_expand: int, ffn_expand: int) -> None:
         super().__init__()
         dw = channels * dw_expand
         self.norm1 = LayerNorm2d(channels)
@@ -63,9 +62,8 @@ class NAFBlock(nn.Module):
 
 
 class NAFNet(ResidualRestorer):
-    def __init__(self, width: int = 16, in_channels: int = 3, enc_blocks: list[int] = (1, 1, 2),
-                 middle_blocks: int = 2, dec_blocks: list[int] = (1, 1, 1), dw_expand: int = 2,
-                 ffn_expand: int = 2) -> None:
+    def __init__(self, width: int, in_channels: int, enc_blocks: list[int], middle_blocks: int,
+                 dec_blocks: list[int], dw_expand: int, ffn_expand: int) -> None:
         super().__init__()
         if len(enc_blocks) != len(dec_blocks):
             raise ValueError(f"NAFNet: enc_blocks {list(enc_blocks)} and dec_blocks {list(dec_blocks)} differ in length")

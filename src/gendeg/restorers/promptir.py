@@ -22,10 +22,9 @@ from torch import nn
 
 from gendeg.restorers.common import LayerNorm2d, ResidualRestorer, RestorerConfigError, merge_config, require_list
 
-# CPU preset (~0.57M parameters).  Paper scale: width 48, blocks [4, 6, 6, 8],
-# refinement_blocks 4, heads [1, 2, 4, 8], prompt_size 64 (for 128x128 training crops).
+# Every setting but `width` (common.REQUIRED: params.yaml states it).  These values are the CPU default
+# (0.57M parameters at width 8); the `paper` preset of params.yaml sets the released model.
 DEFAULTS: dict[str, Any] = {
-    "width": 8,  # channels at level 1; x2, x4, x8 at levels 2-4
     "in_channels": 3,
     "blocks": [1, 1, 1, 2],  # transformer blocks per level (encoder and decoder), last = latent
     "refinement_blocks": 1,  # blocks at full resolution after the decoder

@@ -23,11 +23,10 @@ from torch import nn
 
 from gendeg.restorers.common import ResidualRestorer, RestorerConfigError, merge_config, require_list
 
-# CPU preset (~0.34M parameters).  Paper scale (the paper preset): a Swin-T encoder -- width 96,
-# depths [2, 2, 6, 2], heads [3, 6, 12, 24], mlp_ratio 4, patch 4 -- with window 8 (Swin-T: 7;
-# 8 tiles power-of-two crops), 27.5M encoder parameters, 34.98M with the decoder.
+# Every setting but `width` (common.REQUIRED: params.yaml states it).  These values are the CPU default
+# (0.34M parameters at width 24); the `paper` preset of params.yaml sets a Swin-T encoder with window 8
+# (Swin-T: 7; 8 tiles power-of-two crops).
 DEFAULTS: dict[str, Any] = {
-    "width": 24,  # embedding dim of stage 1; doubles per stage
     "in_channels": 3,
     "patch_size": 2,  # patch embedding stride (power of two)
     "depths": [2, 2, 2],  # Swin blocks per stage (pairs of regular + shifted windows)
