@@ -1,4 +1,4 @@
-"""How far could a restorer that abstains get?  An upper bound, per benchmark (issue 13).
+"""How far could a restorer that abstains get?  An upper bound, per benchmark.
 
     python benchmarks/abstention_bound.py --run RUN \\
         --restorer existing@0=RUN/models/restorer/nafnet/existing --restorer gends@0=... \\
@@ -8,7 +8,7 @@
 `input + a * (restored - input)` with a per image in [0, 1] (a = 0: leave the image alone).
 For each image the best a is picked *knowing the target* (a grid of 21 values, separately for
 PSNR and for mean-matched PSNR), so no real confidence predictor can do better: if even this
-oracle misses a target of issue 13, no abstention rule can meet it with these restorers.
+oracle misses a restoration target (docs/restoration.md), no abstention rule can meet it with these restorers.
 `best_of_two` is the same oracle restricted to a in {0, 1}.
 
 Figures are gains over the unrestored input: on the built-in OOD benchmark (the run's
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import provenance
 from ood_photos import load_set, parse_restorers
 
 from gendeg.data.manifest import read_manifest
@@ -35,6 +34,7 @@ from gendeg.data.pairs import PairBank
 from gendeg.measure.metrics import mean_matched_psnr, psnr
 from gendeg.restorers import load_restorer, restore
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 HERE = Path(__file__).resolve().parent
 ALPHAS = torch.linspace(0, 1, 21)

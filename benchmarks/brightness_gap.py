@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import provenance
 
 from gendeg.data.manifest import read_manifest
 from gendeg.data.pairs import PairBank
@@ -32,6 +31,7 @@ from gendeg.measure.metrics import psnr
 from gendeg.pipeline.config import read_stage_config
 from gendeg.restorers import load_restorer, restore
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 RESULTS = Path(__file__).parent / "results" / "brightness_gap.json"
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import provenance
 
 from gendeg.data.builtin_data import make_pairs, plan_scenes, resolve_config, selected_specs
 from gendeg.data.reference import released_stats_dir
 from gendeg.data.standins import reference_histogram
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Kill and partial-run scenarios end to end (issue 14; docs/orchestration.md), smoke preset.
+"""Kill and partial-run scenarios end to end (docs/orchestration.md), smoke preset.
 
 Each scenario runs real commands in a fresh copy of the working tree (PYTHONPATH=<copy>/src)
 and ends by recording the state both tools and MLflow report: `dvc status`, `snakemake -n`,
@@ -25,10 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from gendeg.runtime.machine import provenance
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from machine import provenance  # noqa: E402
-from project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # helpers: the project copy the end-to-end tests make too
+from helpers.project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "faults.json"
 BIN = Path(sys.executable).parent
@@ -218,7 +219,7 @@ def kill_when(process: subprocess.Popen, folder: Path, timeout: float = 300) -> 
 
 
 def kill_transfer(base: Path, cores: int) -> tuple[dict, dict]:
-    """kill -9 of `dvc push`, then of `dvc pull` in a new clone; each re-run to the end (issue 14, item 9)."""
+    """kill -9 of `dvc push`, then of `dvc pull` in a new clone; each re-run to the end."""
     origin = Clone(base, "kill_transfer", cores)
     origin.snakemake()
     remote = base / "kill_transfer_remote"
@@ -243,7 +244,7 @@ def kill_transfer(base: Path, cores: int) -> tuple[dict, dict]:
 
 
 def damaged_output(base: Path, cores: int) -> tuple[dict, dict]:
-    """Issue 27 item 1: a file deleted from a built output, then `snakemake -R report`, then each tool."""
+    """A file deleted from a built output, then `snakemake -R report`, then each tool."""
     clone = Clone(base, "damaged_output", cores)
     clone.snakemake()
     victim = sorted((clone.dir / "data" / "gends").rglob("*.png"))[0]
@@ -267,7 +268,7 @@ def _stage_lock(text: str, stage: str) -> dict:
 
 
 def touch_combined_flags(base: Path, cores: int) -> tuple[dict, dict]:
-    """Issue 27 item 2: an lr edit, `snakemake -pt` (a touch spelled as combined short flags), the edit undone."""
+    """An lr edit, `snakemake -pt` (a touch spelled as combined short flags), the edit undone."""
     clone = Clone(base, "touch_combined_flags", cores)
     clone.snakemake()
     params = clone.dir / "params.yaml"
@@ -291,8 +292,8 @@ def dvc_stage_running(clone: Clone) -> bool:
 
 
 def dvc_first(base: Path, cores: int) -> tuple[dict, dict]:
-    """Issue 27 item 5: `dvc repro` started first, `snakemake` while a DVC stage's command runs; then a
-    kill -9 of a job under a bare `dvc repro` and a second `dvc repro` (item 6: no run left RUNNING)."""
+    """`dvc repro` started first, `snakemake` while a DVC stage's command runs; then a
+    kill -9 of a job under a bare `dvc repro` and a second `dvc repro` (no run may be left RUNNING)."""
     clone = Clone(base, "dvc_first", cores)
     repro = clone.start("dvc repro")
     events = {"dvc_stage_seen": wait_for(lambda: dvc_stage_running(clone) or repro.poll() is not None, 600, 0.2)}
@@ -367,7 +368,7 @@ def write(kept: list[dict], scenarios: list[dict], cores: int, started: float, r
     now = {s["name"] for s in scenarios}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps({
-        "what": "issue 14 and 27 fault scenarios on the smoke preset, each in a fresh clone; outputs compared with "
+        "what": "kill, partial-run and built-output fault scenarios on the smoke preset, each in a fresh clone; outputs compared with "
                 "an uninterrupted run of the same clone's code",
         "cores": cores, "seconds": round(time.perf_counter() - started),
         "scenarios": [s for s in kept if s["name"] not in now] + scenarios,

@@ -19,9 +19,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from machine import provenance
-
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 RESULTS = Path(__file__).parent / "results" / "full_comparison.json"
 

@@ -34,13 +34,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from machine import provenance
 
 from gendeg.data.manifest import read_manifest
 from gendeg.data.pairs import PairBank, degradation_index
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.intensity.definition import mu_sigma_torch
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 RESULTS = Path(__file__).parent / "results" / "gendeg_parametrisation.json"
 INTENSITY_CONTROL = Path(__file__).parent / "intensity_control.py"

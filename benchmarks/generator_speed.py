@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import provenance
 
 from gendeg.data.builtin_data import DEFAULT_CONFIG, build_builtin
 from gendeg.data.scenes import load_scene, random_crop
 from gendeg.data.standins import degrade_to_mu
 from gendeg.degradations import GENERATORS, generate
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 

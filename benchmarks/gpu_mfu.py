@@ -41,23 +41,21 @@ import hashlib
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import traceback
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
 from accelerate.state import AcceleratorState
-from PIL import Image
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from gendeg import DEGRADATIONS
-from gendeg.data.pairs import PairBank
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.diffusion.latent_cache import LatentCache
 from gendeg.diffusion.random_sd import write_random_stable_diffusion
@@ -69,6 +67,8 @@ from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_mfu.json"
+sys.path.insert(0, str(ROOT / "tests"))  # helpers: the paper model and random pairs the speed tests use too
+from helpers.paper_gendeg import build_model, random_pairs  # noqa: E402
 
 # Dense (no 2:4 sparsity) BF16 tensor-core peaks, TFLOP/s, matched in order against
 # torch.cuda.get_device_name().  Source: NVIDIA's product datasheets, which print the
@@ -104,7 +104,8 @@ def _command_output(command: list[str]) -> str | None:
 def source_hash() -> str:
     """SHA-256 over the project's Python sources and params.yaml: which code ran, with or without git."""
     digest = hashlib.sha256()
-    files = sorted((ROOT / "src").rglob("*.py")) + [ROOT / "params.yaml", Path(__file__).resolve()]
+    files = sorted((ROOT / "src").rglob("*.py")) + [ROOT / "params.yaml", Path(__file__).resolve(),
+                                                     Path(sys.modules[build_model.__module__].__file__).resolve()]
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())
@@ -144,32 +145,6 @@ def paper_gendeg_config(params_path: Path = ROOT / "params.yaml") -> dict:
     read here without its schema validation, whose package the GPU machine lacks)."""
     params = yaml.safe_load(Path(params_path).read_text())
     return _merge(params["gendeg"], params["presets"]["paper"].get("gendeg", {}))
-
-
-def build_model(gendeg_cfg: dict, folder: Path, device: torch.device) -> GenDegModel:
-    config = copy.deepcopy(gendeg_cfg["model"])
-    config["unet"]["pretrained"] = str(folder)
-    torch.manual_seed(0)
-    return GenDegModel.from_config(config).to(device)
-
-
-def random_pairs(count: int, size: int, directory: Path) -> PairBank:
-    """`count` pairs of smooth random images (speed does not depend on content), all degradations."""
-    directory.mkdir(parents=True, exist_ok=True)
-    generator = np.random.default_rng(0)
-    rows = []
-    for i in range(count):
-        paths = []
-        for side in ("degraded", "clean"):
-            small = generator.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
-            path = directory / f"{i}_{side}.png"
-            Image.fromarray(small).resize((size, size), Image.BICUBIC).save(path)
-            paths.append(str(path))
-        rows.append({"image_path": paths[0], "target_path": paths[1], "degradation": DEGRADATIONS[i % len(DEGRADATIONS)],
-                     "mu": 0.05 + 0.2 * (i % 7) / 7, "sigma": 0.08, "caption": "a street at night"})
-    import pandas as pd
-
-    return PairBank(pd.DataFrame(rows), size=size, description=f"loading {size}px pairs")
 
 
 # -- FLOPs -------------------------------------------------------------------------------------

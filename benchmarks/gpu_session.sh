@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU measurement of issue 17 in one command, for a session lent an H100 / H200 (docs/gpu.md).
+# Every GPU measurement of docs/gpu.md in one command, for a session lent an H100 / H200 (docs/gpu.md).
 #
 #   device run:  GENDEG_COMMIT=<git rev-parse HEAD> bash benchmarks/gpu_session.sh      carry: [".whl"]
 #

@@ -52,7 +52,6 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from machine import provenance
 
 from gendeg import DEGRADATIONS
 from gendeg.data.images import to_array
@@ -70,6 +69,7 @@ from gendeg.measure.synthesis_quality import class_shares, control_stats, sigma_
 from gendeg.pipeline.config import read_stage_config
 from gendeg.restorers import load_restorer
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 RESULTS = Path(__file__).parent / "results"
 CLEAN = CLASSES.index("clean")

@@ -37,12 +37,12 @@ import time
 from pathlib import Path
 
 import torch
-from machine import provenance
 
 from gendeg.data.manifest import read_manifest
 from gendeg.measure.synthesis_quality import compare_over_seeds, mean_std
 from gendeg.pipeline.config import read_stage_config
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.select_pairs import select_pairs
 from gendeg.stages.train_restorer import train_restorer
@@ -214,7 +214,7 @@ def restorer_config(run: Path, overrides: dict) -> dict:
 
 
 def restoration_targets(results: dict[int, dict[str, dict]], done: list[int], other: str = "gends") -> dict | None:
-    """Does each restorer restore?  Issue 13's bars, per training set, over the seeds done:
+    """Does each restorer restore?  The restoration targets of docs/restoration.md, per training set, over the seeds done:
     in distribution >= +3 dB over the unrestored input; mean OOD >= +1.5 dB over it; no OOD
     degradation more than 0.5 dB below it (do no harm); mean-matched OOD PSNR >= +1 dB over the
     input's (structure, not colour).  Then `other` (GenDS, or the oracle set) - existing on the

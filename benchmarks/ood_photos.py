@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import describe_machine
 
 from gendeg.data.manifest import read_manifest
 from gendeg.data.pairs import load_square
 from gendeg.measure.metrics import colour_shift, mean_matched_psnr, psnr
 from gendeg.restorers import load_restorer, restore
+from gendeg.runtime.machine import describe_machine
 
 HERE = Path(__file__).resolve().parent
 FROZEN_CODE = HERE / "ood_photos_set"

@@ -23,10 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import describe_machine, git_commit, params_hash
-from project_copy import commit_all, copy_worktree
+from gendeg.runtime.machine import describe_machine, git_commit, params_hash
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # helpers: the project copy the end-to-end tests make too
+from helpers.project_copy import commit_all, copy_worktree  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline_time.json"
 
 

@@ -1,4 +1,4 @@
-"""Which restorer-recipe lever makes the default's restorers restore rather than re-tint? (issue 13)
+"""Which restorer-recipe lever makes the default's restorers restore rather than re-tint?
 
 One seed, one finished pipeline run: each variant retrains the restorer on `existing` and / or
 `gends` with some keys of `restorer.train` overridden (everything else is the run's resolved
@@ -24,10 +24,10 @@ import os
 from pathlib import Path
 
 import torch
-from machine import provenance
 
 from gendeg.pipeline.config import read_stage_config
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 from gendeg.stages.evaluate import evaluate
 from gendeg.stages.select_pairs import select_pairs
 from gendeg.stages.train_restorer import train_restorer

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import torch
-from machine import provenance
 
 from gendeg.measure.classifier import DEFAULTS as CLASSIFIER_DEFAULTS
 from gendeg.measure.classifier import DegradationClassifier
 from gendeg.restorers import BUILDERS, build_restorer, count_parameters, resolved_config
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 RESULTS = Path(__file__).parent / "results" / "restorer_speed.json"
 

@@ -1,4 +1,4 @@
-"""How the pipeline's data path grows with its data (issue 24): per stage, at 10^3, 10^4 and
+"""How the pipeline's data path grows with its data: per stage, at 10^3, 10^4 and
 10^5 generated pairs, the wall time, peak RSS, time to the first training step and image files
 read; a linear fit per stage; `dvc commit` / `dvc status` over the pair folder; and the fit
 extrapolated to the paper's sizes beside the limits of each rule in profiles/slurm.
@@ -414,7 +414,7 @@ def main() -> None:
         print(json.dumps(run_stage(args.child[0], Path(args.child[1]), Path(args.child[2]))))
         return
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from machine import provenance
+    from gendeg.runtime.machine import provenance
 
     command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
     if args.refit:

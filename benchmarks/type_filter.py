@@ -26,12 +26,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 from intensity_control import manifest_changes, train_change_judge
-from machine import provenance
 
 from gendeg.data.manifest import read_manifest
 from gendeg.data.pairs import degradation_index
 from gendeg.measure.classifier import predict
 from gendeg.runtime.atomic import write_json
+from gendeg.runtime.machine import provenance
 
 RESULTS = Path(__file__).parent / "results"
 GENDS = "data/gends/manifest.csv"

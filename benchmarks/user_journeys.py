@@ -27,11 +27,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import screenshots
+
+from gendeg.runtime.machine import provenance
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import screenshots  # noqa: E402
-from machine import provenance  # noqa: E402
-from project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))  # helpers: the project copy the end-to-end tests make too
+from helpers.project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "user_journeys.json"
 BIN = Path(sys.executable).parent
@@ -156,7 +158,7 @@ def dvc_exp(j: Journey) -> None:
 
 
 def dvc_exp_keeps_params_yaml(j: Journey) -> None:
-    """Issue 26 item 1: `-S` changes one line; a refused `-S` changes nothing; `snakemake -n` refuses it too."""
+    """`-S` changes one line; a refused `-S` changes nothing; `snakemake -n` refuses it too."""
     params = j.clone / "params.yaml"
     before = params.read_text()
     j.sh("dvc exp run --queue -S restorer.train.lr=0.001")  # DVC writes the file into its queue commit, runs nothing
@@ -178,7 +180,7 @@ def dvc_exp_keeps_params_yaml(j: Journey) -> None:
 
 
 def run_ends_with_its_answer(j: Journey) -> None:
-    """Issue 26 item 3: status lines, not shell commands; the headline and the report's path last."""
+    """Status lines, not shell commands; the headline and the report's path last."""
     out = j.shared.get("snakemake_out") or j.sh("snakemake --cores 1 --forcerun report")
     j.check("Shell command" not in out and "gendeg --log" not in out, "the default profile prints no shell commands")
     tail = out.strip().splitlines()[-12:]
@@ -192,7 +194,7 @@ def run_ends_with_its_answer(j: Journey) -> None:
 
 
 def mlflow_opens_on_comparison(j: Journey) -> None:
-    """Issue 26 item 2: Model-training experiment, short names, headline metrics first, the parent's
+    """Model-training experiment, short names, headline metrics first, the parent's
     description; a moved copy's artifact paths fixed by `gendeg tracking init` (what `make mlflow-ui` runs)."""
     moved = j.clone.parent / "moved"
     j.sh(f"cp -a {j.clone} {moved}")
@@ -231,7 +233,7 @@ def mlflow_opens_on_comparison(j: Journey) -> None:
 
 
 def stage_help_and_lint(j: Journey) -> None:
-    """Issue 26 items 4 and 5: `gendeg <stage> --help` explains itself; `snakemake --lint` is down to the
+    """`gendeg <stage> --help` explains itself; `snakemake --lint` is down to the
     two lints docs/snakemake-lint.md justifies."""
     shown = j.sh("gendeg train-restorer --help")
     j.check("example" in shown and "--out OUT" in shown and "output folder of the restorer" in shown,

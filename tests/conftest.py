@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.project_copy import commit_all, copy_worktree, select_preset
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from project_copy import commit_all, copy_worktree, select_preset  # noqa: E402
 
 torch.set_num_threads(1)
 

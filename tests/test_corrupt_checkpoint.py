@@ -1,4 +1,4 @@
-"""A corrupt checkpoint is set aside, not retried forever (issue 27, item 9)."""
+"""A corrupt checkpoint is set aside, not retried forever."""
 
 from __future__ import annotations
 

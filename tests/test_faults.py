@@ -1,4 +1,4 @@
-"""Faults that must never end in a silent wrong result (issue 14; docs/orchestration.md).
+"""Faults that must never end in a silent wrong result (docs/orchestration.md).
 
 Each test builds the smallest state that shows the fault on a copy of the project (smoke
 preset); the long kill and partial-run scenarios run end to end in benchmarks/faults.py.
@@ -61,7 +61,7 @@ def project(tmp_path_factory):
 
 
 def test_a_dry_run_writes_nothing_yet_lists_what_a_real_run_would_do(project):
-    """Item 2: `snakemake -n` used to rewrite resolved_params/ (the inputs of running jobs)."""
+    """`snakemake -n` used to rewrite resolved_params/ (the inputs of running jobs)."""
     root, env = project
     shutil.rmtree(root / "resolved_params", ignore_errors=True)
     dry = run(["snakemake", "-n", "--cores", "1"], root, env)
@@ -82,14 +82,14 @@ def test_a_dry_run_writes_nothing_yet_lists_what_a_real_run_would_do(project):
 
 
 def test_unlock_works_as_the_lock_message_says(project):
-    """Item 6: `threads: workflow.cores` made `snakemake --unlock` fail ("requires a total number of cores")."""
+    """`threads: workflow.cores` made `snakemake --unlock` fail ("requires a total number of cores")."""
     root, env = project
     done = run(["snakemake", "--unlock"], root, env, ok=False)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_snakemake_refuses_to_start_while_dvc_holds_the_project(project):
-    """Item 8 and item 2: a running `dvc repro` (DVC's repository lock) keeps snakemake out
+    """A running `dvc repro` (DVC's repository lock) keeps snakemake out
     before it writes anything, and the message says why."""
     root, env = project
     shutil.rmtree(root / "resolved_params", ignore_errors=True)
@@ -106,7 +106,7 @@ def test_snakemake_refuses_to_start_while_dvc_holds_the_project(project):
 
 
 def test_dvc_repro_refuses_to_start_while_snakemake_runs(project):
-    """Item 8, the other way round: the lock the Snakefile holds while it runs jobs keeps `dvc repro` out."""
+    """The other way round: the lock the Snakefile holds while it runs jobs keeps `dvc repro` out."""
     root, env = project
     code = ("import time\nfrom gendeg.pipeline.orchestration import hold_project_lock\nhold_project_lock('.')\n"
             "print('locked', flush=True)\ntime.sleep(600)\n")
@@ -122,7 +122,7 @@ def test_dvc_repro_refuses_to_start_while_snakemake_runs(project):
 
 
 def test_a_failed_dvc_commit_is_an_error_with_its_reason(project):
-    """Item 8: the old hook printed "`dvc commit` failed" with an empty reason and exited 0."""
+    """The old hook printed "`dvc commit` failed" with an empty reason and exited 0."""
     from gendeg.pipeline import orchestration
 
     root, env = project
@@ -140,7 +140,7 @@ def test_a_failed_dvc_commit_is_an_error_with_its_reason(project):
 
 
 def test_a_second_copy_of_a_job_cannot_write_the_same_output(project):
-    """Item 6: beside an orphaned job (its orchestrator killed) a second copy must not start."""
+    """Beside an orphaned job (its orchestrator killed) a second copy must not start."""
     root, env = project
     run(["gendeg", "resolve-params"], root, env)
     code = ("import time\nfrom gendeg.pipeline.orchestration import job_lock\nwith job_lock('data/prepared'):\n"
@@ -160,7 +160,7 @@ def test_a_second_copy_of_a_job_cannot_write_the_same_output(project):
 
 
 def test_a_jobs_thread_count_comes_from_its_config(project):
-    """Item 5: the thread count is a recorded parameter; a contradicting --threads is refused."""
+    """The thread count is a recorded parameter; a contradicting --threads is refused."""
     root, env = project
     run(["gendeg", "resolve-params"], root, env)
     config = json.loads((root / "resolved_params" / "train_gendeg.json").read_text())
@@ -192,7 +192,7 @@ def placeholder_outputs(root: Path, env: dict, skip: set[str]) -> None:
 
 
 def test_a_partial_target_does_not_vouch_for_stale_models(project):
-    """Item 1: after an lr edit, `snakemake -f <one training set>` made dvc.lock list the new lr's
+    """After an lr edit, `snakemake -f <one training set>` made dvc.lock list the new lr's
     config as the input of models trained with the old one (`dvc status`: up to date)."""
     root, env = project
     shutil.rmtree(root / "resolved_params", ignore_errors=True)
@@ -227,7 +227,7 @@ def test_a_partial_target_does_not_vouch_for_stale_models(project):
 
 
 def test_every_file_of_a_user_folder_is_used_or_listed_with_its_reason(tmp_path):
-    """Item 4: valid .ppm and .gif pairs were in neither train.csv nor problems.csv."""
+    """Valid .ppm and .gif pairs were in neither train.csv nor problems.csv."""
     import numpy as np
     from PIL import Image
 
@@ -256,7 +256,7 @@ def test_every_file_of_a_user_folder_is_used_or_listed_with_its_reason(tmp_path)
 
 
 def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project, tmp_path):
-    """Item 3: with data.source: user, overwriting an image or adding a pair changed nothing."""
+    """With data.source: user, overwriting an image or adding a pair changed nothing."""
     import numpy as np
     from PIL import Image
 
@@ -309,7 +309,7 @@ def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project
         run(["gendeg", "resolve-params"], root, env)  # what DVC's resolve_params stage (and `gendeg track`) runs
         status = run(["dvc", "status", "prepare"], root, env).stdout
         assert "resolved_params/user_data.json" in status, status
-        # The documented limit (issue 27, item 4): new bytes of the same size with the old time put back
+        # The documented limit (docs/orchestration.md): new bytes of the same size with the old time put back
         # (as archive tools do) are missed by both tools; giving the files a new time forces a re-hash.
         run(["dvc", "commit", "--force", "resolve_params", "prepare"], root, env)
         victim = user / "hazy" / "a.png"
@@ -334,7 +334,7 @@ def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project
     (("  source: builtin ", "  source: user "), "data.user.paired is empty"),
 ])
 def test_setups_that_would_fail_hours_in_fail_before_any_job(project, edit, message):
-    """Item 10: typos under gendeg.model / restorer.model.<arch> / data.builtin and an empty
+    """Typos under gendeg.model / restorer.model.<arch> / data.builtin and an empty
     data.user passed `snakemake -n` and `dvc repro`'s first stage, then failed in a job."""
     root, env = project
     params = root / "params.yaml"
@@ -352,7 +352,7 @@ def test_setups_that_would_fail_hours_in_fail_before_any_job(project, edit, mess
 
 
 def test_user_data_must_cover_every_degradation_and_a_test_split(tmp_path, monkeypatch):
-    """Item 10: data for some degradations only failed in synthesize (KeyError); no split: test in train_classifier."""
+    """Data for some degradations only failed in synthesize (KeyError); no split: test in train_classifier."""
     import yaml
 
     from gendeg.pipeline.config import ConfigError, resolve
@@ -377,7 +377,7 @@ def test_user_data_must_cover_every_degradation_and_a_test_split(tmp_path, monke
 
 
 def test_user_paths_must_lie_under_the_folder_dvc_watches(tmp_path):
-    """Item 3: DVC's prepare stage hashes data.user.folder; a path outside it, or behind a symlinked
+    """DVC's prepare stage hashes data.user.folder; a path outside it, or behind a symlinked
     sub-folder (DVC does not look inside one), would change without a bare `dvc repro` seeing it."""
     import yaml
 
@@ -413,7 +413,7 @@ def test_user_paths_must_lie_under_the_folder_dvc_watches(tmp_path):
 
 
 def test_skip_mode_says_how_many_were_skipped_and_summary_holds_no_nan(tmp_path, monkeypatch, capsys, smoke_params):
-    """Item 11: skipped files showed only in problems.csv; an empty split wrote NaN into summary.json."""
+    """Skipped files showed only in problems.csv; an empty split wrote NaN into summary.json."""
     import copy
 
     import numpy as np
@@ -446,7 +446,7 @@ def test_skip_mode_says_how_many_were_skipped_and_summary_holds_no_nan(tmp_path,
 
 
 def test_runs_of_a_killed_invocation_are_marked_killed_by_the_next(tmp_path):
-    """Item 7: runs of a kill -9'd job stayed RUNNING forever."""
+    """Runs of a kill -9'd job stayed RUNNING forever."""
     import signal
 
     import mlflow
@@ -474,7 +474,7 @@ def test_runs_of_a_killed_invocation_are_marked_killed_by_the_next(tmp_path):
 
 
 def test_a_job_that_fails_before_its_run_opens_still_gets_a_failed_run(tmp_path):
-    """Item 7: failing synthesize jobs of a bad user-data run had no MLflow run at all."""
+    """Failing synthesize jobs of a bad user-data run had no MLflow run at all."""
     import mlflow
 
     from gendeg.pipeline import tracking
@@ -492,7 +492,7 @@ def test_a_job_that_fails_before_its_run_opens_still_gets_a_failed_run(tmp_path)
 
 def test_a_touch_is_told_apart_from_a_run():
     """`snakemake --touch` builds nothing: the Snakefile must not `dvc commit` after it.  The mode is
-    Snakemake's own parse of its command line (issue 27, items 2 and 10): every spelling it accepts."""
+    Snakemake's own parse of its command line: every spelling it accepts."""
     from snakemake.cli import get_argument_parser
 
     from gendeg.pipeline.orchestration import NO_JOB_MODES

@@ -1,6 +1,6 @@
-"""dvc.lock vouches only for what a job built (issue 27; docs/orchestration.md).
+"""dvc.lock vouches only for what a job built (docs/orchestration.md).
 
-Each test shows one fault of issue 27 on the smallest state that has it (smoke preset, a copy of
+Each test shows one fault on the smallest state that has it (smoke preset, a copy of
 the project); benchmarks/faults.py runs the end-to-end scenarios.
 """
 
@@ -38,7 +38,7 @@ def test_a_job_records_what_it_built(built):
 
 
 def test_an_output_damaged_outside_a_job_is_not_vouched_for_and_is_rebuilt(built):
-    """Item 1: after `rm` of a file in a built output, the end-of-run hook recorded the damaged
+    """After `rm` of a file in a built output, the end-of-run hook recorded the damaged
     output in dvc.lock (`dvc status` clean) because Snakemake called it up to date."""
     from gendeg.pipeline import orchestration
 
@@ -61,7 +61,7 @@ def test_an_output_damaged_outside_a_job_is_not_vouched_for_and_is_rebuilt(built
 
 
 def test_a_touch_spelled_as_combined_short_flags_commits_nothing(built):
-    """Item 2: `snakemake --cores 1 -pt` after an lr edit recorded the new lr for restorers never retrained."""
+    """`snakemake --cores 1 -pt` after an lr edit recorded the new lr for restorers never retrained."""
     root, env = built
     lock = (root / "dvc.lock").read_text()
     set_restorer_lr(root, "1.0e-3")
@@ -76,7 +76,7 @@ def test_a_touch_spelled_as_combined_short_flags_commits_nothing(built):
 
 @pytest.mark.parametrize("flag", ["--summ", "--detailed", "-nS"])
 def test_inspection_modes_write_nothing_and_take_no_lock_whatever_the_spelling(built, flag):
-    """Item 10: `snakemake --summ` (an argparse abbreviation) wrote resolved_params/ and took the lock."""
+    """`snakemake --summ` (an argparse abbreviation) wrote resolved_params/ and took the lock."""
     from test_faults import hold_dvc_lock
 
     root, env = built
@@ -93,7 +93,7 @@ def test_inspection_modes_write_nothing_and_take_no_lock_whatever_the_spelling(b
 
 
 def test_a_run_without_gendeg_on_path_stops_before_any_job(built):
-    """Item 10: outside the venv every job failed "gendeg: command not found" and Snakemake then
+    """Outside the venv every job failed "gendeg: command not found" and Snakemake then
     deleted the git-tracked reports/ as a failed job's output."""
     root, env = built
     report = root / "reports" / "kept.txt"
@@ -107,7 +107,7 @@ def test_a_run_without_gendeg_on_path_stops_before_any_job(built):
 
 
 def test_snakemake_refuses_while_dvc_runs_a_stage(built):
-    """Item 5: DVC releases its repository lock while a stage's command runs; `snakemake` started then
+    """DVC releases its repository lock while a stage's command runs; `snakemake` started then
     scheduled jobs and deleted DVC's in-progress output.  It must refuse before writing anything."""
     root, env = built
     config = root / "resolved_params" / "prepare.json"
@@ -136,7 +136,7 @@ def _user_folder_links(root: Path) -> list[str]:
 
 
 def test_broken_or_looping_links_in_the_user_folder_are_named_before_any_work(tmp_path):
-    """Item 3: a broken or looping link made `snakemake -n` say "Nothing to be done"; DVC then failed
+    """A broken or looping link made `snakemake -n` say "Nothing to be done"; DVC then failed
     after `prepare` ("Too many levels of symbolic links")."""
     root, env = make_project(tmp_path / "links")
     names = _user_folder_links(root)
@@ -155,7 +155,7 @@ def test_broken_or_looping_links_in_the_user_folder_are_named_before_any_work(tm
      "restorer.train.batch_size: 1000000 exceeds the"),
 ])
 def test_sizes_no_job_can_use_fail_before_any_job(tmp_path_factory, edit, message):
-    """Item 8: gendeg.image_size 7 and restorer.train.batch_size 1000000 passed the dry run and the
+    """`gendeg.image_size` 7 and `restorer.train.batch_size` 1000000 passed the dry run and the
     pre-flight, then failed in training without naming the key."""
     root, env = make_project(tmp_path_factory.mktemp("sizes"))
     params = root / "params.yaml"
@@ -170,7 +170,7 @@ def test_sizes_no_job_can_use_fail_before_any_job(tmp_path_factory, edit, messag
 
 
 def test_user_entries_prepare_would_refuse_fail_the_dry_run(tmp_path):
-    """Item 8: a nonexistent user folder or an unknown degradation passed `snakemake -n` and stopped in `prepare`."""
+    """A nonexistent user folder or an unknown degradation passed `snakemake -n` and stopped in `prepare`."""
     import yaml
 
     from gendeg.pipeline.config import ConfigError, check_user_data, load_params
@@ -193,7 +193,7 @@ paired:
 
 
 def test_a_job_marks_its_killed_predecessor_killed_under_a_bare_dvc_repro(tmp_path):
-    """Item 6: under `dvc repro` (no start hook) a kill -9'd job's run stayed RUNNING after the rerun."""
+    """Under `dvc repro` (no start hook) a kill -9'd job's run stayed RUNNING after the rerun."""
     import signal
 
     import mlflow
@@ -215,7 +215,7 @@ def test_a_job_marks_its_killed_predecessor_killed_under_a_bare_dvc_repro(tmp_pa
 
 
 def test_jobs_creating_a_fresh_store_at_once_all_record_their_runs(tmp_path):
-    """Item 7: two jobs creating a fresh MLflow store at once: one died with
+    """Two jobs creating a fresh MLflow store at once: one died with
     `table trace_info already exists` and "could not record the failure in MLflow"."""
     import mlflow
 

@@ -1,6 +1,6 @@
 """The paper-scale speed levers, on the CPU with the tiny random Stable Diffusion folder.
 
-FLOP counting and the MFU benchmark's code (benchmarks/gpu_mfu.py), the VAE latent cache
+FLOP counting and the MFU study's code (benchmarks/gpu_mfu.py), the VAE latent cache
 (same loss as encoding on the fly, invalidated by data and VAE), batch planning to a card's
 memory, bf16 sampling and channels-last.  Timing is measured by the benchmark, never tested.
 """
@@ -8,12 +8,13 @@ memory, bf16 sampling and channels-last.  Timing is measured by the benchmark, n
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from helpers.paper_gendeg import build_model, paper_gendeg_config, random_pairs
+from helpers.studies import load_study
 
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.diffusion.latent_cache import LatentCache, applies, cache_key
@@ -23,8 +24,7 @@ from gendeg.runtime.training import TrainSettings, step_generator, train
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import gpu_mfu  # noqa: E402
+gpu_mfu = load_study("gpu_mfu")
 
 SIZE = 32
 
@@ -36,23 +36,19 @@ def sd_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bank(tmp_path_factory):
-    return gpu_mfu.random_pairs(6, SIZE, tmp_path_factory.mktemp("pairs"))
+    return random_pairs(6, SIZE, tmp_path_factory.mktemp("pairs"))
 
 
 def paper_model(folder: Path) -> GenDegModel:
-    return gpu_mfu.build_model(gpu_mfu.paper_gendeg_config(), folder, torch.device("cpu"))
+    return build_model(paper_gendeg_config(), folder, torch.device("cpu"))
 
 
 def paper_train_cfg(batch_size: int = 3) -> dict:
-    return {**gpu_mfu.paper_gendeg_config()["train"], "batch_size": batch_size, "crop": SIZE}
+    return {**paper_gendeg_config()["train"], "batch_size": batch_size, "crop": SIZE}
 
 
 def test_the_benchmark_reads_the_paper_preset_as_the_pipeline_resolves_it():
-    from gendeg.pipeline.config import resolve
-
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["preset"] = "paper"
-    assert gpu_mfu.paper_gendeg_config() == resolve(params)["gendeg"]
+    assert gpu_mfu.paper_gendeg_config() == paper_gendeg_config()
 
 
 @pytest.mark.parametrize("name, tflops", [("NVIDIA H200", 989.4), ("NVIDIA H200 NVL", 835.5),

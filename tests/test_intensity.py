@@ -445,7 +445,7 @@ def test_w1_rejects_empty_histograms():
         histogram_w1([0.1], np.ones(10), "mu")
 
 
-# ---------------------------------------------------------------- down-weights and the mu cap (issue 25, item 8)
+# ---------------------------------------------------------------- down-weights and the mu cap
 
 
 def _haze_stats(tmp_path, mus=(0.05, 0.1, 0.2, 0.3, 0.4)) -> IntensityStats:

@@ -3,20 +3,19 @@ needed) and its evaluation script (on a tiny random restorer and a tiny built se
 
 from __future__ import annotations
 
-import sys
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers.studies import load_study
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import ood_photos as bench  # noqa: E402
-from ood_photos_set import build as ood_build  # noqa: E402
-from ood_photos_set import generators  # noqa: E402
-from ood_photos_set import photos as ood_photos_list  # noqa: E402
+bench = load_study("ood_photos")
+load_study("ood_photos_set")  # the frozen set's package: its modules import one another by that name
+ood_build = importlib.import_module("ood_photos_set.build")
+generators = importlib.import_module("ood_photos_set.generators")
+ood_photos_list = importlib.import_module("ood_photos_set.photos")
 
 DEGRADATIONS = ("haze", "rain", "snow", "motion_blur", "low_light", "raindrop")
 # Smallest plausible mu at severity 0.8 on the synthetic image (drops only refract a smooth

@@ -1,4 +1,4 @@
-"""Pairs read from disk per batch (issue 24): nothing is decoded up front, batches are the ones
+"""Pairs read from disk per batch: nothing is decoded up front, batches are the ones
 the in-memory bank drew, pairs of any size share a batch, and the latent cache is built once
 by one process of a multi-process job."""
 
@@ -125,15 +125,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 sys.path.insert(0, sys.argv[3])
-import gpu_mfu
 from accelerate import PartialState
 from gendeg.data.pairs import PairBank
 from gendeg.diffusion.latent_cache import LatentCache
+from helpers.paper_gendeg import build_model, paper_gendeg_config
 
 work = Path(sys.argv[1])
 state = PartialState(cpu=True)
 bank = PairBank(pd.read_csv(work / "pairs.csv"), size=32)
-model = gpu_mfu.build_model(gpu_mfu.paper_gendeg_config(), Path(sys.argv[2]), torch.device("cpu"))
+model = build_model(paper_gendeg_config(), Path(sys.argv[2]), torch.device("cpu"))
 calls = []
 encode = model.codec.encode
 model.codec.encode = lambda images: calls.append(len(images)) or encode(images)
@@ -147,16 +147,15 @@ rows = cache.rows(range(len(bank))).numpy().tobytes()
 def test_two_processes_build_the_latent_cache_once_and_read_the_same_file(tmp_path):
     """Under `accelerate launch` (here torchrun with two CPU processes over gloo) the main process
     encodes, the other waits, and both train from one file: no race on a shared `.partial`."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import gpu_mfu
+    from helpers.paper_gendeg import random_pairs
 
     from gendeg.diffusion.random_sd import write_random_stable_diffusion
 
     sd = write_random_stable_diffusion(tmp_path / "sd", "tiny")
-    gpu_mfu.random_pairs(5, 32, tmp_path / "pairs").frame.to_csv(tmp_path / "pairs.csv", index=False)
+    random_pairs(5, 32, tmp_path / "pairs").frame.to_csv(tmp_path / "pairs.csv", index=False)
     (tmp_path / "ddp.py").write_text(DDP_SCRIPT)
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531"]
-    done = subprocess.run(launch + [str(tmp_path / "ddp.py"), str(tmp_path), str(sd), str(ROOT / "benchmarks")],
+    done = subprocess.run(launch + [str(tmp_path / "ddp.py"), str(tmp_path), str(sd), str(ROOT / "tests")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

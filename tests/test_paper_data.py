@@ -1,6 +1,6 @@
 """The paper preset's data: captions (user manifests, captions files, a BLIP-2 captioner) and the
-datasets' own phrases reach the prompts of training, structure correction and synthesis
-(issue 25, items 2 and 3).  The captioner is a tiny randomly initialised BLIP-2 written offline."""
+datasets' own phrases reach the prompts of training, structure correction and synthesis.
+The captioner is a tiny randomly initialised BLIP-2 written offline."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 25, GenDeg and S: where the paper preset departed from the paper and the released code
+"""GenDeg and S: where the paper preset departed from the paper and the released code
 (sudraj2002/GenDeg at dc22c1e), each now matched or a documented setting (docs/paper-fidelity.md).
 
 Tiny randomly initialised models only; nothing is downloaded.

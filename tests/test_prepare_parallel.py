@@ -1,5 +1,5 @@
 """`prepare` measures (mu, sigma) over the job's cores and, given a work folder, reads again
-only the files that are new or changed since they were measured (issue 24, item 5)."""
+only the files that are new or changed since they were measured."""
 
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def test_swin_window_partition_round_trip_and_shift_mask():
     assert (mask[3] == -100).any(), "the bottom-right window mixes wrapped regions that must not attend"
 
 
-# ---------------------------------------------------------------- the paper preset's restorers (issue 25, item 9)
+# ---------------------------------------------------------------- the paper preset's restorers
 
 
 def test_the_paper_presets_restorers_are_the_published_models():

@@ -1,5 +1,5 @@
 """`select_pairs` hashes an image once: given a work folder, a re-run reads only the files that
-are new or rewritten since they were hashed, and writes the same bytes (issue 24, item 5)."""
+are new or rewritten since they were hashed, and writes the same bytes."""
 
 from __future__ import annotations
 

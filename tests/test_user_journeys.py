@@ -190,7 +190,7 @@ def fake_restorer_and_evaluation(tracking, job: str, psnr: float):
 
 
 def test_mlflow_opens_on_the_comparison(store, monkeypatch):
-    """Issue 26 item 2: Model-training experiment, short distinct names, headline metrics sorted first,
+    """Model-training experiment, short distinct names, headline metrics sorted first,
     the parent's description and GenDS gain, labelled grids."""
     import numpy as np
 
@@ -330,7 +330,7 @@ def test_dvc_shows_headline_metrics_and_overlaid_plots_offline(tmp_path):
     assert shown[""]["data"]["reports/metrics.json"]["data"] == {
         "ood_psnr": {"nafnet-existing": 20.0, "nafnet-gends": 21.25}, "gain_db": {"nafnet": 1.25},
         "id_psnr": {"nafnet-existing": 25.0, "nafnet-gends": 24.5}, "made_on": made_on()}
-    assert "torch CPU capability" in made_on()  # the baseline says which CPU made it (issue 26 item 7)
+    assert "torch CPU capability" in made_on()  # the baseline says which CPU made it
     plots = dvc_json("plots", "show")["data"]
     specs = {name: entries[0]["content"] for name, entries in plots.items()}
     assert set(specs) == {"reports/plots/ood_per_set.csv", "reports/plots/ood_per_degradation.csv"}
@@ -479,7 +479,7 @@ def test_no_status_lines_without_a_log(monkeypatch):
 
 
 def test_a_short_job_reports_its_eta_before_it_ends(monkeypatch, tmp_path):
-    """Issue 26 item 3: the first status line (with an ETA) comes FIRST_STATUS_AFTER seconds in, not
+    """The first status line (with an ETA) comes FIRST_STATUS_AFTER seconds in, not
     after the 20 s interval, so every training and synthesis job says when it will end."""
     import time
 
@@ -499,7 +499,7 @@ def test_a_short_job_reports_its_eta_before_it_ends(monkeypatch, tmp_path):
 
 
 def test_a_restorer_job_that_fails_its_input_checks_is_named_with_its_architecture(tmp_path):
-    """Issue 26 item 8: the FAILED run of `gendeg train-restorer` without --job was `train_restorer:gends`."""
+    """The FAILED run of `gendeg train-restorer` without --job was `train_restorer:gends`."""
     import mlflow
 
     from gendeg.pipeline import tracking
