@@ -4,7 +4,8 @@
 #   snakemake --cores all                      # the whole pipeline, preset from params.yaml
 #   snakemake --profile profiles/slurm         # the same on a SLURM cluster
 #
-# Every rule calls the `gendeg` CLI and nothing else; dvc.yaml declares the same stages.
+# Every rule calls the `gendeg` CLI and nothing else.  The rules and dvc.yaml are both made from one
+# stage table, src/gendeg/pipeline/stage_table.py.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -20,10 +21,7 @@ validate(config, "workflow/schemas/params.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/prepare.smk"
-include: "workflow/rules/gendeg.smk"
-include: "workflow/rules/restorers.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/stages.smk"
 
 
 rule all:

@@ -16,8 +16,8 @@ import yaml
 from conftest import ROOT
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-GPU_RULES = {"train_gendeg", "train_structure_correction", "synthesize",  # workflow/rules/gendeg.smk
-             "train_classifier", "train_restorer", "evaluate"}  # workflow/rules/restorers.smk
+GPU_RULES = {"train_gendeg", "train_structure_correction", "synthesize", "train_classifier", "train_restorer",
+             "evaluate"}  # the stage table's gpu=True stages with their own resource settings
 MULTI_PROCESS_RULES = {"train_gendeg"}  # launched on N processes when given N GPUs
 PROFILES = ROOT / "profiles"
 
@@ -94,8 +94,9 @@ def set_resources(name: str) -> dict:
 
 
 def workflow_rules() -> set[str]:
-    text = "\n".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
-    return set(re.findall(r"^rule (\w+):", text, flags=re.MULTILINE))
+    from gendeg.pipeline.stage_table import STAGES
+
+    return {stage.name for stage in STAGES}
 
 
 @pytest.mark.parametrize("name", ["default", "slurm", "slurm-site"])

@@ -180,28 +180,3 @@ def test_the_paper_preset_samples_in_fp16_and_the_default_in_fp32():
     assert resolve({**params, "preset": "default"})["synthesis"]["mixed_precision"] == "no"
     assert resolve(params)["synthesis"]["shards"] == [0]
 
-
-def test_dvc_and_snakemake_make_the_same_shard_jobs(tmp_path):
-    """Three shards: DVC's matrix and Snakemake's {shard} wildcard list the same jobs, commands and outputs."""
-    import subprocess
-    import sys
-
-    from test_workflow_drift import dvc_stages, normalise_shell, snakemake_jobs
-
-    for name in ("Snakefile", "dvc.yaml", "params.yaml"):
-        shutil.copy2(ROOT / name, tmp_path / name)
-    for name in ("workflow", "src", "data/user"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    text = (tmp_path / "params.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(text.replace("  shards:\n  - 0\n", "  shards:\n  - 0\n  - 1\n  - 2\n", 1))
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
-    jobs, stages = snakemake_jobs(tmp_path), dvc_stages(tmp_path)
-    shards = {name for name in stages if name.startswith("synthesize@")}
-    assert len(shards) == 6 * 3 and "synthesize@motion_blur-2" in shards
-    assert set(jobs) - {"all"} == set(stages) - {"resolve_params"}
-    for name in shards:
-        assert normalise_shell(jobs[name]["shell"]) == stages[name]["cmd"], name
-        assert sorted(jobs[name]["output"]) == stages[name]["outs"], name
-    assert "data/synthetic/raindrop/shard-2" in jobs["merge"]["input"]
-    assert "data/synthetic" in stages["merge"]["deps"]

@@ -21,6 +21,8 @@ from gendeg.intensity.stats import IntensityStatsError
 from gendeg.pipeline.built import forget, record
 from gendeg.pipeline.config import ConfigError, read_stage_config, write_resolved
 from gendeg.pipeline.orchestration import PipelineBusy, job_lock
+from gendeg.pipeline.stage_table import COMMANDS, PATH_ROLES, Command, example
+from gendeg.pipeline.stage_table import command as table_command
 from gendeg.restorers.common import RestorerConfigError
 from gendeg.runtime.distributed import is_main_process, process_index
 from gendeg.runtime.progress import set_console
@@ -58,73 +60,23 @@ def cmd_resolve_params(args) -> None:
         print(f"updated {path}")
 
 
-def cmd_prepare(args) -> None:
-    from gendeg.stages.prepare import prepare
+def run_stage(command: Command):
+    """The subcommand's action: call the stage function with the arguments the table declares."""
 
-    prepare(read_stage_config(args.config), args.out, args.work)
+    def run(args) -> None:
+        import importlib
 
+        module, name = command.function.split(":")
+        function = getattr(importlib.import_module(module), name)
+        kwargs = {arg.param: getattr(args, arg.name) for arg in command.args if arg.param}
+        if command.threads_param:
+            kwargs[command.threads_param] = args.threads
+        if command.sections is None:
+            function(**kwargs)
+        else:
+            function(read_stage_config(args.config), **kwargs)
 
-def cmd_train_gendeg(args) -> None:
-    from gendeg.stages.train_gendeg import train_gendeg
-
-    train_gendeg(read_stage_config(args.config), args.prepared, args.out, args.checkpoints)
-
-
-def cmd_train_structure_correction(args) -> None:
-    from gendeg.stages.train_structure_correction import train_structure_correction
-
-    train_structure_correction(read_stage_config(args.config), args.prepared, args.gendeg, args.out, args.checkpoints)
-
-
-def cmd_synthesize(args) -> None:
-    from gendeg.stages.synthesize import synthesize
-
-    synthesize(read_stage_config(args.config), args.prepared, args.model, args.degradation, args.out, args.work,
-               structure_correction_dir=args.structure_correction, shard=args.shard)
-
-
-def cmd_merge(args) -> None:
-    from gendeg.stages.merge import merge
-
-    config = read_stage_config(args.config)
-    root = args.synthetic_root
-    merge(config, args.prepared, [root / d / f"shard-{k}" for d in config["degradations"]
-                                  for k in config["synthesis"]["shards"]], args.out)
-
-
-def cmd_train_classifier(args) -> None:
-    from gendeg.stages.train_classifier import train_classifier
-
-    train_classifier(read_stage_config(args.config), args.prepared, args.out)
-
-
-def cmd_select_pairs(args) -> None:
-    from gendeg.stages.select_pairs import select_pairs
-
-    select_pairs(args.train_set, args.data, args.out, args.generated_per_degradation, args.work, args.threads)
-
-
-def cmd_train_restorer(args) -> None:
-    from gendeg.stages.train_restorer import train_restorer
-
-    train_restorer(read_stage_config(args.config), args.arch, args.train_set, args.pairs, args.out, args.checkpoints,
-                   name=args.job)
-
-
-def cmd_evaluate(args) -> None:
-    from gendeg.stages.evaluate import evaluate
-
-    evaluate(read_stage_config(args.config), args.job, args.model, args.classifier, args.prepared, args.out_json,
-             args.out_csv)
-
-
-def cmd_report(args) -> None:
-    from gendeg.stages.report import report, restorer_jobs
-
-    config = read_stage_config(args.config)
-    jobs = restorer_jobs(config, args.metrics_dir, args.models_dir)
-    scaling = {n: args.metrics_dir / "scaling" / f"{n}.json" for n in config["scaling_counts"]}
-    report(config, jobs, scaling, args.prepared, args.out)
+    return run
 
 
 def cmd_comparison(args) -> None:
@@ -177,53 +129,11 @@ def cmd_track(args) -> int:
     return code
 
 
-CHECKPOINTS_HELP = "resumable checkpoints (not an output): a killed job resumes from the latest; removed when it ends"
-# Per subcommand: what it is for beyond its one-line help, and the command the pipeline runs.
-STAGE_HELP = {
+# Per subcommand that is no stage: what it is for beyond its one-line help, and an example.
+OTHER_HELP = {
     "resolve-params": ("Applies the preset selected by `preset:` to params.yaml, validates every key, and writes one\n"
                        "JSON file per stage with exactly the parameters that stage reads.",
                        "gendeg resolve-params --params params.yaml --out resolved_params"),
-    "prepare": ("The built-in data (no download) or your folders under data.user: existing degraded/clean\n"
-                "pairs, the clean pool GenDeg degrades, the test split and the OOD sets.",
-                "gendeg --log logs/prepare.log prepare --config resolved_params/prepare.json --out data/prepared "
-                "--work checkpoints/prepare"),
-    "train-gendeg": ("Trains the conditional diffusion model that degrades a clean image given a degradation\n"
-                     "and its intensity (mu, sigma).",
-                     "gendeg --log logs/train_gendeg.log train-gendeg --config resolved_params/train_gendeg.json "
-                     "--prepared data/prepared --out models/gendeg --checkpoints checkpoints/train_gendeg"),
-    "train-structure-correction": ("Trains S, which puts back the scene structure GenDeg's output lost; a gate\n"
-                                   "decides whether synthesis applies it.",
-                                   "gendeg train-structure-correction --config resolved_params/train_structure_correction.json "
-                                   "--prepared data/prepared --gendeg models/gendeg --out models/structure_correction"),
-    "synthesize": ("Degrades clean images with the trained GenDeg for one degradation (one shard of the\n"
-                   "synthesis.shards list); resumes from --work after a kill.",
-                   "gendeg synthesize --config resolved_params/synthesize.json --prepared data/prepared "
-                   "--model models/gendeg --structure-correction models/structure_correction --degradation haze "
-                   "--shard 0 --out data/synthetic/haze/shard-0 --work checkpoints/synthesize/haze/shard-0"),
-    "merge": ("Joins the existing pairs with the generated ones that pass the intensity filter (merge.filter).",
-              "gendeg merge --config resolved_params/merge.json --prepared data/prepared "
-              "--synthetic-root data/synthetic --out data/gends"),
-    "train-classifier": ("Its features are the space KID and FID are measured in; trained on the training split only.",
-                         "gendeg train-classifier --config resolved_params/train_classifier.json --prepared data/prepared "
-                         "--out models/classifier"),
-    "select-pairs": ("Lists the pairs one restorer trains on, with a hash of every image (DVC and Snakemake see\n"
-                     "a changed image as a changed input).",
-                     "gendeg select-pairs --train-set gends --data data/gends --out data/training_sets/gends.csv "
-                     "--work checkpoints/select_pairs/gends"),
-    "train-restorer": ("Every architecture trains with the same step budget on each training set, so the\n"
-                       "training sets compare fairly.",
-                       "gendeg train-restorer --config resolved_params/train_restorer.json --arch nafnet --train-set gends "
-                       "--pairs data/training_sets/gends.csv --job nafnet-gends --out models/restorer/nafnet/gends "
-                       "--checkpoints checkpoints/train_restorer/nafnet/gends"),
-    "evaluate": ("Scores a restorer on the held-out OOD sets and the in-distribution test split, beside the\n"
-                 "unrestored input; its MLflow run is linked to the restorer's training run.",
-                 "gendeg evaluate --config resolved_params/evaluate.json --job nafnet-gends "
-                 "--model models/restorer/nafnet/gends --classifier models/classifier --prepared data/prepared "
-                 "--out-json metrics/nafnet/gends.json --out-csv metrics/nafnet/gends_per_set.csv"),
-    "report": ("Writes reports/report.md (headline, tables, plots, samples) and the files `dvc metrics` and\n"
-               "`dvc plots` read.",
-               "gendeg report --config resolved_params/report.json --metrics-dir metrics --models-dir models/restorer "
-               "--prepared data/prepared --out reports"),
     "comparison": ("Rewrites three keys of params.yaml (architectures, training_sets, scaling_counts).",
                    "gendeg comparison full"),
     "tracking": ("Snakemake and `gendeg track` call it before jobs start in parallel (a fresh SQLite store\n"
@@ -231,6 +141,25 @@ STAGE_HELP = {
     "track": ("One MLflow parent run holds the runs of every job the command starts; prints the\n"
               "headline when the command succeeds.", "gendeg track -- dvc repro"),
 }
+
+
+def _subparser(sub, name: str, help_text: str, description: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}.\n\n{description}",
+                          epilog=f"example (as the pipeline runs it):\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_stage_command(sub, command: Command) -> None:
+    """`gendeg <command>`: its options from the stage table (gendeg.pipeline.stage_table)."""
+    p = _subparser(sub, command.name, command.help, command.description, example(command))
+    p.set_defaults(func=run_stage(command))
+    if command.sections is not None:
+        p.add_argument("--config", type=Path, required=True,
+                       help="the stage's resolved parameters, resolved_params/<stage>.json (gendeg resolve-params)")
+    for arg in command.args:
+        kind = Path if arg.role in PATH_ROLES else arg.type
+        p.add_argument(arg.flag, dest=arg.name, type=kind, required=arg.required, default=arg.default, help=arg.help,
+                       **({"choices": list(arg.choices)} if arg.choices else {}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,101 +173,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--benchmark", type=Path, default=None, help="write wall time and peak memory here (TSV)")
     sub = parser.add_subparsers(dest="command_name", required=True)
 
-    def stage(name: str, func, help_text: str) -> argparse.ArgumentParser:
-        description, example = STAGE_HELP[name]
-        p = sub.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}.\n\n{description}",
-                           epilog=f"example (as the pipeline runs it):\n  {example}",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    def other(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = _subparser(sub, name, help_text, *OTHER_HELP[name])
         p.set_defaults(func=func)
-        if name not in ("resolve-params", "tracking", "track", "select-pairs", "comparison"):
-            p.add_argument("--config", type=Path, required=True,
-                           help="the stage's resolved parameters, resolved_params/<stage>.json (gendeg resolve-params)")
         return p
 
-    p = stage("resolve-params", cmd_resolve_params, "apply the preset and write resolved_params/<stage>.json")
+    p = other("resolve-params", cmd_resolve_params, "apply the preset and write resolved_params/<stage>.json")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the parameter file (default: params.yaml)")
     p.add_argument("--out", type=Path, default=Path("resolved_params"),
                    help="folder for <stage>.json (default: resolved_params); a file is rewritten only when it changes")
+    for command in COMMANDS:
+        add_stage_command(sub, command)
 
-    p = stage("prepare", cmd_prepare, "build or ingest the existing pairs, clean pool, test and OOD sets")
-    p.add_argument("--out", type=Path, required=True, help="output folder: train/test/ood manifests and images")
-    p.add_argument("--work", type=Path, default=None,
-                   help="work folder (not an output): measured (mu, sigma) kept for a re-run or a resumed killed run")
-
-    p = stage("train-gendeg", cmd_train_gendeg, "train the degradation-synthesis diffusion model")
-    p.add_argument("--prepared", type=Path, required=True, help="output of `gendeg prepare` (data/prepared)")
-    p.add_argument("--out", type=Path, required=True, help="output folder of the trained model (models/gendeg)")
-    p.add_argument("--checkpoints", type=Path, default=None, help=CHECKPOINTS_HELP)
-
-    p = stage("train-structure-correction", cmd_train_structure_correction,
-              "train the structure-correction network S on frozen-GenDeg outputs of real pairs")
-    p.add_argument("--prepared", type=Path, required=True, help="output of `gendeg prepare` (data/prepared)")
-    p.add_argument("--gendeg", type=Path, required=True, help="trained GenDeg folder (frozen)")
-    p.add_argument("--out", type=Path, required=True, help="output folder of S and its gate decision (models/structure_correction)")
-    p.add_argument("--checkpoints", type=Path, default=None, help=CHECKPOINTS_HELP)
-
-    p = stage("synthesize", cmd_synthesize, "generate degraded images for one degradation")
-    p.add_argument("--prepared", type=Path, required=True, help="output of `gendeg prepare`: its clean pool is degraded")
-    p.add_argument("--model", type=Path, required=True, help="trained GenDeg folder (models/gendeg)")
-    p.add_argument("--structure-correction", type=Path, default=None, help="S folder (applied where it is enabled)")
-    p.add_argument("--degradation", required=True, help="one of `degradations:` in params.yaml, e.g. haze")
-    p.add_argument("--shard", type=int, default=0, help="which of synthesis.shards this job generates")
-    p.add_argument("--out", type=Path, required=True, help="output folder: images and manifest of this shard")
-    p.add_argument("--work", type=Path, required=True, help="resumable work folder (not an output)")
-
-    p = stage("merge", cmd_merge, "existing + filtered generated pairs = GenDS")
-    p.add_argument("--prepared", type=Path, required=True, help="output of `gendeg prepare` (the existing pairs)")
-    p.add_argument("--synthetic-root", type=Path, required=True,
-                   help="folder holding <degradation>/shard-<k>/, one synthesis output per degradation and shard")
-    p.add_argument("--out", type=Path, required=True, help="output folder of GenDS (data/gends)")
-
-    p = stage("train-classifier", cmd_train_classifier, "train the frozen degradation classifier whose features KID / FID use (training split only)")
-    p.add_argument("--prepared", type=Path, required=True, help="output of `gendeg prepare` (data/prepared)")
-    p.add_argument("--out", type=Path, required=True, help="output folder of the classifier (models/classifier)")
-
-    p = stage("select-pairs", cmd_select_pairs, "the pairs of one training set, with image hashes")
-    p.add_argument("--train-set", required=True, choices=["existing", "gends", "gendeg", "oracle"],
-                   help="the training set (params.yaml training_sets:)")
-    p.add_argument("--data", type=Path, required=True, help="the set's data folder (data/prepared or data/gends)")
-    p.add_argument("--generated-per-degradation", type=int, default=None,
-                   help="keep only the first N generated pairs of each degradation (scaling curve)")
-    p.add_argument("--out", type=Path, required=True, help="output pair list (data/training_sets/<set>.csv)")
-    p.add_argument("--work", type=Path, default=None,
-                   help="work folder (not an output; one per job): image hashes kept for a re-run or a resumed "
-                        "killed run; files are hashed on `gendeg --threads N` threads (default: usable cores + 4)")
-
-    p = stage("train-restorer", cmd_train_restorer, "train an all-in-one restorer on one training set")
-    p.add_argument("--arch", required=True, help="an architecture with settings under restorer.model")
-    p.add_argument("--train-set", required=True, help="the training set's name, recorded with the model (e.g. gends)")
-    p.add_argument("--pairs", type=Path, required=True, help="data/training_sets/<set>.csv (stage select_pairs)")
-    p.add_argument("--job", default=None, help="job label for logs and MLflow (default <arch>-<set>)")
-    p.add_argument("--out", type=Path, required=True, help="output folder of the restorer (models/restorer/<arch>/<set>)")
-    p.add_argument("--checkpoints", type=Path, default=None, help=CHECKPOINTS_HELP)
-
-    p = stage("evaluate", cmd_evaluate, "PSNR/SSIM and KID/FID/SWD of a restorer on the OOD and in-distribution sets")
-    p.add_argument("--job", required=True, help="label of the restorer job, e.g. nafnet-gends")
-    p.add_argument("--model", type=Path, required=True, help="the restorer folder (stage train_restorer)")
-    p.add_argument("--classifier", type=Path, required=True, help="feature network folder (stage train_classifier)")
-    p.add_argument("--prepared", type=Path, required=True, help="output of `gendeg prepare`: its test and OOD sets are scored")
-    p.add_argument("--out-json", type=Path, required=True, help="output summary (metrics/<arch>/<set>.json)")
-    p.add_argument("--out-csv", type=Path, required=True, help="output per-set table (metrics/<arch>/<set>_per_set.csv)")
-
-    p = stage("report", cmd_report, "tables, plots and sample grids")
-    p.add_argument("--metrics-dir", type=Path, required=True, help="holds <arch>/<training set>.json and scaling/<n>.json")
-    p.add_argument("--models-dir", type=Path, required=True, help="holds <arch>/<training set>/ restorer folders")
-    p.add_argument("--prepared", type=Path, required=True, help="output of `gendeg prepare` (the sample grid's images)")
-    p.add_argument("--out", type=Path, required=True, help="output folder: report.md, plots, metrics.json (reports)")
-
-    p = stage("comparison", cmd_comparison,
+    p = other("comparison", cmd_comparison,
               "set architectures / training_sets / scaling_counts in params.yaml for the default or full comparison")
     p.add_argument("name", choices=["default", "full"], help="default: one architecture, two training sets; "
                    "full: the paper's three architectures, four training sets and the scaling curve")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the parameter file to edit (default: params.yaml)")
 
-    p = stage("tracking", cmd_tracking, "create the MLflow store and experiment (before parallel jobs start)")
+    p = other("tracking", cmd_tracking, "create the MLflow store and experiment (before parallel jobs start)")
     p.add_argument("action", choices=["init"], help="init: create the store, or point a moved project's artifact paths here")
 
-    p = stage("track", cmd_track, "run a command under one MLflow parent run: gendeg track -- dvc repro")
+    p = other("track", cmd_track, "run a command under one MLflow parent run: gendeg track -- dvc repro")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command to run after `--`, e.g. dvc repro")
     return parser
 
@@ -380,18 +236,14 @@ def _write_benchmark(path: Path, seconds: float) -> None:
 
 
 # Subcommand -> MLflow stage name, for the commands a pipeline job runs.
-_JOB_STAGES = {"prepare": "prepare", "train-gendeg": "train_gendeg", "train-structure-correction": "train_structure_correction",
-               "synthesize": "synthesize", "merge": "merge", "train-classifier": "train_classifier",
-               "select-pairs": "select_pairs", "train-restorer": "train_restorer", "evaluate": "evaluate",
-               "report": "report"}
+_JOB_STAGES = {command.name: command.config for command in COMMANDS}
 
 
 def _job_outputs(args) -> list[Path]:
-    """The outputs a pipeline job writes (its DVC stage's `outs:`): --out, or evaluate's --out-json and --out-csv."""
+    """The outputs a pipeline job writes (its stage's outputs in the stage table)."""
     if args.command_name not in _JOB_STAGES:
         return []
-    return [path for path in (getattr(args, "out", None), getattr(args, "out_json", None),
-                              getattr(args, "out_csv", None)) if path is not None]
+    return [getattr(args, arg.name) for arg in table_command(args.command_name).args if arg.role in ("out", "outdir")]
 
 
 def _open_store() -> None:

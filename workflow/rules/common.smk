@@ -1,11 +1,13 @@
 # Helpers shared by the rules: resolved parameters, wildcards, MLflow parent run, DVC sync.
 import os
+import re
 from pathlib import Path
 
 from gendeg.pipeline import orchestration
 from gendeg.pipeline.config import ConfigError, load_params, write_resolved
 from gendeg.pipeline.preset_shadow import shadow_error
 from gendeg.pipeline import answer, tracking
+from gendeg.pipeline.stage_table import AXES, STAGES, axis_values, fill, needed_files, param_at, render
 
 os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve()))
 
@@ -42,17 +44,9 @@ except (ConfigError, orchestration.PipelineBusy) as error:
 if CHANGED_OUTPUTS:
     logger.warning("changed since the job that built them, so rebuilt: " + ", ".join(CHANGED_OUTPUTS))
 
-DEGRADATIONS = RESOLVED["degradations"]
-ARCHITECTURES = RESOLVED["architectures"]
-TRAINING_SETS = list(RESOLVED["training_sets"])
-SCALING_COUNTS = RESOLVED["scaling_counts"]
-SCALING_ARCH = ARCHITECTURES[0]  # the data-scaling curve trains the first architecture
-
+# Each axis of the stage table matches only the values params.yaml gives it (gendeg.pipeline.stage_table.AXES).
 wildcard_constraints:
-    degradation="|".join(DEGRADATIONS),
-    arch="|".join(ARCHITECTURES),
-    train_set="|".join(TRAINING_SETS),
-    generated=r"\d+",
+    **{axis: "|".join(map(re.escape, axis_values(RESOLVED, axis))) or "(?!)" for axis in AXES},
 
 
 # An invocation that runs no job (dry run, --summary, --report, ...) writes nothing, yet must
@@ -131,22 +125,6 @@ def gendeg_command(data_parallel=False):
     return command
 
 
-def resolved(stage):
-    return f"resolved_params/{stage}.json"
-
-
-def stage_code(stage):
-    return f"src/gendeg/stages/{stage}.py"
-
-
-def training_data(wildcards):
-    """The stage output a training set's pairs come from (training_sets: in params.yaml)."""
-    return f"data/{RESOLVED['training_sets'][wildcards.train_set]}"
-
-
-RESTORER_JOBS = [f"{arch}/{train_set}" for arch in ARCHITECTURES for train_set in TRAINING_SETS]
-
-
 onstart:
     # One parent MLflow run per invocation; the store exists before parallel jobs start.
     if not workflow.touch:  # a touch builds nothing: no MLflow run, no dvc commit
@@ -187,3 +165,52 @@ onsuccess:
 onerror:
     if tracking.PARENT_ENV in os.environ:
         tracking.end_parent(os.environ[tracking.PARENT_ENV], success=False)
+
+
+# The parts of each stage's rule (workflow/rules/stages.smk), from the stage table.
+def snakemake_template(template):
+    """A table template as a Snakemake path: `{axis}` stays a wildcard, `{=key}` is params.yaml's value."""
+    return render(template, lambda axis: f"{{{axis}}}", None, lambda key: str(param_at(RESOLVED, key)))
+
+
+def rule_inputs(stage):
+    """Named inputs: paths with wildcards, a function where a path looks a key up (`{train_set.value}`),
+    the list of every job's file where the argument is a folder of another stage's outputs."""
+    inputs = {}
+    for name, template in stage.inputs().items():
+        if name in stage.needs:
+            inputs[name] = needed_files(stage.needs[name], RESOLVED)
+        elif ".value}" in template:
+            inputs[name] = lambda wildcards, template=template: fill(template, RESOLVED, dict(wildcards))
+        else:
+            inputs[name] = snakemake_template(template)
+    return inputs
+
+
+def rule_outputs(stage):
+    outputs = {}
+    for arg, template in stage.bound():
+        if arg.role == "outdir":
+            path = directory(snakemake_template(template))
+            if stage.report:
+                path = report(path, **{**stage.report, "caption": f"../report/{stage.report['caption']}"})
+            outputs[arg.name] = path
+        elif arg.role == "out":
+            outputs[arg.name] = snakemake_template(template)
+    return outputs
+
+
+def rule_shell(stage):
+    """`gendeg --log ... --benchmark ... <command>`: inputs and outputs by name, the rest from the template."""
+
+    def value(arg, template):
+        if arg.role == "in" and arg.name not in stage.needs:
+            return "{input.%s}" % arg.name
+        if arg.role in ("out", "outdir"):
+            return "{output.%s}" % arg.name
+        return render(template, lambda axis: "{wildcards.%s}" % axis, None, lambda key: str(param_at(RESOLVED, key)))
+
+    config = " --config {input.config}" if stage.command.sections is not None else ""
+    benchmark = render(f"logs/benchmarks/{stage.stem}.tsv", lambda axis: "{wildcards.%s}" % axis, None, None)
+    arguments = "".join(f" {arg.flag} {value(arg, template)}" for arg, template in stage.bound())
+    return f"{{params.gendeg}} {{log}} --benchmark {benchmark} {stage.command.name}{config}{arguments}"

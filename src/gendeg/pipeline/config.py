@@ -21,25 +21,11 @@ import yaml
 
 from gendeg import PROJECT_ROOT
 from gendeg.pipeline.preset_shadow import normalize_round_trip, shadow_error
+from gendeg.pipeline.stage_table import STAGE_SECTIONS  # which params.yaml sections each stage's config holds
 from gendeg.runtime.atomic import atomic_path
 
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "params.schema.yaml"
 RESOLVED_DIR = "resolved_params"
-
-# Which top-level sections each stage depends on.  Keep in step with dvc.yaml `params:`
-# (tests/test_workflow_drift.py checks it).
-STAGE_SECTIONS: dict[str, list[str]] = {
-    "prepare": ["seed", "degradations", "data"],
-    "train_gendeg": ["seed", "degradations", "gendeg"],
-    "train_structure_correction": ["seed", "degradations", "structure_correction"],
-    "synthesize": ["seed", "degradations", "synthesis"],
-    "merge": ["degradations", "synthesis", "merge"],  # synthesis.shards: which folders hold the generated pairs
-    "train_classifier": ["seed", "degradations", "classifier"],
-    "train_restorer": ["seed", "degradations", "restorer"],
-    "evaluate": ["seed", "evaluate"],
-    "report": ["seed", "architectures", "training_sets", "scaling_counts", "report"],
-}
-
 
 class ConfigError(ValueError):
     """params.yaml is malformed; the message names the key and the value."""

@@ -22,6 +22,14 @@ from gendeg.runtime.atomic import atomic_path, write_json
 
 HEADLINE_FILE = "metrics.json"
 PLOTS_DIR = "plots"
+# dvc.yaml's top-level `metrics:` and `plots:` (written by gendeg.pipeline.dvc_yaml): the report stage's
+# headline file, and one chart per plot table with every restorer's bars (template .dvc/plots/restorers_bars.json).
+DVC_METRICS = [f"reports/{HEADLINE_FILE}"]
+DVC_PLOTS = [{f"reports/{PLOTS_DIR}/ood_per_set.csv": {"template": "restorers_bars", "title": "OOD PSNR per set (dB)",
+                                                        "x": "psnr", "y": "dataset"}},
+             {f"reports/{PLOTS_DIR}/ood_per_degradation.csv": {"template": "restorers_bars",
+                                                               "title": "OOD PSNR per degradation (dB)",
+                                                               "x": "psnr", "y": "degradation"}}]
 # summary.json key -> headline key (nested by job: DVC flattens to e.g. ood_psnr.nafnet-gends)
 HEADLINE = {"mean_ood_psnr": "ood_psnr", "mean_ood_ssim": "ood_ssim", "mean_ood_kid": "ood_kid",
             "in_distribution_psnr": "id_psnr", "gain_db": "gain_db"}

@@ -113,3 +113,9 @@ def merge(config: dict, prepared_dir: Path, synthetic_dirs: list[Path], out_dir:
         run.log_metrics({"pairs.existing": summary["existing_pairs"], "pairs.generated": summary["generated_pairs"],
                          **{f"acceptance.{d}": a["acceptance"] for d, a in acceptance.items()}})
     return summary
+
+
+def merge_shards(config: dict, prepared_dir: Path, synthetic_root: Path, out_dir: Path) -> dict:
+    """`merge` over `<synthetic_root>/<degradation>/shard-<k>` for every degradation and shard of the config."""
+    shards = [Path(synthetic_root) / d / f"shard-{k}" for d in config["degradations"] for k in config["synthesis"]["shards"]]
+    return merge(config, prepared_dir, shards, out_dir)

@@ -330,3 +330,9 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
         for name in figures:
             run.log_artifact(tmp / name)
     return summary
+
+
+def report_from_dirs(config: dict, metrics_dir: Path, models_dir: Path, prepared_dir: Path, out_dir: Path) -> dict:
+    """`report` over the evaluation files and restorer folders the pipeline lays out under two folders."""
+    scaling = {n: Path(metrics_dir) / "scaling" / f"{n}.json" for n in config["scaling_counts"]}
+    return report(config, restorer_jobs(config, metrics_dir, models_dir), scaling, prepared_dir, out_dir)
