@@ -1,7 +1,7 @@
 """How far could a restorer that abstains get?  An upper bound, per benchmark.
 
     python benchmarks/abstention_bound.py --run RUN \\
-        --restorer existing@0=RUN/models/restorer/nafnet/existing --restorer gends@0=... \\
+        --restorer existing@0=RUN/models/restorer/nafnet/existing/seed-0 --restorer gends@0=... \\
         --photos data/ood_photos --threads 1
 
 "Abstaining" here means any rule that blends the restorer's output with its input,

@@ -1,7 +1,7 @@
 """How much of each restorer's OOD error is global brightness?
 
 Low light is where GenDS loses to existing data on the default preset.  This script takes a
-finished pipeline run and, for every restorer in models/restorer/<arch>/<set> and every
+finished pipeline run and, for every restorer in models/restorer/<arch>/<set>/seed-<seed> and every
 evaluation set (OOD sets and the test split's datasets), measures:
 
 * mean brightness of the restored images and of their ground truth (RGB in [0, 1]);
@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run = args.run.resolve()
-    restorers = sorted(p for p in (run / "models" / "restorer").glob("*/*") if (p / "model.safetensors").is_file())
+    restorers = sorted(p for p in (run / "models" / "restorer").glob("*/*/seed-*") if (p / "model.safetensors").is_file())
     if not restorers:
         raise SystemExit(f"brightness_gap: no trained restorer under {run / 'models/restorer'}")
     size = read_stage_config(run / "resolved_params" / "evaluate.json")["evaluate"]["image_size"]

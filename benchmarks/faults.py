@@ -168,8 +168,8 @@ def kill_job(base: Path, cores: int) -> tuple[dict, dict]:
     """kill -9 of a restorer training job: snakemake fails; the next run resumes from the checkpoint."""
     clone = Clone(base, "kill_job", cores)
     run = clone.start(f"snakemake --cores {cores}")
-    target = "models/restorer/nafnet/gends"
-    last = clone.dir / "checkpoints/train_restorer/nafnet/gends/last"
+    target = "models/restorer/nafnet/gends/seed-0"
+    last = clone.dir / "checkpoints/train_restorer/nafnet/gends/seed-0/last"
     events = {"job_seen": wait_for(lambda: last.exists() or run.poll() is not None, 3600, poll=0.2) and last.exists()}
     pid = job_pid(clone, target)
     if pid:
@@ -302,9 +302,9 @@ def dvc_first(base: Path, cores: int) -> tuple[dict, dict]:
     events["snakemake_beside_refused_by_dvc_stage"] = "is running a DVC stage" in beside.stdout + beside.stderr
     events["dvc_repro_exit"] = repro.wait()
     # A bare `dvc repro` of one restorer, its job killed, then `dvc repro` again.
-    single = clone.start("dvc repro -s -f train_restorer@nafnet-existing")
-    target = "models/restorer/nafnet/existing"
-    last = clone.dir / "checkpoints/train_restorer/nafnet/existing/last"
+    single = clone.start("dvc repro -s -f train_restorer@nafnet-existing-0")
+    target = "models/restorer/nafnet/existing/seed-0"
+    last = clone.dir / "checkpoints/train_restorer/nafnet/existing/seed-0/last"
     events["job_seen"] = wait_for(lambda: last.exists() or single.poll() is not None, 600, 0.2) and last.exists()
     pid = job_pid(clone, target)
     if pid:

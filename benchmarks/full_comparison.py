@@ -1,7 +1,7 @@
 """What the full comparison (`make full`) costs and shows, collected from a finished run folder.
 
 Reads the run's Snakemake benchmark files (logs/benchmarks/**.tsv: wall and CPU seconds of
-every job) and metrics (metrics/<arch>/<set>.json, metrics/scaling/<n>.json) and writes
+every job) and metrics (metrics/<arch>/<set>/seed-<seed>.json, metrics/scaling/<n>.json) and writes
 benchmarks/results/full_comparison.json: CPU seconds per job group and in all, the sum of
 job wall times, and mean OOD / in-distribution PSNR and OOD KID per job.  The run's own
 wall clock is passed in (`--wall-s`), as measured around `snakemake --cores all`.
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     metrics = args.run / "metrics"
-    jobs = {f"{p.parent.name}-{p.stem}": scores(p) for p in sorted(metrics.glob("*/*.json"))
+    jobs = {f"{p.parent.parent.name}-{p.parent.name}": scores(p) for p in sorted(metrics.glob("*/*/seed-*.json"))
             if p.parent.name != "scaling"}
     scaling = {int(p.stem): scores(p) for p in sorted(metrics.glob("scaling/*.json"))}
     write_json({"wall_s": args.wall_s, "costs": job_costs(args.run), "jobs": jobs,

@@ -16,7 +16,7 @@ Writes benchmarks/results/ood_default.json after every finished seed (so a parti
 leaves partial figures, marked "complete": false).  Results are cached under --work by
 seed, set and a fingerprint of the configs and the bytes of every image used (not the
 code), so an interrupted call resumes and `--sets existing` can run before GenDS exists.  The seed equal to the run's own seed
-reuses the run's metrics/<arch>/<set>.json: the pipeline is deterministic on CPU, so retraining
+reuses the run's metrics/<arch>/<set>/seed-<seed>.json: the pipeline is deterministic on CPU, so retraining
 would reproduce it byte for byte (`--retrain-run-seed` retrains it anyway).  Restorers and
 their metrics go to --work (outside the repository); MLflow records go to a store there,
 never into the run's mlflow.db.
@@ -81,10 +81,10 @@ def inputs_fingerprint(run: Path, train_set: str, train_cfg: dict, eval_cfg: dic
 
 def metrics_for_seed(run: Path, work: Path, arch: str, train_set: str, seed: int, run_seed: int,
                      retrain_run_seed: bool, count: int | None = None, train_overrides: dict | None = None) -> dict:
-    """metrics/<arch>/<set>.json of a restorer trained with `seed` (reused from the run for its own seed);
+    """metrics/<arch>/<set>/seed-<seed>.json of a restorer trained with `seed` (reused from the run for its own seed);
     with `count`, the scaling restorer on existing + the first `count` generated pairs per degradation;
     with `train_overrides` (e.g. {"steps": 1800}), those restorer.train keys replace the run's."""
-    pipeline_metrics = (run / "metrics" / arch / f"{train_set}.json" if count is None
+    pipeline_metrics = (run / "metrics" / arch / train_set / f"seed-{run_seed}.json" if count is None
                         else run / "metrics" / "scaling" / f"{count}.json")
     if seed == run_seed and not retrain_run_seed and not train_overrides and pipeline_metrics.is_file():
         return {**json.loads(pipeline_metrics.read_text()), "source": str(pipeline_metrics)}

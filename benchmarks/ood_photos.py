@@ -2,8 +2,8 @@
 
     make ood-photos      # once: installs the Debian photo packages, builds data/ood_photos
     python benchmarks/ood_photos.py \\
-        --restorer existing@0=RUN0/models/restorer/nafnet/existing \\
-        --restorer gends@0=RUN0/models/restorer/nafnet/gends \\
+        --restorer existing@0=RUN0/models/restorer/nafnet/existing/seed-0 \\
+        --restorer gends@0=RUN0/models/restorer/nafnet/gends/seed-0 \\
         --restorer existing@1=... --restorer gends@1=... \\
         --compare gends existing --image-size 128 --threads 1
 

@@ -63,7 +63,7 @@ def main() -> None:
     keep = (called == degradation_index(generated["degradation"])).numpy()
     pd.concat([manifest[manifest["category"] != "Synthetic"], generated[keep]]).sort_index().to_csv(
         copy / GENDS, index=False)
-    for stale in (copy / "metrics").glob("*/gends.json"):
+    for stale in (copy / "metrics").glob("*/gends/seed-*.json"):
         stale.unlink()
 
     write_json({"kept": int(keep.sum()), "generated": len(generated),

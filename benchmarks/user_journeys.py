@@ -120,8 +120,8 @@ def dvc_repro_after_param_change(j: Journey) -> None:
     j.commands.append("edit params.yaml: restorer.train.lr 2.0e-3 -> 1.0e-3")
     out = j.sh("dvc repro")
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    expected = {"train_restorer@nafnet-existing", "train_restorer@nafnet-gends", "evaluate@nafnet-existing",
-                "evaluate@nafnet-gends", "report"}
+    expected = {"train_restorer@nafnet-existing-0", "train_restorer@nafnet-gends-0", "evaluate@nafnet-existing-0",
+                "evaluate@nafnet-gends-0", "report"}
     j.check(expected <= ran and ran - expected <= {"resolve_params"}, "dvc repro re-ran only restorers, evaluation, report",
             str(sorted(ran)))
     j.check("Nothing to be done" in j.sh("snakemake -n --cores 1"), "snakemake -n has nothing to do after dvc repro")
@@ -210,10 +210,11 @@ def mlflow_opens_on_comparison(j: Journey) -> None:
             eid, runs = screenshots.restorer_runs(base)
             found = [screenshots.search(base, eid, f"attributes.run_id = '{r}'")[0] for r in runs]
             names = sorted(r["info"]["run_name"] for r in found)
-            j.check(names == ["nafnet · existing", "nafnet · gends"], "one row per restorer, short distinct names", str(names))
+            j.check(names == ["nafnet · existing · s0", "nafnet · gends · s0"], "one row per restorer, short distinct names",
+                    str(names))
             j.check(all(r["info"]["artifact_uri"].startswith((moved / "mlruns").as_uri()) for r in found),
                     "run artifact paths moved too")
-            gends = next(r for r in found if r["info"]["run_name"] == "nafnet · gends")
+            gends = next(r for r in found if r["info"]["run_name"] == "nafnet · gends · s0")
             keys = sorted(m["key"] for m in gends["data"]["metrics"])
             j.check(keys[:3] == ["headline.ood_psnr", "headline.psnr_gain_over_existing", "headline.psnr_gain_over_input"],
                     "the headline metrics sort first", str(keys[:6]))

@@ -12,8 +12,9 @@ from helpers.dag import dag_project, dvc_stages, snakemake_jobs
 
 
 def widened(text: str) -> str:
-    """Two architectures, three shards and a scaling curve."""
+    """Two architectures, two seeds, three shards and a scaling curve."""
     text = re.sub(r"(?m)^(architectures:.*\n- nafnet\n)", r"\1- swin\n", text, count=1)
+    text = re.sub(r"(?m)^(seeds:.*\n- 0\n)", r"\1- 3\n", text, count=1)
     text = text.replace("scaling_counts: []", "scaling_counts: [0, 8]", 1)
     return text.replace("  shards:\n  - 0\n", "  shards:\n  - 0\n  - 1\n  - 2\n", 1)
 
@@ -38,7 +39,8 @@ def test_snakemake_and_dvc_make_the_same_jobs(tmp_path, edit):
         unused = [d for d in deps if not any(covers(d, i) for i in jobs[name]["input"])]
         assert not uncovered and not unused, f"{name}: Snakemake-only {uncovered}, DVC-only {unused}"
     if edit is widened:
-        assert {"train_restorer@swin-gends", "select_pairs_scaling@8", "synthesize@motion_blur-2"} <= set(stages)
+        assert {"train_restorer@swin-gends-3", "evaluate@nafnet-existing-3", "select_pairs_scaling@8",
+                "synthesize@motion_blur-2"} <= set(stages)
         assert "--arch nafnet" in stages["train_restorer_scaling@8"]["cmd"]
-        assert "metrics/scaling/8.json" in jobs["report"]["input"]
+        assert {"metrics/scaling/8.json", "metrics/swin/gends/seed-3.json"} <= set(jobs["report"]["input"])
         assert "data/synthetic/raindrop/shard-2" in jobs["merge"]["input"]

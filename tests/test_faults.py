@@ -213,7 +213,7 @@ def test_a_partial_target_does_not_vouch_for_stale_models(project):
         built = run(["snakemake", "--cores", "1", "-f", "data/training_sets/existing.csv"], root, env)
         assert "left" in built.stdout + built.stderr
         status = run(["dvc", "status"], root, env).stdout
-        for stage in ("train_restorer@nafnet-existing", "train_restorer@nafnet-gends"):
+        for stage in ("train_restorer@nafnet-existing-0", "train_restorer@nafnet-gends-0"):
             assert stage in status, status
         assert "select_pairs@existing" not in status, status
         lock = (root / "dvc.lock").read_text()
@@ -328,14 +328,19 @@ def test_changed_added_or_removed_user_files_rerun_prepare_in_both_tools(project
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("    route: time_embedding ", "    rout: time_embedding "), "gendeg.model: unknown GenDeg model config key 'rout'"),
-    (("    nafnet: {width: 16}", "    nafnet: {widht: 16}"), "restorer.model.nafnet: restorer arch='nafnet': unknown"),
-    (("    crop_size: 64\n", "    crop_sise: 64\n"), "data.builtin: builtin data config: unknown key(s) ['crop_sise']"),
+    (("    residual_scale: 3.0\n", "    residual_scale: 3.0\n    class_embeding_dim: 16\n"),
+     "gendeg.model: unknown GenDeg model config key 'class_embeding_dim'"),
+    (("    nafnet: {width: 16}", "    nafnet: {width: 16, middle_block: 1}"),
+     "restorer.model.nafnet: restorer arch='nafnet': unknown"),
+    (("    crop_size: 64\n", "    crop_size: 64\n    scene_scal: 2.0\n"),
+     "data.builtin: builtin data config: unknown key(s) ['scene_scal']"),
+    (("    route: time_embedding ", "    rout: time_embedding "), "gendeg.model: 'route' is a required property"),
     (("  source: builtin ", "  source: user "), "data.user.paired is empty"),
 ])
 def test_setups_that_would_fail_hours_in_fail_before_any_job(project, edit, message):
     """Typos under gendeg.model / restorer.model.<arch> / data.builtin and an empty
-    data.user passed `snakemake -n` and `dvc repro`'s first stage, then failed in a job."""
+    data.user passed `snakemake -n` and `dvc repro`'s first stage, then failed in a job.
+    (A typo of a key params.yaml must state, such as `rout`, is the schema's missing key.)"""
     root, env = project
     params = root / "params.yaml"
     text = params.read_text()

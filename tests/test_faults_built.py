@@ -69,7 +69,7 @@ def test_a_touch_spelled_as_combined_short_flags_commits_nothing(built):
         done = run(["snakemake", "--cores", "1", "-pt"], root, env)
         assert "--touch built nothing" in done.stdout + done.stderr, (done.stdout + done.stderr)[-2000:]
         assert (root / "dvc.lock").read_text() == lock
-        assert "train_restorer@nafnet-existing" in run(["dvc", "status"], root, env).stdout
+        assert "train_restorer@nafnet-existing-0" in run(["dvc", "status"], root, env).stdout
     finally:
         subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=root, check=True)
 

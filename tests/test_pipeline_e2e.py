@@ -64,9 +64,9 @@ def test_every_declared_output_exists(snakemake_run):
     expected += [f"data/synthetic/{d}/shard-0/manifest.csv" for d in DEGRADATIONS]
     expected += [f"logs/synthesize/{d}/shard-0.log" for d in DEGRADATIONS]
     for s in TRAINING_SETS:
-        expected += [f"data/training_sets/{s}.csv", f"models/restorer/{ARCH}/{s}/model.safetensors",
-                     f"metrics/{ARCH}/{s}.json", f"metrics/{ARCH}/{s}_per_set.csv",
-                     f"logs/train_restorer/{ARCH}/{s}.log", f"logs/evaluate/{ARCH}/{s}.log"]
+        expected += [f"data/training_sets/{s}.csv", f"models/restorer/{ARCH}/{s}/seed-0/model.safetensors",
+                     f"metrics/{ARCH}/{s}/seed-0.json", f"metrics/{ARCH}/{s}/seed-0_per_set.csv",
+                     f"logs/train_restorer/{ARCH}/{s}/seed-0.log", f"logs/evaluate/{ARCH}/{s}/seed-0.log"]
     missing = [p for p in expected if not (root / p).exists()]
     assert not missing, missing
     assert not list(root.rglob(".*.tmp-*")), "a temporary file survived"
@@ -77,7 +77,7 @@ def test_metrics_and_report_are_consistent(snakemake_run):
     root, _, _ = snakemake_run
     summary = json.loads((root / "reports" / "summary.json").read_text())
     for s in TRAINING_SETS:
-        metrics = json.loads((root / "metrics" / ARCH / f"{s}.json").read_text())
+        metrics = json.loads((root / "metrics" / ARCH / s / "seed-0.json").read_text())
         assert summary["mean_ood_psnr"][f"{ARCH}-{s}"] == pytest.approx(metrics["ood"]["mean_psnr"])
         assert len(metrics["ood"]["per_set"]) >= len(DEGRADATIONS)
         assert metrics["restorer"]["arch"] == ARCH and metrics["restorer"]["train_set"] == s
@@ -127,7 +127,7 @@ def test_dvc_agrees_then_reruns_only_what_a_restorer_edit_affects(snakemake_run)
     params.write_text(original[:start] + text)
     output = run(["gendeg", "track", "--", "dvc", "repro"], root, env)
     ran = set(re.findall(r"Running stage '([^']+)'", output))
-    expected = ({f"train_restorer@{ARCH}-{s}" for s in TRAINING_SETS} | {f"evaluate@{ARCH}-{s}" for s in TRAINING_SETS}
+    expected = ({f"train_restorer@{ARCH}-{s}-0" for s in TRAINING_SETS} | {f"evaluate@{ARCH}-{s}-0" for s in TRAINING_SETS}
                 | {"report"})
     assert expected <= ran, output
     assert ran - expected <= {"resolve_params"}, f"unexpected stages re-ran: {sorted(ran - expected)}"

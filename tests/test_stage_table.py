@@ -59,7 +59,7 @@ def test_every_job_input_is_a_source_file_or_another_job_output():
     """The table wires one DAG: under the full comparison (every stage has jobs), each file a job reads
     is made by a job, or is the code, a resolved config, or the user's data."""
     resolved = load_params(ROOT / "params.yaml")
-    resolved.update(architectures=["nafnet", "swin"], scaling_counts=[0, 8],
+    resolved.update(architectures=["nafnet", "swin"], scaling_counts=[0, 8], seeds=[0, 3],
                     training_sets={"existing": "prepared", "gends": "gends", "oracle": "gends"})
     made, read = set(), {}
     for stage in STAGES:
@@ -71,3 +71,19 @@ def test_every_job_input_is_a_source_file_or_another_job_output():
     sources = ("src/", "resolved_params/")
     unmade = {job: [p for p in paths if p not in made and not p.startswith(sources)] for job, paths in read.items()}
     assert not any(unmade.values()), {job: paths for job, paths in unmade.items() if paths}
+
+
+def test_the_report_finds_each_restorer_where_the_table_puts_it():
+    """report_from_dirs lays jobs out under --metrics-dir / --models-dir: the paths the table's jobs write."""
+    from gendeg.pipeline.stage_table import stage
+    from gendeg.stages.report import restorer_jobs
+
+    resolved = load_params(ROOT / "params.yaml")
+    resolved.update(architectures=["nafnet", "swin"], seeds=[0, 3])
+    jobs = restorer_jobs(resolved, "metrics", "models/restorer")
+    evaluated = [fill(stage("evaluate").outputs()["out_json"], resolved, v)
+                 for v in job_names(stage("evaluate"), resolved).values()]
+    trained = [fill(stage("train_restorer").outputs()["out"], resolved, v)
+               for v in job_names(stage("train_restorer"), resolved).values()]
+    assert sorted(str(j["metrics"]) for j in jobs) == sorted(evaluated)
+    assert sorted(str(j["model"]) for j in jobs) == sorted(trained)

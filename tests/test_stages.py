@@ -268,8 +268,8 @@ def test_classifier_evaluation_and_report(workdir, prepared, existing_pairs):
     for key in ("kid", "fid", "swd", "input_kid", "input_fid", "input_swd"):
         assert ood[f"mean_{key}"] is not None and ood["pooled"][key] is not None, key
         assert all(s[key] is not None for s in ood["per_set"].values()), key
-    assert metrics["restorer"] == {"arch": "nafnet", "train_set": "existing", "pairs": len(read_manifest(existing_pairs)),
-                                   "generated_pairs": 0}
+    assert metrics["restorer"] == {"arch": "nafnet", "train_set": "existing", "seed": params["seed"],
+                                   "pairs": len(read_manifest(existing_pairs)), "generated_pairs": 0}
     for section in (ood, *ood["per_degradation"].values(), metrics["in_distribution"]):
         prefix = "mean_" if section is ood else ""
         gain, matched = section[f"{prefix}psnr_gain"], section[f"{prefix}mean_matched_gain"]
@@ -284,29 +284,41 @@ def test_classifier_evaluation_and_report(workdir, prepared, existing_pairs):
              Path("metrics/nafnet/existing.json"), Path("metrics/nafnet/existing_per_set.csv"))
     assert Path("metrics/nafnet/existing.json").read_bytes() == first, "evaluation is not deterministic"
 
-    # The report on two "training sets" that are one model, plus a two-point scaling curve.
-    Path("metrics/nafnet/gends.json").write_bytes(first)
+    # The report on two "training sets" x two seeds that are one model (GenDS's seed 1 scored 1 dB higher),
+    # plus a two-point scaling curve.
+    scored = json.loads(first)
+    better = {**scored, "ood": {**scored["ood"], "mean_psnr": scored["ood"]["mean_psnr"] + 1.0}}
+    for name in ("existing", "gends"):
+        Path(f"metrics/nafnet/{name}").mkdir(parents=True, exist_ok=True)
+        Path(f"metrics/nafnet/{name}/seed-0.json").write_bytes(first)
+        Path(f"metrics/nafnet/{name}/seed-1.json").write_text(json.dumps(better if name == "gends" else scored))
+        for seed in (0, 1):
+            link = Path(f"models/restorer/nafnet/{name}/seed-{seed}")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to(Path("models/r1").resolve())
     Path("metrics/scaling").mkdir(parents=True, exist_ok=True)
     for n in (0, 4):
         Path(f"metrics/scaling/{n}.json").write_bytes(first)
-    Path("models/restorer/nafnet").mkdir(parents=True, exist_ok=True)
-    for name in ("existing", "gends"):
-        link = Path("models/restorer/nafnet") / name
-        if not link.exists():
-            link.symlink_to(Path("models/r1").resolve())
-    report_config = {**stage_config(params, "report"), "scaling_counts": [0, 4]}
+    report_config = {**stage_config(params, "report"), "scaling_counts": [0, 4], "seeds": [0, 1]}
     jobs = restorer_jobs(report_config, Path("metrics"), Path("models/restorer"))
-    assert [j["job"] for j in jobs] == ["nafnet-existing", "nafnet-gends"]
+    assert [(j["job"], j["seed"]) for j in jobs] == [("nafnet-existing", 0), ("nafnet-existing", 1),
+                                                    ("nafnet-gends", 0), ("nafnet-gends", 1)]
     summary = report(report_config, jobs, {n: Path(f"metrics/scaling/{n}.json") for n in (0, 4)}, prepared,
                      Path("reports"))
     text = Path("reports/report.md").read_text()
     assert "- unrestored input: OOD" in text and "Does it restore?" in text
     for heading in ("Out-of-distribution PSNR / SSIM / KID", "Distributional distances", "In distribution vs out",
-                    "Per degradation", "Data scaling", "nafnet / gends"):
+                    "Per degradation", "Data scaling", "nafnet / gends", "Across seeds", "(mean over 2 seeds)"):
         assert heading in text, heading
     for name in ("ood_psnr.png", "ood_per_degradation.png", "scaling.png", "samples.png", "summary.json"):
         assert (Path("reports") / name).exists(), name
-    assert summary["gain_db"] == {"nafnet": 0.0}
+    # Seed means, and GenDS - existing paired by seed: 0 and +1 dB -> mean 0.5, sd 0.71.
+    assert summary["seeds"] == [0, 1]
+    assert math.isclose(summary["mean_ood_psnr"]["nafnet-gends"], scored["ood"]["mean_psnr"] + 0.5)
+    assert summary["gain_db_per_seed"]["nafnet"] == pytest.approx({"0": 0.0, "1": 1.0})
+    assert math.isclose(summary["gain_db"]["nafnet"], 0.5) and math.isclose(summary["gain_db_sd"]["nafnet"], 0.5 ** 0.5)
+    assert json.loads(Path("reports/metrics.json").read_text())["gain_db_sd"] == {"nafnet": 0.7071}
     digest = tree_digest(Path("reports"))
     report(report_config, jobs, {n: Path(f"metrics/scaling/{n}.json") for n in (0, 4)}, prepared, Path("reports"))
     assert tree_digest(Path("reports")) == digest, "report bytes differ between two runs"
@@ -429,3 +441,14 @@ def test_prepare_ingests_user_folders_and_reports_bad_files(workdir):
     train = read_manifest("user_prepared/train.csv")
     assert train["mu"].between(0.05, 0.5).all()  # computed by prepare, as the paper defines it
     assert (Path("user_prepared/stats/haze/Mu_MyHaze.json")).exists()
+
+
+def test_one_seed_reports_its_own_numbers_exactly():
+    """With `seeds: [0]` the report's seed means are the seed's own values, bit for bit (ints stay ints)."""
+    from gendeg.stages.report import mean_over_seeds, spread
+
+    tree = {"ood": {"mean_psnr": 21.183741, "n": 24, "per_set": {"a": {"psnr": 0.1 + 0.2}}}, "job": "nafnet-gends"}
+    assert json.dumps(mean_over_seeds([tree])) == json.dumps(tree)
+    two = mean_over_seeds([tree, {**tree, "ood": {**tree["ood"], "mean_psnr": 22.0}}])
+    assert two["ood"]["n"] == 24 and math.isclose(two["ood"]["mean_psnr"], (21.183741 + 22.0) / 2)
+    assert spread([1.0]) is None and math.isclose(spread([0.0, 1.0]), 0.5 ** 0.5)

@@ -134,7 +134,8 @@ OTHER_HELP = {
     "resolve-params": ("Applies the preset selected by `preset:` to params.yaml, validates every key, and writes one\n"
                        "JSON file per stage with exactly the parameters that stage reads.",
                        "gendeg resolve-params --params params.yaml --out resolved_params"),
-    "comparison": ("Rewrites three keys of params.yaml (architectures, training_sets, scaling_counts).",
+    "comparison": ("Rewrites the keys that shape the DAG (architectures, training_sets, scaling_counts, seeds)\n"
+                   "in params.yaml itself, where presets may not set them.",
                    "gendeg comparison full"),
     "tracking": ("Snakemake and `gendeg track` call it before jobs start in parallel (a fresh SQLite store\n"
                  "must be created by one process).", "gendeg tracking init"),
@@ -186,9 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_stage_command(sub, command)
 
     p = other("comparison", cmd_comparison,
-              "set architectures / training_sets / scaling_counts in params.yaml for the default or full comparison")
-    p.add_argument("name", choices=["default", "full"], help="default: one architecture, two training sets; "
-                   "full: the paper's three architectures, four training sets and the scaling curve")
+              "set the DAG-shaping keys of params.yaml for a comparison (architectures, training sets, seeds)")
+    p.add_argument("name", choices=["default", "full", "seeds", "one-seed"],
+                   help="default: one architecture, two training sets; full: the paper's three architectures, four "
+                        "training sets and the scaling curve; seeds: every restorer over five seeds (the spread of "
+                        "the headline); one-seed: back to one")
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="the parameter file to edit (default: params.yaml)")
 
     p = other("tracking", cmd_tracking, "create the MLflow store and experiment (before parallel jobs start)")
@@ -270,6 +273,8 @@ def _record_failure(args) -> None:
     stage = _JOB_STAGES[args.command_name]
     restorer = "-".join(filter(None, (getattr(args, "arch", None), getattr(args, "train_set", None))))
     label = getattr(args, "job", None) or getattr(args, "degradation", None) or restorer or None
+    if label and getattr(args, "seed", None) is not None:  # one restorer run per seed (`nafnet · gends · s1`)
+        label = f"{label}@{args.seed}"
     reason = ""
     if args.log and args.log.exists():
         reason = "".join(args.log.read_text(errors="replace").splitlines(keepends=True)[-25:])

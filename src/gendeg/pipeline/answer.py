@@ -27,7 +27,10 @@ def headline_markdown(summary: dict) -> str:
             f"| unrestored input | {summary['mean_ood_input_psnr']:.2f} | |"]
     for job, psnr in summary["mean_ood_psnr"].items():
         rows.append(f"| {short_job(job)} | {psnr:.2f} | {summary['mean_ood_psnr_gain'][job]:+.2f} |")
-    gains = [f"**GenDS - existing ({arch}): {gain:+.2f} dB** mean OOD PSNR" for arch, gain in summary["gain_db"].items()]
+    sds, seeds = summary.get("gain_db_sd", {}), len(summary.get("seeds", [])) or 1
+    gains = [f"**GenDS - existing ({arch}): {gain:+.2f} dB** mean OOD PSNR"
+             + (f" (sd {sds[arch]:.2f} over {seeds} seeds)" if sds.get(arch) is not None else " (one seed)")
+             for arch, gain in summary["gain_db"].items()]
     return "\n".join(rows + ([""] + gains if gains else []))
 
 

@@ -274,8 +274,8 @@ def read_stage_config(path: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-# The DAG-shaping keys of the two comparisons `gendeg comparison` switches between (README:
-# "The full comparison").  Presets may not set these keys (DVC reads them before any preset
+# The DAG-shaping keys of the comparisons `gendeg comparison` switches between (README:
+# "The full comparison"; `seeds`: every restorer job over five seeds, the headline's spread).  Presets may not set these keys (DVC reads them before any preset
 # applies), so the switch rewrites them in params.yaml itself, where `git diff` shows it.
 COMPARISONS: dict[str, dict] = {
     "default": {"architectures": ["nafnet"], "training_sets": {"existing": "prepared", "gends": "gends"},
@@ -283,6 +283,8 @@ COMPARISONS: dict[str, dict] = {
     "full": {"architectures": ["nafnet", "promptir", "swin"],
              "training_sets": {"existing": "prepared", "gends": "gends", "gendeg": "gends", "oracle": "gends"},
              "scaling_counts": [10, 20, 40, 80]},
+    "seeds": {"seeds": [0, 1, 2, 3, 4]},
+    "one-seed": {"seeds": [0]},
 }
 
 
@@ -310,7 +312,7 @@ def _render(key: str, value, head: str, comments: list[str]) -> list[str]:
 
 
 def set_comparison(params_path: str | Path, name: str) -> list[str]:
-    """Rewrite architectures / training_sets / scaling_counts in params.yaml for comparison `name`.
+    """Rewrite the DAG-shaping keys of comparison `name` (COMPARISONS) in params.yaml.
 
     Line-based, so every comment and every other key stays as written; the result is
     validated before it replaces the file.  Returns the keys that changed.

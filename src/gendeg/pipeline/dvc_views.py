@@ -45,6 +45,8 @@ def headline_metrics(summary: dict) -> dict:
     per job, the GenDS-minus-existing gain per architecture, and the scaling curve when there is one."""
     out = {name: {job: _rounded(v) for job, v in summary[key].items()} for key, name in HEADLINE.items()
            if summary.get(key)}
+    if any(v is not None for v in (summary.get("gain_db_sd") or {}).values()):  # two seeds or more
+        out["gain_db_sd"] = {arch: _rounded(v) for arch, v in summary["gain_db_sd"].items()}
     if summary.get("scaling_mean_ood_psnr"):
         out["scaling_ood_psnr"] = {n: _rounded(v) for n, v in summary["scaling_mean_ood_psnr"].items()}
     return out

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 # Axis -> the params.yaml key its values come from (a list, or a mapping whose keys are the values).
 AXES: dict[str, str] = {"degradation": "degradations", "shard": "synthesis.shards", "arch": "architectures",
-                        "train_set": "training_sets", "generated": "scaling_counts"}
+                        "train_set": "training_sets", "generated": "scaling_counts", "seed": "seeds"}
 # Axes whose params.yaml value is a mapping: `{axis.value}` is what it maps the job's key to.
 MAPPING_AXES = ("train_set",)
 # Value an axis takes in a command's --help example.
 EXAMPLE_VALUES: dict[str, str] = {"degradation": "haze", "shard": "0", "arch": "nafnet", "train_set": "gends",
-                                  "generated": "10"}
+                                  "generated": "10", "seed": "0"}
 
 PATH_ROLES = ("in", "out", "outdir", "work")
 CHECKPOINTS_HELP = "resumable checkpoints (not an output): a killed job resumes from the latest; removed when it ends"
@@ -274,7 +274,9 @@ TRAIN_RESTORER = Command(
      Arg("--train-set", "train_set", "the training set's name, recorded with the model (e.g. gends)"),
      Arg("--pairs", "pairs_csv", "data/training_sets/<set>.csv (stage select_pairs)", "in"),
      Arg("--job", "name", "job label for logs and MLflow (default <arch>-<set>)", required=False),
-     Arg("--out", "out_dir", "output folder of the restorer (models/restorer/<arch>/<set>)", "outdir"),
+     Arg("--seed", "seed", "the restorer's seed (initial weights, batches; default: the config's seed)", type=int,
+         required=False),
+     Arg("--out", "out_dir", "output folder of the restorer (models/restorer/<arch>/<set>/seed-<seed>)", "outdir"),
      Arg("--checkpoints", "checkpoint_dir", CHECKPOINTS_HELP, "work", required=False)),
     sections=("seed", "degradations", "restorer"))
 
@@ -287,8 +289,8 @@ EVALUATE = Command(
      Arg("--model", "model_dir", "the restorer folder (stage train_restorer)", "in"),
      Arg("--classifier", "classifier_dir", "feature network folder (stage train_classifier)", "in"),
      Arg("--prepared", "prepared_dir", "output of `gendeg prepare`: its test and OOD sets are scored", "in"),
-     Arg("--out-json", "out_json", "output summary (metrics/<arch>/<set>.json)", "out"),
-     Arg("--out-csv", "out_csv", "output per-set table (metrics/<arch>/<set>_per_set.csv)", "out")),
+     Arg("--out-json", "out_json", "output summary (metrics/<arch>/<set>/seed-<seed>.json)", "out"),
+     Arg("--out-csv", "out_csv", "output per-set table (metrics/<arch>/<set>/seed-<seed>_per_set.csv)", "out")),
     sections=("seed", "evaluate"))
 
 REPORT = Command(
@@ -296,18 +298,18 @@ REPORT = Command(
     "tables, plots and sample grids",
     "Writes reports/report.md (headline, tables, plots, samples) and the files `dvc metrics` and\n"
     "`dvc plots` read.",
-    (Arg("--metrics-dir", "metrics_dir", "holds <arch>/<training set>.json and scaling/<n>.json", "in"),
-     Arg("--models-dir", "models_dir", "holds <arch>/<training set>/ restorer folders", "in"),
+    (Arg("--metrics-dir", "metrics_dir", "holds <arch>/<training set>/seed-<seed>.json and scaling/<n>.json", "in"),
+     Arg("--models-dir", "models_dir", "holds <arch>/<training set>/seed-<seed>/ restorer folders", "in"),
      Arg("--prepared", "prepared_dir", "output of `gendeg prepare` (the sample grid's images)", "in"),
      Arg("--out", "out_dir", "output folder: report.md, plots, metrics.json (reports)", "outdir")),
-    sections=("seed", "architectures", "training_sets", "scaling_counts", "report"))
+    sections=("seed", "architectures", "training_sets", "scaling_counts", "seeds", "report"))
 
 COMMANDS: tuple[Command, ...] = (PREPARE, TRAIN_GENDEG, TRAIN_STRUCTURE_CORRECTION, SYNTHESIZE, MERGE,
                                  TRAIN_CLASSIFIER, SELECT_PAIRS, TRAIN_RESTORER, EVALUATE, REPORT)
 
 # ------------------------------------------------------------------------------------------------ stages
 
-RESTORER = "{arch}/{train_set}"
+RESTORER = "{arch}/{train_set}/seed-{seed}"
 SCALING = "scaling/{generated}"
 
 STAGES: tuple[Stage, ...] = (
@@ -351,13 +353,14 @@ STAGES: tuple[Stage, ...] = (
     Stage("train_restorer", TRAIN_RESTORER, "One architecture, the common step budget and data pipeline, trained "
           "on one training set.", "train_restorer/" + RESTORER,
           {"arch": "{arch}", "train_set": "{train_set}", "pairs": "data/training_sets/{train_set}.csv",
-           "job": "{arch}-{train_set}", "out": "models/restorer/" + RESTORER,
-           "checkpoints": "checkpoints/train_restorer/" + RESTORER}, axes=("arch", "train_set"), gpu=True),
+           "job": "{arch}-{train_set}", "seed": "{seed}", "out": "models/restorer/" + RESTORER,
+           "checkpoints": "checkpoints/train_restorer/" + RESTORER}, axes=("arch", "train_set", "seed"), gpu=True,
+          comment="One job per architecture, training set and seed (seeds: in params.yaml)."),
     Stage("evaluate", EVALUATE, "PSNR / SSIM and KID / FID / SWD on every OOD set and on the in-distribution test "
           "split.", "evaluate/" + RESTORER,
           {"job": "{arch}-{train_set}", "model": "models/restorer/" + RESTORER, "classifier": "models/classifier",
            "prepared": "data/prepared", "out_json": f"metrics/{RESTORER}.json",
-           "out_csv": f"metrics/{RESTORER}_per_set.csv"}, axes=("arch", "train_set"), gpu=True),
+           "out_csv": f"metrics/{RESTORER}_per_set.csv"}, axes=("arch", "train_set", "seed"), gpu=True),
     Stage("select_pairs_scaling", SELECT_PAIRS, "Existing pairs + the first N generated pairs of each degradation.",
           "select_pairs/" + SCALING,
           {"train_set": "gends", "data": "data/gends", "generated_per_degradation": "{generated}",

@@ -224,12 +224,15 @@ def flatten_params(config: dict) -> dict:
 
 def display_name(stage: str, name: str) -> str:
     """The run name MLflow's run list shows (it cuts names at about 20 characters): a restorer's
-    training run is `nafnet · gends`, its evaluation `nafnet · gends · eval`; other jobs keep `name`."""
+    training run `train_restorer:nafnet-gends@1` is `nafnet · gends · s1` (seed 1), its evaluation
+    `nafnet · gends · s1 · eval`; other jobs keep `name`."""
     _, _, job = name.partition(":")
     if stage not in ("train_restorer", "evaluate") or not job:
         return name
+    job, _, seed = job.partition("@")
     arch, _, train_set = job.partition("-")
     short = f"{arch} · {train_set}" if train_set else job
+    short = f"{short} · s{seed}" if seed else short
     return short if stage == "train_restorer" else f"{short} · eval"
 
 
@@ -319,9 +322,9 @@ def summarise_parent(run: "JobRun | SilentRun", markdown: str, gains: dict[str, 
     for arch, gain in gains.items():
         found = _retry(client.search_runs, [own.info.experiment_id],
                        filter_string=f"tags.`gendeg.stage` = 'train_restorer' and tags.`gendeg.job` = '{arch}-gends' "
-                                     f"and tags.`mlflow.parentRunId` = '{parent}'", max_results=1)
-        if found:
-            JobRun(_mlflow(), found[0].info.run_id).log_metrics({GENDS_GAIN: gain})
+                                     f"and tags.`mlflow.parentRunId` = '{parent}'", max_results=1000)
+        for restorer in found:  # every seed's GenDS restorer
+            JobRun(_mlflow(), restorer.info.run_id).log_metrics({GENDS_GAIN: gain})
 
 
 class SilentRun:
@@ -383,6 +386,9 @@ def link_evaluation(client, evaluate_run_id: str, parent: str | None) -> str | N
     if parent and PARENT_METRIC in metrics:
         JobRun(_mlflow(), parent).log_metrics({f"{PARENT_METRIC}.{job}": metrics[PARENT_METRIC]})
     query = f"tags.`gendeg.stage` = 'train_restorer' and tags.`gendeg.job` = '{job}' and attributes.status = 'FINISHED'"
+    seed = evaluated.data.tags.get("gendeg.seed")
+    if seed is not None:  # one restorer run per seed of the job
+        query += f" and tags.`gendeg.seed` = '{seed}'"
     how = "same parent"
     found = []
     if parent:

@@ -235,7 +235,7 @@ def restorer_identity(model_dir: Path) -> dict:
         identity["arch"] = json.loads(config_path.read_text()).get("arch")
     if summary_path.is_file():
         summary = json.loads(summary_path.read_text())
-        identity |= {k: summary[k] for k in ("train_set", "pairs", "generated_pairs") if k in summary}
+        identity |= {k: summary[k] for k in ("train_set", "seed", "pairs", "generated_pairs") if k in summary}
     return identity
 
 
@@ -250,7 +250,8 @@ def evaluate(config: dict, job: str, model_dir: Path, classifier_dir: Path, prep
     torch_home = cfg["perceptual"]["torch_home"]
     perceptual = PerceptualMetrics(torch_home) if torch_home else None
     frames = {split: read_manifest(Path(prepared_dir) / f"{split}.csv") for split in ("ood", "test")}
-    with tracking.job_run("evaluate", f"evaluate:{job}", config) as run:
+    label = f"{job}@{tags['seed']}" if "seed" in tags else job  # the restorer's seed, as its training run names it
+    with tracking.job_run("evaluate", f"evaluate:{label}", config) as run:
         run.set_tags(tracking.restorer_tags(job, tags))
         splits = {split: Evaluated(model, features_net, frame, cfg["image_size"], split, perceptual, tile=cfg["tile"],
                                    distances=distances, seed=config["seed"])

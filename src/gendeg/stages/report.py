@@ -15,6 +15,7 @@ metrics give the same bytes.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -38,10 +39,50 @@ PNG_METADATA = {"Software": None}
 
 
 def restorer_jobs(config: dict, metrics_dir: Path, models_dir: Path) -> list[dict]:
-    """Every (architecture, training set) job of params.yaml, with its metrics file and model folder."""
-    return [{"job": f"{arch}-{train_set}", "arch": arch, "train_set": train_set,
-             "metrics": Path(metrics_dir) / arch / f"{train_set}.json", "model": Path(models_dir) / arch / train_set}
-            for arch in config["architectures"] for train_set in config["training_sets"]]
+    """Every (architecture, training set, seed) job of params.yaml, with its metrics file and model folder
+    (laid out as the stage table's evaluate and train_restorer stages write them)."""
+    return [{"job": f"{arch}-{train_set}", "arch": arch, "train_set": train_set, "seed": seed,
+             "metrics": Path(metrics_dir) / arch / train_set / f"seed-{seed}.json",
+             "model": Path(models_dir) / arch / train_set / f"seed-{seed}"}
+            for arch in config["architectures"] for train_set in config["training_sets"] for seed in config["seeds"]]
+
+
+def mean_over_seeds(values: list):
+    """Metrics of one restorer's seeds as one metrics tree: numbers averaged, anything else (and values
+    every seed shares, so one seed gives its own tree back exactly) taken from the first seed."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {key: mean_over_seeds([v.get(key) for v in values]) for key in first}
+    if all(v == first for v in values):
+        return first
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return math.fsum(values) / len(values)
+    return first
+
+
+def spread(values: list[float]) -> float | None:
+    """Sample standard deviation over seeds (None for one seed: no spread to show)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def seed_table(groups: list[dict], per_seed: dict[str, dict[int, dict]]) -> pd.DataFrame:
+    """Per restorer: OOD and ID PSNR of every seed, their mean and spread."""
+    rows = {}
+    for g in groups:
+        ood = [m["ood"]["mean_psnr"] for m in per_seed[g["job"]].values()]
+        in_dist = [m["in_distribution"]["psnr"] for m in per_seed[g["job"]].values()]
+        rows[f"{g['arch']} / {g['train_set']}"] = {
+            "OOD PSNR per seed": ", ".join(_fmt(v, 2) for v in ood),
+            "OOD mean ± sd": f"{_fmt(float(np.mean(ood)), 2)} ± {_fmt(spread(ood), 2)}",
+            "ID mean ± sd": f"{_fmt(float(np.mean(in_dist)), 2)} ± {_fmt(spread(in_dist), 2)}"}
+    return pd.DataFrame(rows).T
+
+
+def gains_per_seed(per_seed: dict[str, dict[int, dict]], archs: list[str]) -> dict[str, dict[str, float]]:
+    """Per architecture and seed: mean OOD PSNR of gends minus existing, paired by seed."""
+    return {arch: {str(seed): per_seed[f"{arch}-gends"][seed]["ood"]["mean_psnr"]
+                   - per_seed[f"{arch}-existing"][seed]["ood"]["mean_psnr"] for seed in per_seed[f"{arch}-gends"]}
+            for arch in archs if f"{arch}-gends" in per_seed and f"{arch}-existing" in per_seed}
 
 
 def _load(path: Path) -> dict:
@@ -242,7 +283,18 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
     cfg = config["report"]
     if not jobs:
         raise ValueError("report: no restorer jobs (architectures x training_sets is empty)")
-    metrics = {j["job"]: _load(j["metrics"]) for j in jobs}
+    per_seed: dict[str, dict[int, dict]] = {}
+    for j in jobs:
+        per_seed.setdefault(j["job"], {})[j.get("seed")] = _load(j["metrics"])
+    # One entry per restorer (architecture x training set), its metrics the mean over its seeds and its
+    # sample-grid model the first seed's: every table below shows seed means.
+    first_seed: dict[str, dict] = {}
+    for j in jobs:
+        first_seed.setdefault(j["job"], j)
+    jobs = list(first_seed.values())
+    metrics = {job: mean_over_seeds(list(by_seed.values())) for job, by_seed in per_seed.items()}
+    seeds = sorted({seed for by_seed in per_seed.values() for seed in by_seed if seed is not None})
+    gains_by_seed = gains_per_seed(per_seed, list(dict.fromkeys(j["arch"] for j in jobs)))
     scaling = {int(n): _load(path) for n, path in scaling_files.items()}
     means = {j["job"]: metrics[j["job"]]["ood"]["mean_psnr"] for j in jobs}
     first = metrics[jobs[0]["job"]]
@@ -260,6 +312,11 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
         "mean_ood_input_kid": first["ood"]["mean_input_kid"],
         "gain_db": _gains(jobs, means),
         "scaling_mean_ood_psnr": {str(n): scaling[n]["ood"]["mean_psnr"] for n in sorted(scaling)},
+        "seeds": seeds,
+        "seed_ood_psnr": {job: {str(seed): m["ood"]["mean_psnr"] for seed, m in by_seed.items()}
+                          for job, by_seed in per_seed.items()},
+        "gain_db_per_seed": gains_by_seed,
+        "gain_db_sd": {arch: spread(list(by_seed.values())) for arch, by_seed in gains_by_seed.items()},
     }
     scaling_arch = config["architectures"][0]
     lines = [
@@ -268,7 +325,8 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
         "(`existing`: the existing pairs; `gends`: existing + GenDeg-generated; `gendeg`: generated only; "
         "`oracle`: existing + the physics generator on the same images), evaluated on held-out scenes with "
         "degradations made by generators the training data never used.", "",
-        "## Headline: each restorer beside the unrestored input", "", *headline(jobs, metrics), "",
+        "## Headline: each restorer beside the unrestored input"
+        + (f" (mean over {len(seeds)} seeds)" if len(seeds) > 1 else ""), "", *headline(jobs, metrics), "",
         "## Does it restore? Gain over the input per OOD degradation", "",
         "Cells: PSNR gain over the unrestored input (dB) / the same after matching each image's per-channel mean "
         "to the target's (dB; structure only, a re-tint gains nothing) / colour shift left (mean |restored - target| "
@@ -281,8 +339,15 @@ def report(config: dict, jobs: list[dict], scaling_files: dict[int, Path], prepa
         ood_table(jobs, metrics).to_markdown(disable_numparse=True), "",
     ]
     for arch, gain in summary["gain_db"].items():
+        sd = summary["gain_db_sd"].get(arch)
         lines += [f"Mean OOD PSNR of {arch}, existing -> GenDS: {means[f'{arch}-existing']:.2f} -> "
-                  f"{means[f'{arch}-gends']:.2f} dB ({gain:+.2f} dB).", ""]
+                  f"{means[f'{arch}-gends']:.2f} dB ({gain:+.2f} dB"
+                  + (f", sd {sd:.2f} over {len(seeds)} seeds paired by seed)." if sd is not None else ", one seed)."), ""]
+    lines += ["## Across seeds", "",
+              f"Seeds {', '.join(map(str, seeds))} (params.yaml `seeds:`): every restorer trained once per seed; the "
+              "tables above show the mean over seeds. A difference inside the spread is not a difference"
+              + (". One seed gives no spread: `gendeg comparison seeds` runs five." if len(seeds) < 2 else "."), "",
+              seed_table(jobs, per_seed).to_markdown(disable_numparse=True), ""]
     lines += ["![OOD PSNR per set](ood_psnr.png)", "",
               "## Distributional distances (lower is better)", "",
               "KID and FID on the frozen classifier's features, SWD: sliced Wasserstein-1 between raw 7x7 RGB patch "

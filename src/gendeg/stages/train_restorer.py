@@ -82,8 +82,13 @@ def restoration_loss(bank: PairBank, train_cfg: dict) -> LossFn:
 
 
 def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out_dir: Path,
-                   checkpoint_dir: Path | None, name: str | None = None) -> dict:
-    """Train `arch` on the pairs listed in `pairs_csv`; `name` labels the job (default `<arch>-<set>`)."""
+                   checkpoint_dir: Path | None, name: str | None = None, seed: int | None = None) -> dict:
+    """Train `arch` on the pairs listed in `pairs_csv`; `name` labels the job (default `<arch>-<set>`).
+
+    `seed` (one of params.yaml `seeds:`) replaces the config's seed for this restorer alone: its
+    initial weights and every batch draw; None keeps the config's."""
+    if seed is not None:
+        config = {**config, "seed": seed}
     cfg = config["restorer"]
     train_cfg = cfg["train"]
     name = name or f"{arch}-{train_set}"
@@ -94,8 +99,9 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
                                   betas=(0.9, 0.9))
     loss_fn = restoration_loss(bank, train_cfg)
-    with tracking.job_run("train_restorer", f"train_restorer:{name}", config) as run:
-        run.set_tags({"gendeg.training_set": train_set, "gendeg.arch": arch, "gendeg.job": name})
+    with tracking.job_run("train_restorer", f"train_restorer:{name}@{config['seed']}", config) as run:
+        run.set_tags({"gendeg.training_set": train_set, "gendeg.arch": arch, "gendeg.job": name,
+                      "gendeg.seed": str(config["seed"])})
         run.log_params({"arch": arch, "train_set": train_set, "pairs": len(bank),
                         "model.parameters": sum(p.numel() for p in model.parameters())})
         # The fingerprint keys the resumable checkpoint: a different job or pair list never resumes it.
@@ -105,7 +111,8 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
         if not result.main_process:  # multi-process job: the main process writes the outputs
             return {}
         generated = frame[frame["category"] != "Real"]
-        summary = {"arch": arch, "train_set": train_set, "pairs": len(bank), "generated_pairs": int(len(generated)),
+        summary = {"arch": arch, "train_set": train_set, "seed": config["seed"], "pairs": len(bank),
+                   "generated_pairs": int(len(generated)),
                    "steps": train_cfg["steps"], **loss_summary(result.losses),
                    "pairs_per_degradation": {k: int(v) for k, v in frame.groupby("degradation").size().items()}}
         run.log_metrics({k: v for k, v in summary.items() if k.startswith("loss")})
