@@ -23,6 +23,7 @@ import torch
 from gendeg.data.builtin_data import make_pairs, plan_scenes, resolve_config, selected_specs
 from gendeg.data.reference import released_stats_dir
 from gendeg.data.standins import reference_histogram
+from gendeg.pipeline.config import load_params
 from gendeg.runtime.atomic import write_json
 from gendeg.runtime.machine import provenance
 
@@ -38,7 +39,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "calibration.json")
     args = parser.parse_args()
 
-    cfg = resolve_config({"reference_dir": str(args.reference_dir)})
+    builtin = load_params(ROOT / "params.yaml")["data"]["builtin"]  # crop size, as the pipeline builds the pairs
+    cfg = resolve_config({**builtin, "reference_dir": str(args.reference_dir)})
     standins, ood_sets = selected_specs(cfg)
     split = plan_scenes(cfg, args.seed)
     results: dict[str, dict] = {}

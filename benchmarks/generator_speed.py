@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gendeg.data.builtin_data import DEFAULT_CONFIG, build_builtin
+from gendeg.data.builtin_data import build_builtin
 from gendeg.data.scenes import load_scene, random_crop
 from gendeg.data.standins import degrade_to_mu
 from gendeg.degradations import GENERATORS, generate
+from gendeg.pipeline.config import load_params
 from gendeg.runtime.atomic import write_json
 from gendeg.runtime.machine import provenance
 
@@ -55,9 +56,10 @@ def main() -> None:
         print(name, results[name], flush=True)
     report = {"size": args.size, "repeats": args.repeats, **provenance(), "generators": results}
     if not args.skip_build:
+        builtin = load_params(ROOT / "params.yaml")["data"]["builtin"]  # as prepare builds it
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            frames = build_builtin(DEFAULT_CONFIG, Path(tmp) / "builtin", seed=0)
+            frames = build_builtin(builtin, Path(tmp) / "builtin", seed=0)
             seconds = time.perf_counter() - start
         report["default_build"] = {"seconds": round(seconds, 1), "pairs": {k: len(v) for k, v in frames.items()}}
         print("default build", report["default_build"], flush=True)

@@ -74,6 +74,9 @@ from gendeg.runtime.machine import provenance
 RESULTS = Path(__file__).parent / "results"
 CLEAN = CLASSES.index("clean")
 TARGETS = {"pearson_r": 0.9, "type_accuracy": 0.9, "mu_ratio": (0.9, 1.1)}
+# The judges' network and recipe (steps: --classifier-steps): this study's own, not the pipeline's KID classifier
+# (params.yaml's classifier); the values its recorded results were made with (classifier.DEFAULTS then).
+JUDGE = {"width": 16, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4}
 
 
 def request_seed(seed: int, sampler: str, degradation: str, index: int) -> int:
@@ -270,7 +273,7 @@ def train_change_judge(run: Path, train: pd.DataFrame, test: pd.DataFrame, size:
     labels = degradation_index(train["degradation"])
     started = time.perf_counter()
     judge, losses = fit_classifier(manifest_changes(run, train, size), labels, steps=steps, seed=seed,
-                                     num_classes=len(DEGRADATIONS))
+                                   num_classes=len(DEGRADATIONS), **JUDGE)
     test_labels = degradation_index(test["degradation"])
     probabilities = predict(judge, manifest_changes(run, test, size))
     return judge, {
@@ -294,7 +297,7 @@ def train_image_judge(run: Path, train: pd.DataFrame, test: pd.DataFrame, size: 
     clean = load_images(run, targets[np.sort(picked)], size)
     labels = torch.cat([degradation_index(train["degradation"]), torch.full((len(clean),), CLEAN, dtype=torch.long)])
     started = time.perf_counter()
-    classifier, losses = fit_classifier(torch.cat([degraded, clean]), labels, steps=steps, seed=seed)
+    classifier, losses = fit_classifier(torch.cat([degraded, clean]), labels, steps=steps, seed=seed, **JUDGE)
     test_degraded = load_images(run, test["image_path"], size)
     test_clean = load_images(run, test["target_path"].drop_duplicates(), size)
     test_labels = degradation_index(test["degradation"])

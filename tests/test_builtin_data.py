@@ -9,16 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from gendeg import REFERENCE_FOLDER
-from gendeg.data.builtin_data import DEFAULT_CONFIG, build_builtin, describe, resolve_config
+from gendeg import PROJECT_ROOT, REFERENCE_FOLDER
+from gendeg.data.builtin_data import build_builtin, describe, resolve_config
 from gendeg.data.images import read_image, write_png
 from gendeg.data.manifest import EXTRA_COLUMNS, GENDS_COLUMNS
 from gendeg.data.standins import OOD_SETS, STANDINS, Histogram, mu_sigma_as_written, reference_histogram
 from gendeg.intensity.definition import mu_sigma
+from gendeg.pipeline.config import load_params
 
+# The pipeline's data.builtin (params.yaml states crop_size and the pair counts; the code has no default).
+BUILTIN = load_params(PROJECT_ROOT / "params.yaml")["data"]["builtin"]
 # Tiny: every set present, a handful of 32x32 pairs each; the whole prepare in seconds.
-SMOKE_CONFIG = {**DEFAULT_CONFIG, "crop_size": 32, "train_pairs_per_standin": 4, "test_pairs_per_standin": 2,
-                "pairs_per_ood_set": 2, "mu_tolerance": 0.005}
+SMOKE_CONFIG = {"crop_size": 32, "train_pairs_per_standin": 4, "test_pairs_per_standin": 2, "pairs_per_ood_set": 2,
+                "mu_tolerance": 0.005}
 
 torch.set_num_threads(1)
 
@@ -101,7 +104,7 @@ def test_test_split_uses_each_stand_in_own_scenes_with_other_draws(smoke_build, 
 
 
 def test_stand_ins_get_few_scenes_and_the_union_is_larger():
-    plan = describe(DEFAULT_CONFIG)
+    plan = describe(BUILTIN)
     per_degradation: dict[str, set] = {}
     for info in plan["standins"].values():
         per_degradation.setdefault(info["degradation"], set()).update(info["scenes"])
@@ -136,9 +139,11 @@ def test_config_errors_name_the_key_or_set(reference_dir, tmp_path):
     with pytest.raises(KeyError, match="unknown key.*crop"):
         resolve_config({"crop": 64})
     with pytest.raises(KeyError, match="unknown set.*'Nope-like'"):
-        resolve_config({"standins": ["Nope-like"]})
+        resolve_config({**BUILTIN, "standins": ["Nope-like"]})
     with pytest.raises(ValueError, match="crop_size"):
-        resolve_config({"crop_size": 8})
+        resolve_config({**BUILTIN, "crop_size": 8})
+    with pytest.raises(KeyError, match=r"missing key\(s\) \['pairs_per_ood_set'\]"):  # params.yaml states it
+        resolve_config({k: v for k, v in BUILTIN.items() if k != "pairs_per_ood_set"})
     with pytest.raises(FileNotFoundError, match="Mu_RESIDE.json"):
         build_builtin({**SMOKE_CONFIG, "reference_dir": str(tmp_path / "missing")}, tmp_path / "out", seed=0)
 

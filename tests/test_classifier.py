@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gendeg import PROJECT_ROOT
 from gendeg.measure.classifier import (
     CLASSES,
     DegradationClassifier,
@@ -17,8 +18,13 @@ from gendeg.measure.classifier import (
     predict,
     save_classifier,
 )
+from gendeg.pipeline.config import load_params
 
 torch.set_num_threads(1)
+# The pipeline's classifier settings: params.yaml states them, the code has no default.
+CLASSIFIER = load_params(PROJECT_ROOT / "params.yaml")["classifier"]
+# The toy problems' recipe: fewer steps on smaller batches at a higher rate, a fixed width (feature_dim 64).
+TOY = {"steps": 40, "batch_size": 16, "lr": 3e-3, "seed": 0, "width": 8, "weight_decay": CLASSIFIER["weight_decay"]}
 
 
 def _toy_set(seed: int, per_class: int = 24, size: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,7 +45,7 @@ def _toy_set(seed: int, per_class: int = 24, size: int = 24) -> tuple[torch.Tens
 @pytest.fixture(scope="module")
 def trained():
     images, labels = _toy_set(0)
-    return fit_classifier(images, labels, steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
+    return fit_classifier(images, labels, **TOY)
 
 
 def test_learns_separable_toy_problem(trained):
@@ -54,7 +60,7 @@ def test_training_is_deterministic_and_leaves_global_rng_alone(trained):
     model, losses = trained
     state = torch.random.get_rng_state()
     images, labels = _toy_set(0)
-    again, losses_again = fit_classifier(images, labels, steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
+    again, losses_again = fit_classifier(images, labels, **TOY)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert losses == losses_again
     for (key, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=False):
@@ -84,10 +90,12 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(KeyError, match="'fog'"):
         class_index("fog")
     with pytest.raises(ValueError, match=r"labels must be in \[0, 7\)"):
-        fit_classifier(torch.zeros(2, 3, 8, 8), torch.tensor([0, 9]), steps=1)
+        fit_classifier(torch.zeros(2, 3, 8, 8), torch.tensor([0, 9]), **{**TOY, "steps": 1})
     with pytest.raises(FileNotFoundError, match="classifier.json"):
         load_classifier(tmp_path)
-    assert DegradationClassifier(num_classes=6).class_names == CLASSES[:6]
+    assert DegradationClassifier(CLASSIFIER["width"], num_classes=6).class_names == CLASSES[:6]
+    with pytest.raises(TypeError, match="width"):
+        fit_classifier(torch.zeros(2, 3, 8, 8), torch.tensor([0, 1]), **{k: v for k, v in TOY.items() if k != "width"})
 
 
 def _scenes(family: str, count: int, g: torch.Generator, size: int = 24) -> torch.Tensor:
@@ -126,7 +134,7 @@ def test_judging_the_change_survives_a_scene_confound_judging_the_image_does_not
             labels += [class_index(kind)] * count
         return torch.cat(inputs), torch.tensor(labels)
 
-    judge, _ = fit_classifier(*pairs(swap=False), steps=40, batch_size=16, lr=3e-3, seed=0, width=8)
+    judge, _ = fit_classifier(*pairs(swap=False), **TOY)
     inputs, labels = pairs(swap=True)
     accuracy = (predict(judge, inputs).argmax(-1) == labels).float().mean().item()
     assert accuracy > 0.9 if judge_input == "change" else accuracy < 0.5

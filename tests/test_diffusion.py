@@ -29,6 +29,7 @@ torch.set_num_threads(1)
 
 # The CPU default's settings from params.yaml (which alone states route, prediction_type, ...), a smaller UNet.
 DEFAULT_MODEL = preset_params()["gendeg"]["model"]
+DROPOUT = preset_params()["gendeg"]["train"]["dropout"]  # the condition dropout: params.yaml states it
 TINY = {
     **DEFAULT_MODEL,
     "unet": {"block_out_channels": [16, 32], "attention_levels": [False, True], "cross_attention_dim": 16,
@@ -176,9 +177,11 @@ def test_dropout_rates_follow_the_config():
     assert abs((drop_text & drop_image).float().mean() - 0.2) < 0.005
     assert abs((~drop_text & drop_image).float().mean() - 0.3) < 0.005
     with pytest.raises(ValueError, match="sum"):
-        draw_condition_dropout(4, torch.Generator(), {"text": 0.6, "image": 0.6})
+        draw_condition_dropout(4, torch.Generator(), {"text": 0.6, "text_and_image": 0.0, "image": 0.6})
     with pytest.raises(KeyError, match="txt"):
-        draw_condition_dropout(4, torch.Generator(), {"txt": 0.1})
+        draw_condition_dropout(4, torch.Generator(), {**rates, "txt": 0.1})
+    with pytest.raises(KeyError, match=r"missing key\(s\) \['image'\]"):  # no default to fall back on
+        draw_condition_dropout(4, torch.Generator(), {"text": 0.1, "text_and_image": 0.2})
 
 
 def test_residual_target_round_trips():
@@ -192,8 +195,8 @@ def test_residual_target_round_trips():
 def test_loss_is_deterministic_given_the_generator():
     model = tiny_model()
     data = batch()
-    first = training_loss(model, *data, generator=torch.Generator().manual_seed(3))
-    second = training_loss(model, *data, generator=torch.Generator().manual_seed(3))
+    first = training_loss(model, *data, generator=torch.Generator().manual_seed(3), dropout=DROPOUT)
+    second = training_loss(model, *data, generator=torch.Generator().manual_seed(3), dropout=DROPOUT)
     assert first.ndim == 0 and torch.equal(first, second)
 
 
@@ -221,7 +224,7 @@ def test_snr_weighting_changes_the_loss_and_none_keeps_the_plain_mean():
     data = batch()
 
     def loss(**weighting):
-        return training_loss(model, *data, generator=torch.Generator().manual_seed(3), **weighting)
+        return training_loss(model, *data, generator=torch.Generator().manual_seed(3), dropout=DROPOUT, **weighting)
 
     plain = loss()
     assert torch.equal(plain, loss(snr_gamma=None, snr_floor=None))
@@ -241,7 +244,7 @@ def test_a_few_training_steps_lower_the_loss(route, prediction):
                                    {"params": model.projection_parameters(), "lr": 2e-2}])
     losses = []
     for _ in range(30):  # the same noise, timesteps and dropout every step: a fixed objective
-        loss = training_loss(model, *data, generator=torch.Generator().manual_seed(0))
+        loss = training_loss(model, *data, generator=torch.Generator().manual_seed(0), dropout=DROPOUT)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

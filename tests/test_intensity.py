@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from gendeg import DEGRADATIONS
+from gendeg import DEGRADATIONS, PROJECT_ROOT
 from gendeg.intensity.definition import (
     N_BINS,
     NULL_SLOT,
@@ -28,7 +28,7 @@ from gendeg.intensity.definition import (
     mu_sigma,
     mu_sigma_torch,
 )
-from gendeg.intensity.sampler import DEFAULT_DOWN_WEIGHTS, IntensitySampler, histogram_w1
+from gendeg.intensity.sampler import IntensitySampler, histogram_w1
 from gendeg.intensity.stats import (
     DegradationStats,
     IntensityStats,
@@ -38,8 +38,12 @@ from gendeg.intensity.stats import (
     write_intensity_stats,
     write_official_stats,
 )
+from gendeg.pipeline.config import load_params
 
 torch.set_num_threads(1)
+# The pipeline's down-weights (params.yaml's synthesis.down_weights, their one statement), for the
+# released statistics; statistics of made-up datasets take none ({}).
+DOWN_WEIGHTS = load_params(PROJECT_ROOT / "params.yaml")["synthesis"]["down_weights"]
 
 
 def _released_dir() -> Path:
@@ -335,7 +339,7 @@ def _draw_arrays(draws):
 @needs_release
 def test_sampler_draws_only_from_non_empty_bins(released):
     haze = released["haze"]
-    draws = IntensitySampler(released, "haze").sample(4000, np.random.default_rng(0))
+    draws = IntensitySampler(released, "haze", DOWN_WEIGHTS).sample(4000, np.random.default_rng(0))
     mu, sigma, uniform, dataset = _draw_arrays(draws)
     mu_bins, sigma_bins = bin_index(mu, "mu"), bin_index(sigma, "sigma")
     for i in np.flatnonzero(~uniform):
@@ -346,7 +350,7 @@ def test_sampler_draws_only_from_non_empty_bins(released):
 
 @needs_release
 def test_every_twentieth_sample_is_uniform_over_the_observed_range(released):
-    sampler = IntensitySampler(released, "rain")
+    sampler = IntensitySampler(released, "rain", DOWN_WEIGHTS)
     mu, sigma, uniform, dataset = _draw_arrays(sampler.sample(400, np.random.default_rng(1)))
     np.testing.assert_array_equal(np.flatnonzero(uniform), np.arange(0, 400, 20))
     for i in np.flatnonzero(uniform):
@@ -356,16 +360,17 @@ def test_every_twentieth_sample_is_uniform_over_the_observed_range(released):
         assert dataset[i] in released["rain"].datasets
     offset = _draw_arrays(sampler.sample(40, np.random.default_rng(1), start_index=5))[2]
     np.testing.assert_array_equal(np.flatnonzero(offset), [15, 35])
-    never = IntensitySampler(released, "rain", uniform_every=0).sample(100, np.random.default_rng(1))
+    never = IntensitySampler(released, "rain", DOWN_WEIGHTS, uniform_every=0).sample(100, np.random.default_rng(1))
     assert not any(d.random_sampled for d in never)
 
 
 @needs_release
 def test_down_weights_set_dataset_frequencies(released):
     n = 20000
-    _, _, _, dataset = _draw_arrays(IntensitySampler(released, "haze").sample(n, np.random.default_rng(2)))
+    sampler = IntensitySampler(released, "haze", DOWN_WEIGHTS)
+    _, _, _, dataset = _draw_arrays(sampler.sample(n, np.random.default_rng(2)))
     frequency = Counter(dataset)
-    weights = {d: DEFAULT_DOWN_WEIGHTS.get(d, 1.0) for d in released["haze"].datasets}
+    weights = {d: DOWN_WEIGHTS.get(d, 1.0) for d in released["haze"].datasets}
     total = sum(weights.values())
     for name, weight in weights.items():
         assert frequency[name] / n == pytest.approx(weight / total, abs=0.015), name
@@ -376,7 +381,7 @@ def test_down_weights_set_dataset_frequencies(released):
 
 def test_sampler_is_deterministic_and_chunk_invariant(small_stats_dir):
     stats = load_intensity_stats(small_stats_dir)
-    sampler = IntensitySampler(stats, "rain", uniform_every=3)
+    sampler = IntensitySampler(stats, "rain", {}, uniform_every=3)
     whole = sampler.sample(30, np.random.default_rng(7))
     assert whole == sampler.sample(30, np.random.default_rng(7))
     assert whole != sampler.sample(30, np.random.default_rng(8))
@@ -395,7 +400,7 @@ def test_sigma_follows_the_conditional_row_of_the_mu_bin():
     mu_counts[[10, 40]] = [5, 5]
     joint[10, 3], joint[40, 90] = 5, 5
     sigma_counts[[3, 90]] = [5, 5]
-    draws = IntensitySampler(_one_dataset_stats(mu_counts, sigma_counts, joint), "snow",
+    draws = IntensitySampler(_one_dataset_stats(mu_counts, sigma_counts, joint), "snow", {},
                              uniform_every=0).sample(500, np.random.default_rng(4))
     mu, sigma, _, _ = _draw_arrays(draws)
     pairs = set(zip(bin_index(mu, "mu").tolist(), bin_index(sigma, "sigma").tolist(), strict=False))
@@ -407,7 +412,7 @@ def test_empty_conditional_row_falls_back_to_dataset_sigma_histogram():
                                       np.zeros((N_BINS, N_BINS), np.int64))
     mu_counts[20] = 4
     sigma_counts[[7, 8]] = [2, 2]
-    draws = IntensitySampler(_one_dataset_stats(mu_counts, sigma_counts, joint), "snow",
+    draws = IntensitySampler(_one_dataset_stats(mu_counts, sigma_counts, joint), "snow", {},
                              uniform_every=0).sample(200, np.random.default_rng(5))
     _, sigma, _, _ = _draw_arrays(draws)
     assert set(bin_index(sigma, "sigma").tolist()) == {7, 8}
@@ -422,7 +427,9 @@ def test_sampler_rejects_bad_settings(small_stats_dir):
     with pytest.warns(UserWarning, match="Nope"):
         IntensitySampler(stats, "rain", down_weights={"Nope": 0.5})
     with pytest.raises(KeyError, match="haze"):
-        IntensitySampler(stats, "haze")
+        IntensitySampler(stats, "haze", {})
+    with pytest.raises(TypeError, match="down_weights"):  # params.yaml states them: no default to fall back on
+        IntensitySampler(stats, "rain")
 
 
 # ---------------------------------------------------------------- W1
@@ -474,8 +481,8 @@ def test_down_weights_that_match_no_dataset_are_named_with_the_datasets(tmp_path
 def test_requests_are_capped_at_mu_cap_when_drawn(tmp_path):
     stats = _haze_stats(tmp_path)
     rng = np.random.default_rng
-    free = _draw_arrays(IntensitySampler(stats, "haze").sample(400, rng(0)))[0]
-    capped, _, uniform, _ = _draw_arrays(IntensitySampler(stats, "haze", mu_cap=0.28).sample(400, rng(0)))
+    free = _draw_arrays(IntensitySampler(stats, "haze", {}).sample(400, rng(0)))[0]
+    capped, _, uniform, _ = _draw_arrays(IntensitySampler(stats, "haze", {}, mu_cap=0.28).sample(400, rng(0)))
     assert free.max() > 0.35  # the statistics reach 0.4 ...
     assert capped.max() <= 0.28 and uniform.any()  # ... the requests, histogram and uniform draws alike, do not
     assert (capped > 0.2).any()  # the cap truncates; it does not squash everything down
@@ -485,7 +492,8 @@ def test_requests_are_capped_at_mu_cap_when_drawn(tmp_path):
 def test_the_cap_leaves_released_draws_below_it_alone(released):
     """The released histograms end at 0.284: capping at 0.28 clips the top bin's few histogram draws and
     narrows the uniform draws' range to end at the cap."""
-    free, _, uniform, _ = _draw_arrays(IntensitySampler(released, "low_light").sample(2000, np.random.default_rng(3)))
-    capped = _draw_arrays(IntensitySampler(released, "low_light", mu_cap=0.28).sample(2000, np.random.default_rng(3)))[0]
+    rng = np.random.default_rng
+    free, _, uniform, _ = _draw_arrays(IntensitySampler(released, "low_light", DOWN_WEIGHTS).sample(2000, rng(3)))
+    capped = _draw_arrays(IntensitySampler(released, "low_light", DOWN_WEIGHTS, mu_cap=0.28).sample(2000, rng(3)))[0]
     np.testing.assert_array_equal(capped[~uniform], np.minimum(free[~uniform], 0.28))
     assert (free[~uniform] > 0.28).any() and capped.max() <= 0.28

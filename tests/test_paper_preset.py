@@ -277,6 +277,7 @@ def test_time_embedding_route_on_a_pretrained_unet_starts_as_a_no_op(sd_folder):
     assert model.unet.config.class_embed_type == "projection"
     assert torch.count_nonzero(model.unet.class_embedding.linear_2.weight) == 0
     clean, degraded, ids, mu, sigma, captions = batch(2)
-    loss = training_loss(model, clean, degraded, ids, mu, sigma, torch.Generator().manual_seed(0), captions=captions)
+    loss = training_loss(model, clean, degraded, ids, mu, sigma, torch.Generator().manual_seed(0),
+                         paper_preset()["gendeg"]["train"]["dropout"], captions=captions)
     loss.backward()
     assert loss.isfinite() and torch.count_nonzero(model.unet.class_embedding.linear_2.weight.grad) > 0

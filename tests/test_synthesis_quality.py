@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from gendeg import PROJECT_ROOT
 from gendeg.measure.classifier import fit_classifier, predict
 from gendeg.measure.synthesis_quality import (
     class_shares,
@@ -17,6 +18,7 @@ from gendeg.measure.synthesis_quality import (
     sweep_levels,
     type_accuracy,
 )
+from gendeg.pipeline.config import load_params
 
 
 def test_perfect_control_gives_r_one_ratio_one_and_no_error():
@@ -87,7 +89,9 @@ def test_type_accuracy_with_a_classifier_on_a_trivially_separable_toy_set():
     dark = torch.rand(24, 3, 16, 16, generator=generator) * 0.2
     bright = 0.8 + torch.rand(24, 3, 16, 16, generator=generator) * 0.2
     images, labels = torch.cat([dark, bright]), torch.tensor([0] * 24 + [1] * 24)
-    model, _ = fit_classifier(images, labels, steps=40, batch_size=16, lr=5e-3, seed=0, width=4, num_classes=2)
+    weight_decay = load_params(PROJECT_ROOT / "params.yaml")["classifier"]["weight_decay"]  # the pipeline's
+    model, _ = fit_classifier(images, labels, steps=40, batch_size=16, lr=5e-3, seed=0, width=4, num_classes=2,
+                              weight_decay=weight_decay)
     held_out = torch.cat([torch.rand(8, 3, 16, 16, generator=generator) * 0.2,
                           0.8 + torch.rand(8, 3, 16, 16, generator=generator) * 0.2])
     truth = torch.tensor([0] * 8 + [1] * 8)

@@ -14,6 +14,12 @@ Layout under `out_dir`:
 
 `build_builtin` returns manifest frames (gendeg.data.manifest.make_frame) for "train", "test"
 and "ood"; writing them is the calling stage's job.  Same config and seed, same bytes.
+
+One statement per setting: the keys params.yaml's ``data.builtin`` sets for every preset
+(REQUIRED) have no default here, and a config without one is an error that names it; outside the
+pipeline take them from ``gendeg.pipeline.config.load_params()["data"]["builtin"]``.  Every other
+key has its one value in DEFAULT_CONFIG (stating it in params.yaml would change
+resolved_params/prepare.json and so re-run everything).
 """
 
 from __future__ import annotations
@@ -43,9 +49,12 @@ from gendeg.data.standins import (
 from gendeg.degradations import GENERATORS, generate
 from gendeg.runtime.atomic import atomic_dir
 
+# Set by params.yaml's data.builtin in every preset, the one place their values are stated: crop_size
+# (pixels per side of every pair) and the pairs of each stand-in's train and test split and of each OOD set.
+REQUIRED = ("crop_size", "train_pairs_per_standin", "test_pairs_per_standin", "pairs_per_ood_set")
+
+# Every other key.
 DEFAULT_CONFIG: dict[str, Any] = {
-    # Pixels per side of every pair.
-    "crop_size": 64,
     # Scenes are rendered with their shorter side = scene_scale x crop_size: crops of one
     # scene overlap and look alike, so "few scenes" means little diversity.
     "scene_scale": 2.0,
@@ -53,9 +62,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "n_procedural_scenes": 14,
     # Held-out scenes, used by the OOD sets only.
     "n_ood_scenes": 10,
-    "train_pairs_per_standin": 64,
-    "test_pairs_per_standin": 12,
-    "pairs_per_ood_set": 32,
     # Which sets to build (null = all, see gendeg.data.standins.STANDINS / OOD_SETS).
     "standins": None,
     "ood_sets": None,
@@ -74,11 +80,17 @@ SPLIT_CODES = {"train": 0, "test": 1, "ood": 2}
 
 
 def resolve_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """DEFAULT_CONFIG overridden by `cfg`, checked; unknown keys and names are errors."""
+    """DEFAULT_CONFIG overridden by `cfg`, checked; unknown keys and names are errors, and so are missing
+    REQUIRED ones."""
     cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULT_CONFIG))
+    unknown = sorted(set(cfg) - set(DEFAULT_CONFIG) - set(REQUIRED))
     if unknown:
-        raise KeyError(f"builtin data config: unknown key(s) {unknown}; known keys: {sorted(DEFAULT_CONFIG)}")
+        raise KeyError(f"builtin data config: unknown key(s) {unknown}; known keys: "
+                       f"{sorted({*DEFAULT_CONFIG, *REQUIRED})}")
+    missing = [key for key in REQUIRED if key not in cfg]
+    if missing:
+        raise KeyError(f"builtin data config: missing key(s) {missing} (no default: params.yaml states them under "
+                       f"data.builtin)")
     merged = {**copy.deepcopy(DEFAULT_CONFIG), **cfg}
     for key in ("crop_size", "n_ood_scenes", "train_pairs_per_standin", "test_pairs_per_standin", "pairs_per_ood_set",
                 "n_procedural_scenes"):
@@ -154,7 +166,7 @@ def make_pairs(spec: PairSetSpec, scene_names: list[str], split: str, count: int
         yield index, sample_seed, make_pair(spec, scene_names, sample_seed, cfg)
 
 
-def build_builtin(cfg: Mapping[str, Any] | None, out_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
+def build_builtin(cfg: Mapping[str, Any], out_dir: Path, seed: int) -> dict[str, pd.DataFrame]:
     """Write every pair's PNGs under out_dir/images and return the "train", "test" and "ood" frames."""
     cfg = resolve_config(cfg)
     out_dir = Path(out_dir)
@@ -195,7 +207,7 @@ def build_builtin(cfg: Mapping[str, Any] | None, out_dir: Path, seed: int) -> di
     return {name: make_frame(split_rows) for name, split_rows in rows.items()}
 
 
-def describe(cfg: Mapping[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+def describe(cfg: Mapping[str, Any], seed: int = 0) -> dict[str, Any]:
     """What a build would contain: per set, what it imitates and its scenes (for reports and the README)."""
     cfg = resolve_config(cfg)
     standins, ood_sets = selected_specs(cfg)

@@ -3,7 +3,7 @@
 from gendeg.diffusion.codecs import AutoencoderKLCodec, PixelUnshuffleCodec, build_codec
 from gendeg.diffusion.conditioning import encode_intensity
 from gendeg.diffusion.model import DEFAULT_CONFIG, PAPER_CONFIG, GenDegModel, merge_config
-from gendeg.diffusion.objective import DEFAULT_DROPOUT, draw_condition_dropout, training_loss
+from gendeg.diffusion.objective import draw_condition_dropout, training_loss
 from gendeg.diffusion.sampling import generate, model_evaluations_per_image
 from gendeg.diffusion.text import ClipPromptEncoder, build_prompt, build_prompts
 
@@ -11,7 +11,6 @@ __all__ = [
     "AutoencoderKLCodec",
     "ClipPromptEncoder",
     "DEFAULT_CONFIG",
-    "DEFAULT_DROPOUT",
     "GenDegModel",
     "PAPER_CONFIG",
     "PixelUnshuffleCodec",

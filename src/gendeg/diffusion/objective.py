@@ -1,4 +1,10 @@
-"""The GenDeg training loss, with the paper's condition dropout for classifier-free guidance."""
+"""The GenDeg training loss, with the paper's condition dropout for classifier-free guidance.
+
+One statement per setting: the dropout rates are params.yaml's ``gendeg.train.dropout`` (every preset
+sets all three, the schema requires them), so they have no default here and a missing one is an error
+that names it; outside the pipeline take them from
+``gendeg.pipeline.config.load_params()["gendeg"]["train"]["dropout"]``.
+"""
 
 from __future__ import annotations
 
@@ -11,24 +17,28 @@ from diffusers.training_utils import compute_snr
 from gendeg.diffusion.model import GenDegModel
 from gendeg.runtime.speed import to_device
 
-# Paper: 5% drop text+mu/sigma, 5% drop text+mu/sigma and the image, 5% drop the image only.
-DEFAULT_DROPOUT = {"text": 0.05, "text_and_image": 0.05, "image": 0.05}
-
-# The training recipe (steps, learning rates, EMA, dropout) is read from params.yaml
+# The probabilities of dropping text+mu/sigma only, text+mu/sigma and the image, the image only (the
+# paper's 5% each).  The training recipe (steps, learning rates, EMA, dropout) is read from params.yaml
 # (`gendeg.train`) only; why the CPU default's values: docs/design.md.
+DROPOUT_KEYS = ("text", "text_and_image", "image")
 
 
 def draw_condition_dropout(
-    batch_size: int, generator: torch.Generator, dropout: dict | None = None, device: torch.device | str = "cpu"
+    batch_size: int, generator: torch.Generator, dropout: dict, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(drop_text, drop_image) boolean masks: the three cases are disjoint slices of one uniform draw."""
-    rates = {**DEFAULT_DROPOUT, **(dropout or {})}
-    unknown = set(rates) - set(DEFAULT_DROPOUT)
+    """(drop_text, drop_image) boolean masks: the three cases are disjoint slices of one uniform draw.
+
+    `dropout` holds the probability of each of DROPOUT_KEYS (gendeg.train.dropout)."""
+    unknown = sorted(set(dropout) - set(DROPOUT_KEYS))
     if unknown:
-        raise KeyError(f"unknown dropout keys {sorted(unknown)}; known: {sorted(DEFAULT_DROPOUT)}")
-    p_text, p_both, p_image = (float(rates[k]) for k in ("text", "text_and_image", "image"))
+        raise KeyError(f"unknown dropout keys {unknown}; known: {list(DROPOUT_KEYS)}")
+    missing = [key for key in DROPOUT_KEYS if key not in dropout]
+    if missing:
+        raise KeyError(f"dropout: missing key(s) {missing} (no default: params.yaml states them under "
+                       f"gendeg.train.dropout)")
+    p_text, p_both, p_image = (float(dropout[k]) for k in DROPOUT_KEYS)
     if min(p_text, p_both, p_image) < 0 or p_text + p_both + p_image > 1:
-        raise ValueError(f"dropout probabilities must be >= 0 and sum to <= 1, got {rates}")
+        raise ValueError(f"dropout probabilities must be >= 0 and sum to <= 1, got {dropout}")
     u = to_device(torch.rand(batch_size, generator=generator, device=generator.device), device)
     drop_text = u < p_text + p_both
     drop_image = (u >= p_text) & (u < p_text + p_both + p_image)
@@ -43,7 +53,7 @@ def training_loss(
     mu: torch.Tensor,
     sigma: torch.Tensor,
     generator: torch.Generator,
-    dropout: dict | None = None,
+    dropout: dict,
     captions: Sequence[object] | None = None,
     snr_gamma: float | None = None,
     snr_floor: float | None = None,
@@ -75,7 +85,7 @@ def latent_training_loss(
     mu: torch.Tensor,
     sigma: torch.Tensor,
     generator: torch.Generator,
-    dropout: dict | None = None,
+    dropout: dict,
     captions: Sequence[object] | None = None,
     snr_gamma: float | None = None,
     snr_floor: float | None = None,

@@ -1,5 +1,11 @@
 """Sampling requested (mu, sigma) for synthesis the way the released synthesis code does, and
-the distance used to check a sampler or a generator against a histogram."""
+the distance used to check a sampler or a generator against a histogram.
+
+One statement per setting: the down-weights of the released synthesis code (datasets whose
+degradations are extreme, so they do not dominate the generated data) are params.yaml's
+``synthesis.down_weights``, which the synthesize stage passes in; they have no copy here.  Outside
+the pipeline take them from ``gendeg.pipeline.config.load_params()["synthesis"]["down_weights"]``.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +18,6 @@ import numpy as np
 
 from gendeg.intensity.definition import N_BINS, RANGES, bin_centre, bin_edges
 from gendeg.intensity.stats import IntensityStats, IntensityStatsError
-
-# Down-weights of the released synthesis code for datasets whose degradations are extreme, so
-# they do not dominate the generated data (a dataset's pick probability is uniform x weight).
-# One flat dict serves every degradation: each name belongs to one degradation's datasets.
-DEFAULT_DOWN_WEIGHTS: dict[str, float] = {
-    "DenseHaze": 0.05,
-    "NH-HAZE": 0.1,
-    "I-HAZE": 0.25,
-    "ORD": 0.2,
-    "SID": 0.2,
-}
 
 
 # --------------------------------------------------------------------------------------
@@ -86,36 +81,34 @@ class IntensitySampler:
     still names the dataset whose range was used, as in the released manifest).
     `uniform_every=0` turns this off.
 
-    `down_weights=None` uses DEFAULT_DOWN_WEIGHTS; names of other degradations' datasets
-    are ignored, so one dict serves all degradations.  Names match datasets whatever their case,
-    spaces, hyphens and underscores ("Dense-Haze" is DenseHaze); an explicit name that matches no
-    dataset of the statistics is warned about, naming both lists (a warning, not an error: the
-    one dict serves every degradation and every subset of the datasets a user has).
+    `down_weights` (synthesis.down_weights; {} for none) maps a dataset name to its pick weight (a
+    dataset's pick probability is uniform x weight, 1 for a dataset it does not name); names of other
+    degradations' datasets are ignored, so one flat dict serves all degradations.  Names match datasets
+    whatever their case, spaces, hyphens and underscores ("Dense-Haze" is DenseHaze); a name that
+    matches no dataset of the statistics is warned about, naming both lists (a warning, not an error:
+    the one dict serves every degradation and every subset of the datasets a user has).
 
     `mu_cap` (synthesis.mu_cap = merge.filter.mu_cap, 0.28: the largest mu of the real data, where the released
     histograms end) truncates the requests: mu bins wholly above it are never drawn, and a draw
     inside the bin that straddles it is clipped to it.  None: no cap.
     """
 
-    def __init__(self, stats: IntensityStats, degradation: str,
-                 down_weights: Mapping[str, float] | None = None, uniform_every: int = 20,
-                 mu_cap: float | None = None):
+    def __init__(self, stats: IntensityStats, degradation: str, down_weights: Mapping[str, float],
+                 uniform_every: int = 20, mu_cap: float | None = None):
         entry = stats[degradation]
         if uniform_every < 0:
             raise ValueError(f"uniform_every must be >= 0 (0 = never), got {uniform_every}")
-        explicit = down_weights is not None
-        down_weights = dict(DEFAULT_DOWN_WEIGHTS if down_weights is None else down_weights)
+        down_weights = dict(down_weights)
         for name, weight in down_weights.items():
             if not np.isfinite(weight) or weight < 0:
                 raise ValueError(f"down_weights[{name!r}] must be a finite weight >= 0, got {weight}")
         known = sorted({d for deg in stats.degradations for d in stats[deg].datasets})
         matched = {dataset_key(d): w for d, w in down_weights.items()}
-        if explicit:
-            unknown = sorted(d for d in down_weights if dataset_key(d) not in {dataset_key(k) for k in known})
-            if unknown:
-                warnings.warn(f"synthesis.down_weights name(s) {unknown} match no dataset of the intensity statistics "
-                              f"{known} (compared ignoring case, spaces, '-' and '_'): those weights apply to nothing",
-                              stacklevel=2)
+        unknown = sorted(d for d in down_weights if dataset_key(d) not in {dataset_key(k) for k in known})
+        if unknown:
+            warnings.warn(f"synthesis.down_weights name(s) {unknown} match no dataset of the intensity statistics "
+                          f"{known} (compared ignoring case, spaces, '-' and '_'): those weights apply to nothing",
+                          stacklevel=2)
         self.degradation = degradation
         self.uniform_every = int(uniform_every)
         self.datasets = entry.datasets

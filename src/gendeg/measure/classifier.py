@@ -14,6 +14,12 @@ The network is a small fully-convolutional CNN (GroupNorm, so a sample's feature
 depend on its batch and train/eval behave alike), any input size; features are the
 global mean and standard deviation of the last feature map (std pooling keeps texture
 and contrast, which separate e.g. haze from low light).
+
+One statement per setting: width and the training recipe (steps, batch_size, lr,
+weight_decay) are params.yaml's ``classifier:`` block, which the train_classifier stage passes
+in, so they have no default here.  Outside the pipeline take them from
+``gendeg.pipeline.config.load_params()["classifier"]``.  A saved classifier's
+``classifier.json`` holds its network's settings.
 """
 
 from __future__ import annotations
@@ -35,17 +41,6 @@ from gendeg.runtime.devices import model_device
 CLASSES: tuple[str, ...] = DEGRADATIONS + ("clean",)
 WEIGHTS_FILE = "classifier.safetensors"
 CONFIG_FILE = "classifier.json"
-
-# Training defaults (the `classifier:` block of params.yaml).
-DEFAULTS = {
-    "width": 16,  # channels of the first stage; features have 8 * width dims
-    "num_classes": len(CLASSES),  # 6 = degradations only, 7 = with "clean"
-    "steps": 300,
-    "batch_size": 32,
-    "lr": 2e-3,
-    "weight_decay": 1e-4,
-    "seed": 0,
-}
 
 
 def class_index(name: str, num_classes: int = len(CLASSES)) -> int:
@@ -76,7 +71,10 @@ def _stage(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
 
 
 class DegradationClassifier(nn.Module):
-    def __init__(self, width: int = 16, num_classes: int = len(CLASSES), in_channels: int = 3) -> None:
+    """`width` channels in the first stage (classifier.width; features have 8 * width dims); `num_classes`
+    the first classes of CLASSES (6 = degradations only, 7 = with "clean")."""
+
+    def __init__(self, width: int, num_classes: int = len(CLASSES), in_channels: int = 3) -> None:
         super().__init__()
         if not 1 <= num_classes <= len(CLASSES):
             raise ValueError(f"DegradationClassifier: num_classes must be in 1..{len(CLASSES)}, got {num_classes}")
@@ -101,13 +99,12 @@ class DegradationClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def fit_classifier(images: torch.Tensor, labels: torch.Tensor, steps: int = DEFAULTS["steps"],
-                     batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
-                     seed: int = DEFAULTS["seed"], width: int = DEFAULTS["width"],
-                     num_classes: int = DEFAULTS["num_classes"],
-                     weight_decay: float = DEFAULTS["weight_decay"],
-                     progress: bool = False) -> tuple[DegradationClassifier, list[float]]:
+def fit_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: int, batch_size: int, lr: float,
+                   weight_decay: float, width: int, seed: int, num_classes: int = len(CLASSES),
+                   progress: bool = False) -> tuple[DegradationClassifier, list[float]]:
     """Train from scratch with AdamW + cosine schedule on (N, 3, H, W) images and (N,) int labels.
+
+    `steps`, `batch_size`, `lr`, `weight_decay` and `width` are params.yaml's classifier block.
 
     Deterministic on CPU: weight init, batch order and the flip augmentation all come from
     `seed` (init inside a forked RNG, batches and flips from a `torch.Generator`).  Flips
