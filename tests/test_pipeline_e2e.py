@@ -105,7 +105,7 @@ def test_mlflow_has_one_parent_and_a_child_per_job(snakemake_run):
     # select_pairs / train_restorer / evaluate per training set, report
     jobs = 1 + 1 + 1 + len(DEGRADATIONS) + 1 + 1 + 3 * len(TRAINING_SETS) + 1
     assert len(children) == jobs
-    restorer = next(r for r in children if r.info.run_name == f"{ARCH} · gends")
+    restorer = next(r for r in children if r.info.run_name == f"{ARCH} · gends · s0")
     assert "restorer.train.lr" in restorer.data.params
     assert len(client.get_metric_history(restorer.info.run_id, "loss")) >= 2
     assert any(a.path.endswith(".png") for a in client.list_artifacts(restorer.info.run_id))

@@ -87,7 +87,8 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
 
     `seed` (one of params.yaml `seeds:`) replaces the config's seed for this restorer alone: its
     initial weights and every batch draw; None keeps the config's."""
-    if seed is not None:
+    run_name = f"train_restorer:{name or f'{arch}-{train_set}'}" + (f"@{seed}" if seed is not None else "")
+    if seed is not None:  # one of the DAG's seeds: named in the run (`nafnet · gends · s1`)
         config = {**config, "seed": seed}
     cfg = config["restorer"]
     train_cfg = cfg["train"]
@@ -99,7 +100,7 @@ def train_restorer(config: dict, arch: str, train_set: str, pairs_csv: Path, out
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
                                   betas=(0.9, 0.9))
     loss_fn = restoration_loss(bank, train_cfg)
-    with tracking.job_run("train_restorer", f"train_restorer:{name}@{config['seed']}", config) as run:
+    with tracking.job_run("train_restorer", run_name, config) as run:
         run.set_tags({"gendeg.training_set": train_set, "gendeg.arch": arch, "gendeg.job": name,
                       "gendeg.seed": str(config["seed"])})
         run.log_params({"arch": arch, "train_set": train_set, "pairs": len(bank),
