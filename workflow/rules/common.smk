@@ -7,6 +7,8 @@ from gendeg.pipeline import orchestration
 from gendeg.pipeline.config import ConfigError, load_params, write_resolved
 from gendeg.pipeline.preset_shadow import shadow_error
 from gendeg.pipeline import answer, tracking
+from snakemake.common import RULEFUNC_CONTEXT_MARKER
+
 from gendeg.pipeline.stage_table import AXES, STAGES, axis_values, fill, needed_files, param_at, render
 
 os.environ.setdefault("GENDEG_PROJECT_ROOT", str(Path(workflow.basedir).resolve()))
@@ -198,6 +200,15 @@ def rule_outputs(stage):
         elif arg.role == "out":
             outputs[arg.name] = snakemake_template(template)
     return outputs
+
+
+def stage_shell(scope, stage):
+    """A rule's shell command.  Snakemake evaluates a `shell:` expression twice: where the rule is
+    defined (here the loop's current stage) and again in the job's run function, when the loop has
+    long moved on; there its locals name the rule (`rule`), so the stage is looked up by that name."""
+    if RULEFUNC_CONTEXT_MARKER in scope:
+        stage = next(s for s in STAGES if s.name == scope["rule"])
+    return rule_shell(stage)
 
 
 def rule_shell(stage):

@@ -24,6 +24,6 @@ for _stage in STAGES:
             gendeg=gendeg_command(data_parallel=_stage.data_parallel),
         priority: _stage.priority
         shell:
-            rule_shell(_stage)
+            stage_shell(locals(), _stage)
 
     workflow.get_rule(_stage.name).docstring = _stage.doc  # `snakemake --list-rules` shows it
