@@ -6,7 +6,7 @@
 Training.  The paper preset's GenDeg (params.yaml, `presets.paper.gendeg`: SD v1.5 UNet with
 the 8-channel InstructPix2Pix input, CLIP prompts, epsilon loss, bf16, EMA 0.9999) on a
 Stable Diffusion folder: a real one (`--sd-folder`) or a randomly initialised one of SD v1.5's
-exact architecture (`gendeg.diffusion.random_sd`; speed does not depend on the weights).
+exact architecture (`tests/helpers/random_sd.py`; speed does not depend on the weights).
 The FLOPs of one training micro-step are counted with `torch.utils.flop_counter.FlopCounterMode`
 (forward + backward, attention counted through PyTorch's math kernel, which the counter
 sees), twice: from cached VAE latents (the *model* FLOPs: UNet forward + backward, CLIP and
@@ -58,7 +58,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from gendeg import DEGRADATIONS
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.diffusion.latent_cache import LatentCache
-from gendeg.diffusion.random_sd import write_random_stable_diffusion
 from gendeg.runtime.atomic import write_json
 from gendeg.runtime.devices import compute_device
 from gendeg.runtime.speed import AutocastForward, apply_unet_speedups, attention_processors, memory_model, plan_batch
@@ -69,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_mfu.json"
 sys.path.insert(0, str(ROOT / "tests"))  # helpers: the paper model and random pairs the speed tests use too
 from helpers.paper_gendeg import build_model, random_pairs  # noqa: E402
+from helpers.random_sd import write_random_stable_diffusion  # noqa: E402
 
 # Dense (no 2:4 sparsity) BF16 tensor-core peaks, TFLOP/s, matched in order against
 # torch.cuda.get_device_name().  Source: NVIDIA's product datasheets, which print the
@@ -431,7 +431,7 @@ def random_folder(folder: Path, architecture: str) -> Path:
         if folder.exists():
             raise FileExistsError(f"--random-sd-dir {folder} exists but is not a complete random {architecture} folder")
         write_random_stable_diffusion(folder, architecture)
-        marker.write_text("gendeg.diffusion.random_sd, seed 0\n")
+        marker.write_text("tests/helpers/random_sd.py, seed 0\n")
     return folder
 
 

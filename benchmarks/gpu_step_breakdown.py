@@ -15,6 +15,8 @@ script, not this one, and was removed from `gpu_throughput.json` as unreproducib
 
 from __future__ import annotations
 
+import sys
+
 import argparse
 import tempfile
 import time
@@ -24,9 +26,11 @@ import torch
 from diffusers.training_utils import EMAModel
 from gpu_throughput import PAPER_TRAIN, pairs, paper_model
 
-from gendeg.diffusion.random_sd import write_random_stable_diffusion
 from gendeg.runtime.training import step_generator
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the random SD folder the tests build too
+from helpers.random_sd import write_random_stable_diffusion  # noqa: E402
 
 
 def milliseconds(call, repeats: int = 5) -> float:

@@ -3,7 +3,7 @@
     python benchmarks/gpu_throughput.py [--architecture sd15] [--sd-folder DIR] [--out FILE]
 
 Paper architecture: GenDeg on a Stable Diffusion v1.5 folder, either a randomly initialised
-one in SD v1.5's exact architecture (`gendeg.diffusion.random_sd`; throughput does not depend
+one in SD v1.5's exact architecture (`tests/helpers/random_sd.py`; throughput does not depend
 on the weights) or a real one (`--sd-folder`).  It trains through the pipeline's own code:
 `gendeg.runtime.training.train` with the train_gendeg stage's loss and optimiser, at 256x256, batch
 16, bf16, EMA 0.9999, one micro-batch per step.  Then it samples with the paper's
@@ -17,6 +17,8 @@ Writes benchmarks/results/gpu_throughput.json after every section.
 """
 
 from __future__ import annotations
+
+import sys
 
 import argparse
 import copy
@@ -35,13 +37,15 @@ from gendeg import DEGRADATIONS
 from gendeg.data.builtin_data import build_builtin
 from gendeg.data.pairs import PairBank
 from gendeg.diffusion import PAPER_CONFIG, GenDegModel, generate
-from gendeg.diffusion.random_sd import write_random_stable_diffusion
 from gendeg.restorers import build_restorer, restore
 from gendeg.runtime.atomic import write_json
 from gendeg.runtime.devices import compute_device
 from gendeg.runtime.training import TrainSettings, train
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
 from gendeg.stages.train_restorer import restoration_loss
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the random SD folder the tests build too
+from helpers.random_sd import write_random_stable_diffusion  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_throughput.json"

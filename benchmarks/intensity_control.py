@@ -64,7 +64,7 @@ from gendeg.diffusion.structure_correction import MODEL_DIR, correct
 from gendeg.intensity.definition import mu_sigma
 from gendeg.measure.classifier import CLASSES, extract_features, fit_classifier, pair_change, predict
 from gendeg.measure.metrics import kid, sliced_wasserstein_patches
-from gendeg.measure.mu_calibration import MuCalibration, conditioning_for_requests
+from gendeg.synthesis.mu_calibration import MuCalibration, conditioning_for_requests
 from gendeg.measure.synthesis_quality import class_shares, control_stats, sigma_at_mu, sweep_levels, type_accuracy
 from gendeg.pipeline.config import read_stage_config
 from gendeg.restorers import load_restorer

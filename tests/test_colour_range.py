@@ -1,4 +1,4 @@
-"""gendeg.data.colour_range: generated images held within the colour gains of the real pairs."""
+"""gendeg.synthesis.colour_range: generated images held within the colour gains of the real pairs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gendeg.data.colour_range import ColourRange, channel_gains, constrain_colour, fit_colour_range
+from gendeg.synthesis.colour_range import ColourRange, channel_gains, constrain_colour, fit_colour_range
 from gendeg.data.images import write_png
 
 

@@ -18,7 +18,7 @@ from helpers.studies import load_study
 
 from gendeg.diffusion import GenDegModel, generate
 from gendeg.diffusion.latent_cache import LatentCache, applies, cache_key
-from gendeg.diffusion.random_sd import write_random_stable_diffusion
+from helpers.random_sd import write_random_stable_diffusion
 from gendeg.runtime.speed import AutocastForward, apply_unet_speedups, memory_model, plan_batch
 from gendeg.runtime.training import TrainSettings, step_generator, train
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gendeg.measure.mu_calibration import MuCalibration, conditioning_grid, fit_mu_calibration
+from gendeg.synthesis.mu_calibration import MuCalibration, conditioning_grid, fit_mu_calibration
 
 
 def test_grid_spans_half_the_low_to_one_and_a_half_the_high_requests():

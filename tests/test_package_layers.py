@@ -6,8 +6,8 @@ from pathlib import Path
 
 import gendeg
 
-LAYERS = ["runtime", "degradations", "intensity", "measure", "restorers", "data", "diffusion", "pipeline",
-          "stages", "cli"]
+LAYERS = ["runtime", "degradations", "intensity", "measure", "restorers", "data", "diffusion", "synthesis",
+          "pipeline", "stages", "cli"]
 PACKAGE = Path(gendeg.__file__).parent
 
 

@@ -148,8 +148,7 @@ def test_two_processes_build_the_latent_cache_once_and_read_the_same_file(tmp_pa
     """Under `accelerate launch` (here torchrun with two CPU processes over gloo) the main process
     encodes, the other waits, and both train from one file: no race on a shared `.partial`."""
     from helpers.paper_gendeg import random_pairs
-
-    from gendeg.diffusion.random_sd import write_random_stable_diffusion
+    from helpers.random_sd import write_random_stable_diffusion
 
     sd = write_random_stable_diffusion(tmp_path / "sd", "tiny")
     random_pairs(5, 32, tmp_path / "pairs").frame.to_csv(tmp_path / "pairs.csv", index=False)

@@ -22,7 +22,7 @@ from test_paper_preset import paper_config, paper_model, paper_preset
 
 from gendeg.data.pairs import PairBank, load_image, load_square
 from gendeg.diffusion import GenDegModel, merge_config
-from gendeg.diffusion.random_sd import write_random_stable_diffusion
+from helpers.random_sd import write_random_stable_diffusion
 from gendeg.diffusion.structure_correction import StructureCorrection
 from gendeg.intensity.definition import mu_sigma
 from gendeg.pipeline.config import resolve, stage_config

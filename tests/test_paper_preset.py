@@ -1,7 +1,7 @@
 """The paper preset end to end on a tiny, randomly initialised Stable Diffusion folder.
 
 Every setting comes from params.yaml's `paper` preset as gendeg.pipeline.config.load_params resolves
-it (the stages' own path), so an edit there is what these tests run.  The folder (`gendeg.diffusion.random_sd`) is in diffusers layout (unet/, vae/, text_encoder/,
+it (the stages' own path), so an edit there is what these tests run.  The folder (`tests/helpers/random_sd.py`) is in diffusers layout (unet/, vae/, text_encoder/,
 tokenizer/, scheduler/, model_index.json), with a real CLIPTokenizer over a vocab.json and
 merges.txt written offline, so GenDegModel goes through exactly the code a user's SD v1.5
 folder goes through -- only smaller.  No download.
@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from gendeg.diffusion import PAPER_CONFIG, GenDegModel, build_prompt, build_prompts, generate, training_loss
 from gendeg.diffusion.model import SD_FOLDER_PLACEHOLDER
-from gendeg.diffusion.random_sd import ARCHITECTURES, write_random_stable_diffusion
+from helpers.random_sd import ARCHITECTURES, write_random_stable_diffusion
 from gendeg.pipeline.config import load_params
 from gendeg.stages.train_gendeg import gendeg_optimizer
 

@@ -20,12 +20,12 @@ import torch
 from conftest import needs_torchvision, stage_workspace, tree_digest
 from PIL import Image
 
-from gendeg.data.colour_range import ColourRange, constrain_colour
+from gendeg.synthesis.colour_range import ColourRange, constrain_colour
 from gendeg.data.images import read_image
 from gendeg.data.ingest import IngestError
 from gendeg.data.manifest import GENDS_COLUMNS, read_manifest
 from gendeg.data.pairs import PairBank, load_square
-from gendeg.measure.mu_calibration import MuCalibration
+from gendeg.synthesis.mu_calibration import MuCalibration
 from gendeg.pipeline.config import stage_config
 from gendeg.stages import train_gendeg as train_gendeg_stage
 from gendeg.stages.evaluate import evaluate

@@ -1,8 +1,9 @@
 """GenDeg: diffusion-based degradation synthesis for all-in-one image restoration.
 
 Subpackages, lowest first (each imports only from those before it): runtime (plumbing),
-degradations, intensity, measure, restorers, data, diffusion (GenDeg), pipeline (params,
-orchestration, MLflow tracking), stages (one module per DAG stage), then cli."""
+degradations, intensity, measure, restorers, data, diffusion (GenDeg), synthesis (the steps
+around GenDeg's sampler), pipeline (the stage table, params, orchestration, MLflow tracking),
+stages (one module per DAG stage), then cli."""
 
 from pathlib import Path
 

@@ -13,7 +13,7 @@ the shard count, and so are its bytes (`merge` puts the shards back together).
 
 With `synthesis.calibration.enabled`, the job first measures how the model's realised μ
 follows the conditioning μ on a few of its own images and sends each request as the
-conditioning that realises it (gendeg.measure.mu_calibration).
+conditioning that realises it (gendeg.synthesis.mu_calibration).
 
 Output folder (one per shard): images/<index>.png (<index>: the sample's place in its
 degradation), targets/<index>.png (the clean image exactly as the generator saw it -- resized and
@@ -25,7 +25,7 @@ the *realised* intensity of each output, requested_mu/requested_sigma what was a
 conditioning_mu/conditioning_sigma what GenDeg was given, and with sample_seed they
 regenerate the sample on its own), when calibrated, calibration.json (the measured
 curve) and, with `synthesis.colour_range`, colour_range.json (the real pairs' gain bounds
-each output was held to, gendeg.data.colour_range).  With `synthesis.oracle: true`, also
+each output was held to, gendeg.synthesis.colour_range).  With `synthesis.oracle: true`, also
 oracle/<index>.png and oracle.csv: the same clean images and requested intensities degraded
 by the built-in physics generator (gendeg.data.oracle), for the `oracle` training set.
 Finished images are moved, not copied, from the work folder into the output.
@@ -45,7 +45,7 @@ import torch
 from PIL import Image
 
 from gendeg import DEGRADATIONS
-from gendeg.data.colour_range import ColourRange, constrain_colour, fit_colour_range
+from gendeg.synthesis.colour_range import ColourRange, constrain_colour, fit_colour_range
 from gendeg.data.images import to_array, write_png
 from gendeg.data.manifest import make_frame, phrases_for, read_manifest, write_manifest
 from gendeg.data.oracle import oracle_degrade
@@ -57,7 +57,7 @@ from gendeg.diffusion.text import prompt_captions
 from gendeg.intensity.definition import mu_sigma
 from gendeg.intensity.sampler import IntensitySampler
 from gendeg.intensity.stats import load_intensity_stats
-from gendeg.measure.mu_calibration import (
+from gendeg.synthesis.mu_calibration import (
     MuCalibration,
     conditioning_for_requests,
     conditioning_grid,
