@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11, no GPU):
 #   make run    installs everything and runs the whole pipeline on the built-in default
 #   make test   installs everything plus the test tools and runs the test suite
+#   make unit   the fast subset, tests/unit (under two minutes on 2 cores); tests/pipeline runs stages and pipelines
 #   make full   the paper's full comparison (3 architectures x 4 training sets + scaling curve):
 #               rewrites three keys of params.yaml (`gendeg comparison default` puts them back)
 PYTHON ?= python3.11
@@ -9,7 +10,7 @@ BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install run full repro test benchmarks mlflow-ui clean ood-photos
+.PHONY: install run full repro test unit benchmarks mlflow-ui clean ood-photos
 
 $(VENV)/.installed: pyproject.toml envs/requirements.txt envs/constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -32,6 +33,9 @@ repro: install
 
 test: install
 	pytest -q
+
+unit: install
+	pytest -q tests/unit
 
 benchmarks: install
 	python benchmarks/pipeline_time.py

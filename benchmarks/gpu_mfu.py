@@ -28,7 +28,7 @@ channels-last and compiled UNet; bf16 samples are compared with fp32 ones from t
 Records the card, driver, CUDA and torch versions, the commit (git, or GENDEG_COMMIT when
 the tree has no .git), a hash of the source files, settings and the thread count.  Writes
 `--out` after every variant, so a run cut short keeps what it measured.  On a CPU run with
-`--architecture tiny` at a small size this is the script's test (tests/test_gpu_speed.py).
+`--architecture tiny` at a small size this is the script's test (tests/unit/test_gpu_speed.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ The first line names the files the numbers come from; the function registered un
 (one short function per table, `@table(NAME, FILE, ...)`) builds the rows from those files.
 
     python docs/tables.py            rewrite every block in place
-    python docs/tables.py --check    exit 1 naming each stale block (tests/test_docs_tables.py)
+    python docs/tables.py --check    exit 1 naming each stale block (tests/unit/test_docs_tables.py)
 """
 from __future__ import annotations
 

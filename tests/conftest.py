@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated MLflow store, one torch thread, the smoke configuration."""
+"""Shared fixtures: an isolated MLflow store, one torch thread, the smoke configuration; the `pipeline` marker."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ from helpers.project_copy import commit_all, copy_worktree, select_preset
 ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
+PIPELINE_TESTS = Path(__file__).resolve().parent / "pipeline"
+
+
+def pytest_collection_modifyitems(items):
+    """tests/pipeline/ (stages end to end, pipelines, launchers) is marked `pipeline`: `pytest tests/unit`
+    or `pytest -m "not pipeline"` is the fast subset."""
+    for item in items:
+        if PIPELINE_TESTS in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.pipeline)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -12,7 +12,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # The degradations, the one list of them: a position here is the degradation id GenDeg is conditioned
 # on.  Every other list derives from it; workflow/schemas/params.schema.yaml's enums repeat it as the
-# data contract (tests/test_degradations.py checks they agree).
+# data contract (tests/unit/test_degradations.py checks they agree).
 DEGRADATIONS = ("haze", "rain", "snow", "motion_blur", "low_light", "raindrop")
 
 # The prompt phrase the paper appends to a caption for each degradation.

@@ -100,7 +100,7 @@ DEFAULT_CONFIG: dict = {
 }
 
 
-# A copy of params.yaml's presets.paper.gendeg.model for benchmarks/gpu_throughput.py (tests/test_paper_preset.py
+# A copy of params.yaml's presets.paper.gendeg.model for benchmarks/gpu_throughput.py (tests/pipeline/test_paper_preset.py
 # checks the two agree); to go once that benchmark reads the preset as benchmarks/gpu_mfu.py does.
 SD_FOLDER_PLACEHOLDER = "/path/to/stable-diffusion-v1-5"
 PAPER_CONFIG: dict = {

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, stage_workspace, tree_digest
-from test_diffusion import TINY  # a tiny random GenDeg: the shard arithmetic needs no trained model
+from helpers.presets import TINY_GENDEG as TINY  # a tiny random GenDeg: the shard arithmetic needs no trained model
 
 from gendeg.cli import main
 from gendeg.diffusion import GenDegModel

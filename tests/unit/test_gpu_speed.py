@@ -23,7 +23,7 @@ from gendeg.runtime.speed import AutocastForward, apply_unet_speedups, memory_mo
 from gendeg.runtime.training import TrainSettings, step_generator, train
 from gendeg.stages.train_gendeg import gendeg_loss, gendeg_optimizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 gpu_mfu = load_study("gpu_mfu")
 
 SIZE = 32

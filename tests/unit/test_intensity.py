@@ -51,7 +51,7 @@ def _released_dir() -> Path:
         from gendeg.data.reference import released_stats_dir
         return released_stats_dir()
     except (ImportError, FileNotFoundError):
-        return Path(__file__).resolve().parents[1] / "reference" / "gendeg-intensity-stats"
+        return Path(__file__).resolve().parents[2] / "reference" / "gendeg-intensity-stats"
 
 
 RELEASED = _released_dir()

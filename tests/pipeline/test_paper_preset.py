@@ -30,7 +30,7 @@ from gendeg.stages.train_gendeg import gendeg_optimizer
 torch.set_num_threads(1)
 
 TOKEN_DIM = ARCHITECTURES["tiny"]["text"]["hidden_size"]
-PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 
 @functools.cache

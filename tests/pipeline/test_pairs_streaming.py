@@ -19,7 +19,7 @@ from gendeg import DEGRADATIONS
 from gendeg.data import pairs as pairs_module
 from gendeg.data.pairs import PairBank, load_square
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_pairs(directory: Path, sizes: list[tuple[int, int]]) -> pd.DataFrame:

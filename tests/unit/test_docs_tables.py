@@ -6,7 +6,7 @@ a block that differs is stale (fix: `python docs/tables.py`). Reads JSON only: n
 import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_tables():

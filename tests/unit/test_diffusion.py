@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from diffusers.training_utils import compute_snr
-from test_restorers import preset_params
+from helpers.presets import TINY_GENDEG, preset_params
 
 from gendeg.diffusion import (
     GenDegModel,
@@ -27,17 +27,9 @@ from gendeg.intensity.definition import NULL_SLOT, bin_index
 
 torch.set_num_threads(1)
 
-# The CPU default's settings from params.yaml (which alone states route, prediction_type, ...), a smaller UNet.
 DEFAULT_MODEL = preset_params()["gendeg"]["model"]
 DROPOUT = preset_params()["gendeg"]["train"]["dropout"]  # the condition dropout: params.yaml states it
-TINY = {
-    **DEFAULT_MODEL,
-    "unet": {"block_out_channels": [16, 32], "attention_levels": [False, True], "cross_attention_dim": 16,
-             "attention_head_dim": 8, "norm_num_groups": 8, "layers_per_block": 1},
-    "n_tokens": 2,
-    "class_embedding_dim": 16,
-    "noise_schedule": {"num_train_timesteps": 100},
-}
+TINY = TINY_GENDEG
 
 
 def tiny_model(**overrides) -> GenDegModel:

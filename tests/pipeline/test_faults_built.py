@@ -176,7 +176,7 @@ def test_user_entries_prepare_would_refuse_fail_the_dry_run(tmp_path):
     from gendeg.pipeline.config import ConfigError, check_user_data, load_params
 
     (tmp_path / "user" / "haze").mkdir(parents=True)
-    resolved = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    resolved = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
     resolved["data"]["source"] = "user"
     resolved["degradations"] = ["haze"]
     resolved["data"]["user"] = yaml.safe_load(f"""

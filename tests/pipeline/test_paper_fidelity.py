@@ -17,7 +17,7 @@ import torch
 import yaml
 from conftest import stage_workspace
 from PIL import Image
-from test_diffusion import TINY
+from helpers.presets import TINY_GENDEG as TINY
 from test_paper_preset import paper_config, paper_model, paper_preset
 
 from gendeg.data.pairs import PairBank, load_image, load_square
@@ -33,7 +33,7 @@ from gendeg.stages import synthesize as synthesis_stage
 from gendeg.stages import train_structure_correction as correction_stage
 
 torch.set_num_threads(1)
-PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 
 def default_params() -> dict:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.presets import preset_params
 from safetensors.torch import save_file
 
-from gendeg.pipeline.config import resolve
 from gendeg.restorers import (
     DEFAULTS,
     REQUIRED,
@@ -25,22 +23,6 @@ from gendeg.restorers import (
 torch.set_num_threads(1)
 
 ARCHS = ["nafnet", "promptir", "swin"]
-PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-
-
-@functools.cache
-def _preset(name: str) -> dict:
-    import yaml
-
-    return resolve({**yaml.safe_load(PARAMS.read_text()), "preset": name}, f"{PARAMS} (preset {name})")
-
-
-def preset_params(name: str = "default") -> dict:
-    """params.yaml with preset `name` applied, as the stages read it: the one statement of the settings
-    the code has no default for (a fresh copy: callers may change it)."""
-    return copy.deepcopy(_preset(name))
-
-
 def default_model(arch: str) -> dict:
     """The CPU default restorer: the default preset's restorer.model.<arch>, the rest from DEFAULTS."""
     return {"arch": arch, **preset_params()["restorer"]["model"][arch]}
