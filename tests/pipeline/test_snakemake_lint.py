@@ -1,4 +1,4 @@
-"""`snakemake --lint` reports only the lints docs/snakemake-lint.md justifies (issue 26 item 4)."""
+"""`snakemake --lint` reports only the lints docs/snakemake-lint.md justifies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`gendeg <stage> --help`: a description, every option explained, one example (issue 26 item 5)."""
+"""`gendeg <stage> --help`: a description, every option explained, one example."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Snakemake's end-of-run hook used to decide which DVC stages to record in dvc.lock from what
 Snakemake thought up to date; it re-vouched outputs damaged outside any job, and a touch spelled
-in a way it did not recognise committed models never retrained (issue 27).  Now the `gendeg`
+in a way it did not recognise committed models never retrained.  Now the `gendeg`
 job wrapper (both orchestrators run it) writes `.gendeg/built/<output>.json` after the stage
 returns: each output's files (relative path, size, modification time, MD5) and when the job started.
 The hook records a stage only when a record says a job built every output, the outputs are still
