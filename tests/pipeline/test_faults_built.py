@@ -251,3 +251,25 @@ def test_a_dependency_rewritten_with_the_same_bytes_still_vouches(tmp_path):
     assert built.vouched(["model"], ["pairs.csv"], tmp_path) is None
     (tmp_path / "pairs.csv").write_text("a,c\n")  # new bytes: the model was not built from them
     assert built.vouched(["model"], ["pairs.csv"], tmp_path) == "pairs.csv changed after the job started"
+
+
+def test_recording_in_dvc_lock_leaves_every_output_file_as_it_was(tmp_path):
+    """`dvc commit` re-copied file outputs from its cache (new modification time): after `dvc repro`, a
+    following `snakemake` found the pairs list newer than the restorer trained on it and retrained."""
+    import time
+
+    from gendeg.pipeline import built
+    from gendeg.pipeline.orchestration import commit_to_dvc
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  pairs:\n    cmd: echo a > pairs.csv\n    outs:\n      - pairs.csv\n")
+    (tmp_path / "pairs.csv").write_text("a\n")
+    built.record(["pairs.csv"], time.time_ns(), ["gendeg", "select-pairs"], tmp_path)
+    before = (tmp_path / "pairs.csv").stat()
+    time.sleep(0.01)
+    committed, skipped = commit_to_dvc(tmp_path)
+    assert committed == ["pairs"] and not skipped
+    after = (tmp_path / "pairs.csv").stat()
+    assert (after.st_mtime_ns, after.st_ino) == (before.st_mtime_ns, before.st_ino)
+    assert "pairs.csv" in (tmp_path / "dvc.lock").read_text()

@@ -362,11 +362,14 @@ def commit_to_dvc(root: str | Path = ".") -> tuple[list[str], dict[str, str]]:
     """Record in dvc.lock the stages a job built from their current inputs; return (committed, {skipped: why})."""
     commit, skip = stages_to_commit(root)
     if commit:
-        done = subprocess.run([str(Path(sys.executable).parent / "dvc"), "commit", "--force", *commit], cwd=root,
-                              capture_output=True, text=True)
+        # --no-relink: DVC would otherwise re-copy every output from its cache, giving a file output a new
+        # time after the job downstream of it ran; Snakemake, with no checksum of its own for a file DVC
+        # built, then calls the input updated and retrains (a run after `dvc repro`).
+        done = subprocess.run([str(Path(sys.executable).parent / "dvc"), "commit", "--force", "--no-relink", *commit],
+                              cwd=root, capture_output=True, text=True)
         if done.returncode != 0:
             reason = (done.stderr + done.stdout).strip() or f"exit status {done.returncode}, no output"
-            raise DvcCommitError(f"`dvc commit --force {' '.join(commit)}` failed; dvc.lock is not in step "
+            raise DvcCommitError(f"`dvc commit --force --no-relink {' '.join(commit)}` failed; dvc.lock is not in step "
                                  f"with Snakemake's outputs:\n{reason}")
     return commit, skip
 
