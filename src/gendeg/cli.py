@@ -1,7 +1,8 @@
 """`gendeg <stage> ...`: the one entry point Snakemake rules and DVC stages call.
 
-Each subcommand reads its resolved stage config (resolved_params/<stage>.json), takes its
-input and output paths as arguments, and calls one stage function.  Nothing else.
+Each stage subcommand is made from the stage table (gendeg.pipeline.stage_table): it reads its
+resolved stage config (resolved_params/<stage>.json), takes its input and output paths as
+arguments, and calls one stage function.  Nothing else.
 """
 
 from __future__ import annotations
